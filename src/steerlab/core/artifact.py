@@ -1,0 +1,182 @@
+"""Artifacts: a steering result as a directory of JSON + safetensors.
+
+Layout of an artifact directory::
+
+    steer_config.json          method, format/library version, base model fingerprint,
+                               hyper-parameters, provenance, eval card
+    steer_weights.safetensors  every tensor the method needs
+
+Nothing is pickled and nothing is loaded with ``torch.load``: a downloaded artifact can hold data,
+never code. Saves are atomic (a temporary sibling directory renamed into place).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from steerlab._version import __version__
+from steerlab.core.atomic import atomic_dir
+from steerlab.core.fingerprint import ModelFingerprint
+from steerlab.core.registry import Registry
+from steerlab.errors import ArtifactError
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "steer_config.json"
+WEIGHTS_NAME = "steer_weights.safetensors"
+
+A = TypeVar("A", bound="Artifact")
+
+ARTIFACTS: Registry[type[Artifact]] = Registry("steering method")
+
+
+class Artifact(ABC):
+    """Base class of every method's result. Subclasses are registered by ``method`` name."""
+
+    method: ClassVar[str]
+    model: ModelFingerprint | None
+    meta: dict[str, Any]
+
+    @abstractmethod
+    def to_state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
+        """(JSON-able hyper-parameters, named tensors) that fully describe the artifact."""
+
+    @classmethod
+    @abstractmethod
+    def from_state(
+        cls: type[A],
+        config: dict[str, Any],
+        tensors: dict[str, Tensor],
+        model: ModelFingerprint | None,
+        meta: dict[str, Any],
+    ) -> A:
+        """Rebuild an artifact from what :meth:`to_state` returned."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "method" in cls.__dict__:
+            ARTIFACTS.register(cls.method, cls)
+
+    @property
+    def name(self) -> str:
+        """A human label (from meta, else the method name)."""
+        return str(self.meta.get("name") or self.method)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the artifact directory atomically; returns its path."""
+        return save_artifact(self, path)
+
+    def check_tensors(self) -> None:
+        """Raise :class:`ArtifactError` if any tensor holds NaN or inf."""
+        _, tensors = self.to_state()
+        for key, t in tensors.items():
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise ArtifactError(f"tensor {key!r} of {self.name!r} contains NaN or inf values")
+
+
+def save_artifact(artifact: Artifact, path: str | Path) -> Path:
+    """Write ``artifact`` to directory ``path`` (replacing it atomically if it exists)."""
+    artifact.check_tensors()
+    config, tensors = artifact.to_state()
+    doc = {
+        "format_version": FORMAT_VERSION,
+        "library": "steerlab",
+        "library_version": __version__,
+        "method": artifact.method,
+        "name": artifact.meta.get("name"),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "model": artifact.model.to_dict() if artifact.model else None,
+        "config": config,
+        "tensors": {k: list(v.shape) for k, v in tensors.items()},
+        "provenance": artifact.meta.get("provenance", {}),
+        "eval_card": artifact.meta.get("eval_card", {}),
+    }
+    target = Path(path)
+    with atomic_dir(target) as tmp:
+        (tmp / CONFIG_NAME).write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
+        contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        save_file(contiguous, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+    return target
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """Read and check ``steer_config.json`` of an artifact directory."""
+    root = Path(path)
+    if not root.is_dir():
+        raise ArtifactError(f"{root} is not an artifact directory (no such directory)")
+    cfg_path = root / CONFIG_NAME
+    if not cfg_path.is_file():
+        raise ArtifactError(f"{root} is not an artifact directory: {CONFIG_NAME} is missing")
+    try:
+        doc = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ArtifactError(f"{cfg_path} is not valid JSON: {e}") from None
+    if not isinstance(doc, dict) or "method" not in doc or "config" not in doc:
+        raise ArtifactError(f"{cfg_path} lacks the 'method' / 'config' fields of a steerlab artifact")
+    version = doc.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ArtifactError(
+            f"{cfg_path} has format_version {version!r}; this steerlab ({__version__}) reads up to "
+            f"{FORMAT_VERSION}. Upgrade steerlab."
+        )
+    return doc
+
+
+def load_artifact(path: str | Path) -> Artifact:
+    """Load any registered method's artifact from a directory."""
+    import steerlab.methods  # noqa: F401  (registers every built-in method)
+
+    root = Path(path)
+    doc = read_config(root)
+    cls = ARTIFACTS.get(doc["method"])
+    weights = root / WEIGHTS_NAME
+    if not weights.is_file():
+        raise ArtifactError(f"{root}: {WEIGHTS_NAME} is missing")
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ArtifactError(f"{weights} is corrupt or truncated: {e}") from None
+    model = ModelFingerprint.from_dict(doc["model"]) if doc.get("model") else None
+    meta = {
+        "name": doc.get("name"),
+        "provenance": doc.get("provenance", {}),
+        "eval_card": doc.get("eval_card", {}),
+        "created": doc.get("created"),
+        "library_version": doc.get("library_version"),
+    }
+    try:
+        artifact = cls.from_state(doc["config"], tensors, model, meta)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ArtifactError(f"{root}: config and weights do not match ({e})") from None
+    artifact.check_tensors()
+    return artifact
+
+
+def update_eval_card(path: str | Path, card: dict[str, Any]) -> None:
+    """Merge ``card`` into the eval card of a saved artifact (atomic rewrite of the JSON)."""
+    from steerlab.core.atomic import atomic_file
+
+    root = Path(path)
+    doc = read_config(root)
+    doc.setdefault("eval_card", {}).update(card)
+    with atomic_file(root / CONFIG_NAME) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -1,0 +1,250 @@
+"""The one interface every steering method implements, and the functions that apply them.
+
+A method is a :class:`Steerer` subclass registered by name plus an :class:`~steerlab.core.artifact.Artifact`
+subclass. Users hold artifacts; to steer they wrap them in :class:`Steer` (artifact + strength +
+per-application options) and call :func:`apply` (a context manager) or pass them to
+:func:`steerlab.generate`, possibly a different list per batch row.
+
+Applying is split in two so a failure can never leave a model half-patched:
+``Steerer.validate`` checks every application first, then ``Steerer.install`` registers hooks
+into one :class:`~steerlab.core.hooks.HookSet`; if anything raises, everything installed so far is
+removed before the error propagates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Union
+
+import torch
+from torch import Tensor
+
+from steerlab.core.artifact import Artifact
+from steerlab.core.hooks import HookSet
+from steerlab.core.positions import PositionTracker
+from steerlab.core.registry import Registry
+from steerlab.errors import SteerlabError
+
+if TYPE_CHECKING:
+    from steerlab.models.loading import LoadedModel
+
+
+@dataclass(frozen=True)
+class Steer:
+    """One artifact applied with a strength and method-specific options (layers, positions, ...)."""
+
+    artifact: Artifact
+    strength: float = 1.0
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.artifact, Artifact):
+            raise SteerlabError(f"Steer needs an artifact, got {type(self.artifact).__name__}")
+        s = float(self.strength)
+        if s != s or s in (float("inf"), float("-inf")):
+            raise SteerlabError(f"strength must be a finite number, got {self.strength!r}")
+
+
+SteerLike = Union[Artifact, Steer]
+RowSteering = Union[None, SteerLike, Sequence[SteerLike]]
+"""What one row gets: nothing, one steer, or several composed (a tuple or list of steers)."""
+
+
+@dataclass
+class Application:
+    """One (artifact, options) pair applied to a batch; ``strengths`` holds each row's strength."""
+
+    artifact: Artifact
+    options: Any  # the method's options dataclass instance
+    strengths: Tensor  # (B,) float32; 0.0 for rows that do not use this artifact
+
+
+class Steerer(ABC):
+    """Base class of a steering method. Subclasses set ``name``, ``artifact_cls``, ``options_cls``."""
+
+    name: ClassVar[str]
+    artifact_cls: ClassVar[type[Artifact]]
+    options_cls: ClassVar[type[Any]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            METHODS.register(cls.name, cls)
+
+    @abstractmethod
+    def fit(self, lm: LoadedModel, data: Any, **config: Any) -> Artifact:
+        """Learn an artifact for ``lm`` from ``data``."""
+
+    @abstractmethod
+    def install(
+        self, lm: LoadedModel, apps: Sequence[Application], hooks: HookSet, tracker: PositionTracker
+    ) -> None:
+        """Register this method's hooks for ``apps`` into ``hooks`` (after :meth:`validate`)."""
+
+    def validate(self, lm: LoadedModel, app: Application, *, allow_mismatch: bool = False) -> None:
+        """Raise before anything is installed if ``app`` cannot run on ``lm``."""
+        if app.artifact.model is not None:
+            app.artifact.model.check(lm.fingerprint, allow_mismatch=allow_mismatch)
+
+    def rewrite_prompt(self, prompt: str, artifact: Artifact, strength: float, options: Any) -> str:
+        """Methods that steer through the prompt (SteerLM) rewrite it here; default: unchanged."""
+        return prompt
+
+    def parse_options(self, options: Mapping[str, Any]) -> Any:
+        """Build the options dataclass, rejecting unknown keys with a did-you-mean hint."""
+        known = {f.name for f in dataclasses.fields(self.options_cls)}
+        for key in options:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise SteerlabError(
+                    f"unknown option {key!r} for method {self.name!r}.{hint} "
+                    f"Known: {', '.join(sorted(known))}."
+                )
+        return self.options_cls(**options)
+
+
+METHODS: Registry[type[Steerer]] = Registry("steering method")
+
+
+def get_steerer(method: str) -> Steerer:
+    """An instance of the registered steerer called ``method``."""
+    import steerlab.methods  # noqa: F401  (registers every built-in method)
+
+    return METHODS.get(method)()
+
+
+def as_steer(x: SteerLike) -> Steer:
+    """Wrap a bare artifact as a strength-1 :class:`Steer`."""
+    if isinstance(x, Steer):
+        return x
+    if isinstance(x, Artifact):
+        return Steer(x)
+    raise SteerlabError(f"expected an artifact or Steer, got {type(x).__name__}")
+
+
+def row_steers(row: RowSteering) -> list[Steer]:
+    """Normalise one row's steering to a list of :class:`Steer`."""
+    if row is None:
+        return []
+    if isinstance(row, (Artifact, Steer)):
+        return [as_steer(row)]
+    if isinstance(row, (list, tuple)):
+        return [as_steer(x) for x in row]
+    raise SteerlabError(f"cannot steer with a {type(row).__name__}")
+
+
+def per_row(steering: Any, batch: int) -> list[list[Steer]]:
+    """Expand generate()'s ``steering`` argument to one list of steers per row.
+
+    A ``list`` means one entry per row (each None, a steer, or a tuple/list of steers to compose);
+    anything else (one steer, or a ``tuple`` of steers to compose) applies to every row.
+    """
+    if isinstance(steering, list):
+        if len(steering) != batch:
+            raise SteerlabError(
+                f"per-row steering has {len(steering)} entries for {batch} prompts; "
+                "pass one entry per prompt, or a tuple to compose steers for every row"
+            )
+        return [row_steers(r) for r in steering]
+    shared = row_steers(steering)
+    return [shared for _ in range(batch)]
+
+
+def plan(rows: Sequence[Sequence[Steer]]) -> list[tuple[Steerer, Application]]:
+    """Group per-row steers into one :class:`Application` per distinct (artifact, options)."""
+    batch = len(rows)
+    groups: dict[tuple[int, str], tuple[Steerer, Application]] = {}
+    steerers: dict[str, Steerer] = {}
+    for b, steers in enumerate(rows):
+        for st in steers:
+            method = st.artifact.method
+            steerer = steerers.setdefault(method, get_steerer(method))
+            key = (id(st.artifact), repr(sorted(st.options.items())))
+            if key not in groups:
+                opts = steerer.parse_options(st.options)
+                groups[key] = (steerer, Application(st.artifact, opts, torch.zeros(batch)))
+            groups[key][1].strengths[b] += float(st.strength)
+    return list(groups.values())
+
+
+class SteeringHandle:
+    """What :func:`patch` returns: call :meth:`remove` (idempotent) to restore the model."""
+
+    def __init__(self, hooks: HookSet) -> None:
+        self._hooks = hooks
+
+    @property
+    def active(self) -> bool:
+        return not self._hooks.removed
+
+    def remove(self) -> None:
+        self._hooks.remove()
+
+    def __enter__(self) -> SteeringHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
+def patch(
+    lm: LoadedModel, steering: Any, *, batch_size: int = 1, allow_mismatch: bool = False
+) -> SteeringHandle:
+    """Install steering on ``lm`` and return a handle; all or nothing.
+
+    ``steering`` is as for :func:`per_row`. With ``batch_size=1`` and shared steering, strengths
+    broadcast over any batch size.
+    """
+    rows = per_row(steering, batch_size)
+    planned = plan(rows)
+    for steerer, app in planned:
+        steerer.validate(lm, app, allow_mismatch=allow_mismatch)
+    hooks = HookSet()
+    try:
+        tracker = PositionTracker()
+        tracker.install(lm.base, hooks)
+        by_method: dict[str, tuple[Steerer, list[Application]]] = {}
+        for steerer, app in planned:
+            by_method.setdefault(steerer.name, (steerer, []))[1].append(app)
+        for steerer, apps in by_method.values():
+            steerer.install(lm, apps, hooks, tracker)
+    except BaseException:
+        hooks.remove()
+        raise
+    return SteeringHandle(hooks)
+
+
+@contextmanager
+def apply(
+    lm: LoadedModel, *steering: SteerLike, allow_mismatch: bool = False
+) -> Iterator[SteeringHandle]:
+    """Steer ``lm`` inside a ``with`` block; the model is restored exactly on exit, even on error.
+
+    Several steers compose; contexts nest. Example::
+
+        with steerlab.apply(lm, Steer(vec, 4.0, {"layers": [12]})):
+            print(steerlab.generate(lm, ["The weather today"]))
+    """
+    handle = patch(lm, tuple(steering), allow_mismatch=allow_mismatch)
+    try:
+        yield handle
+    finally:
+        handle.remove()
+
+
+def rewrite_prompts(prompts: Sequence[str], rows: Sequence[Sequence[Steer]]) -> list[str]:
+    """Let prompt-steering methods rewrite each row's prompt (identity for hook-only methods)."""
+    out = []
+    for prompt, steers in zip(prompts, rows):
+        for st in steers:
+            steerer = get_steerer(st.artifact.method)
+            opts = steerer.parse_options(st.options)
+            prompt = steerer.rewrite_prompt(prompt, st.artifact, float(st.strength), opts)
+        out.append(prompt)
+    return out

@@ -1,0 +1,120 @@
+"""Batched generation where every row may carry its own steering.
+
+``generate(lm, prompts, steering=...)``: ``steering`` is one spec for all rows (a steer, or a
+tuple of steers to compose) or a ``list`` with one entry per prompt (None, a steer, or a tuple).
+Rows are left-padded into one batch; steering hooks read each row's strengths and real token
+positions, so row i's output equals generating row i alone with its spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from steerlab.core.steerer import patch, per_row, rewrite_prompts
+from steerlab.errors import SteerlabError
+from steerlab.models.loading import LoadedModel
+from steerlab.progress import progress_bar
+
+
+def format_prompt(lm: LoadedModel, prompt: str, *, chat: bool, system: str | None = None) -> str:
+    """Apply the model's chat template (as one user turn) when ``chat`` is set."""
+    if not chat:
+        return prompt
+    if not getattr(lm.tokenizer, "chat_template", None):
+        raise SteerlabError(f"{lm.name} has no chat template; generate with chat=False")
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": prompt}]
+    return str(lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+
+
+def generate(
+    lm: LoadedModel,
+    prompts: str | Sequence[str],
+    steering: Any = None,
+    *,
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    seed: int | None = None,
+    chat: bool = False,
+    system: str | None = None,
+    stop: Sequence[str] | None = None,
+    batch_size: int = 32,
+    allow_mismatch: bool = False,
+    progress: bool = True,
+) -> list[str]:
+    """Continue each prompt; returns the new text of each row (prompt excluded).
+
+    ``temperature=0`` is greedy decoding; otherwise sampling with ``top_p`` / ``top_k``
+    (0 disables top-k) from ``seed``. ``stop`` strings end a row and are cut from its text.
+    """
+    single = isinstance(prompts, str)
+    prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
+    if not prompt_list:
+        return []
+    if max_new_tokens < 1:
+        raise SteerlabError("max_new_tokens must be >= 1")
+    if temperature < 0 or not 0 < top_p <= 1:
+        raise SteerlabError("temperature must be >= 0 and top_p in (0, 1]")
+    rows = per_row(steering, len(prompt_list))
+    texts = [format_prompt(lm, p, chat=chat, system=system) for p in rewrite_prompts(prompt_list, rows)]
+    outputs: list[str] = []
+    with progress_bar(len(texts), "generating") if progress else _null() as advance:
+        for start in range(0, len(texts), batch_size):
+            idx = range(start, min(start + batch_size, len(texts)))
+            chunk_rows = [rows[i] for i in idx]
+            shared = all(r is chunk_rows[0] for r in chunk_rows)
+            steer_arg = tuple(chunk_rows[0]) if shared else [tuple(r) for r in chunk_rows]
+            if seed is not None:
+                torch.manual_seed(seed + start)
+            handle = patch(lm, steer_arg, batch_size=1 if shared else len(chunk_rows),
+                           allow_mismatch=allow_mismatch)
+            try:
+                outputs += _generate_chunk(lm, [texts[i] for i in idx], max_new_tokens=max_new_tokens,
+                                           temperature=temperature, top_p=top_p, top_k=top_k,
+                                           stop=stop, chat=chat)
+            finally:
+                handle.remove()
+            advance(len(idx))
+    return outputs[:1] if single else outputs
+
+
+def _generate_chunk(lm: LoadedModel, texts: list[str], *, max_new_tokens: int, temperature: float,
+                    top_p: float, top_k: int, stop: Sequence[str] | None, chat: bool) -> list[str]:
+    tok = lm.tokenizer
+    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=not chat).to(lm.device)
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": max_new_tokens,
+        "pad_token_id": tok.pad_token_id,
+        "do_sample": temperature > 0,
+    }
+    if temperature > 0:
+        kwargs.update(temperature=temperature, top_p=top_p, top_k=top_k)
+    else:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    if stop:
+        kwargs.update(stop_strings=list(stop), tokenizer=tok)
+    with torch.no_grad():
+        out = lm.model.generate(**enc, **kwargs)  # (B, T_prompt + T_new)
+    new = out[:, enc["input_ids"].shape[1]:]
+    decoded = tok.batch_decode(new, skip_special_tokens=True)
+    return [_cut(t, stop) for t in decoded]
+
+
+def _cut(text: str, stop: Sequence[str] | None) -> str:
+    if not stop:
+        return text
+    ends = [text.find(s) for s in stop if s and s in text]
+    return text[: min(ends)] if ends else text
+
+
+class _null:
+    def __enter__(self) -> Any:
+        return lambda n: None
+
+    def __exit__(self, *a: object) -> None:
+        return None

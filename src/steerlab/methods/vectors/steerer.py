@@ -1,0 +1,205 @@
+"""Activation steering (seed 001): contrastive directions added to hidden states.
+
+``fit`` records activations of positive and negative texts at every requested layer in one pass
+and aggregates them per layer; ``install`` adds ``strength · direction`` at the chosen layers and
+token positions. Rows of a batch may carry different vectors and strengths: all ``add``
+applications at one (layer, positions) are fused into a single (B, H) delta, so a batch with 32
+different vectors costs one addition per layer, like a batch with one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from steerlab.core.hooks import HookSet, output_hidden, replace_hidden
+from steerlab.core.positions import PositionRule, PositionTracker, position_mask, validate_positions
+from steerlab.core.steerer import Application, Steerer
+from steerlab.data.pairs import ContrastSet, as_contrast
+from steerlab.errors import LayerError, SteerlabError
+from steerlab.methods.vectors.aggregators import AGGREGATORS
+from steerlab.methods.vectors.operators import OPERATORS
+from steerlab.methods.vectors.vector import SteeringVector
+from steerlab.models.layout import SITES
+from steerlab.models.loading import LoadedModel
+from steerlab.models.recording import record
+
+
+@dataclass
+class VectorOptions:
+    """Per-application knobs of a steering vector."""
+
+    layers: list[int] | None = None  # subset of the vector's layers to steer; None = all of them
+    positions: PositionRule = "all"  # "all" | "prompt" | "generated" | k (every index >= k)
+    operator: str = "add"  # "add" | "ablate" | "clamp"
+    clamp_value: float | None = None  # clamp target for h·v̂; None = the positive-set mean
+
+    def __post_init__(self) -> None:
+        validate_positions(self.positions)
+        OPERATORS.get(self.operator)
+        if self.layers is not None:
+            self.layers = [int(x) for x in self.layers]
+
+
+class VectorSteerer(Steerer):
+    """Extract and apply :class:`SteeringVector` s."""
+
+    name = "vectors"
+    artifact_cls = SteeringVector
+    options_cls = VectorOptions
+
+    def fit(self, lm: LoadedModel, data: Any, **config: Any) -> SteeringVector:
+        """See :func:`extract`."""
+        return extract(lm, data, **config)
+
+    def validate(self, lm: LoadedModel, app: Application, *, allow_mismatch: bool = False) -> None:
+        super().validate(lm, app, allow_mismatch=allow_mismatch)
+        vec: SteeringVector = app.artifact  # type: ignore[assignment]
+        opts: VectorOptions = app.options
+        if vec.hidden_size != lm.hidden_size:
+            from steerlab.errors import ModelMismatchError
+
+            raise ModelMismatchError(f"vector {vec.name!r} has size {vec.hidden_size}, model "
+                                     f"{lm.name!r} has hidden size {lm.hidden_size}")
+        lm.check_layers(vec.layers)
+        if opts.layers is not None:
+            missing = sorted(set(opts.layers) - set(vec.layers))
+            if missing:
+                raise LayerError(f"vector {vec.name!r} has no layer(s) {missing}; it has {vec.layers}")
+        if opts.operator == "clamp" and opts.clamp_value is None and not vec.meta.get("stats"):
+            raise SteerlabError("clamp needs clamp_value (this vector has no recorded projections)")
+
+    def install(self, lm: LoadedModel, apps: Sequence[Application], hooks: HookSet,
+                tracker: PositionTracker) -> None:
+        dtype, device = next(lm.model.parameters()).dtype, lm.device
+        adds: dict[tuple[int, PositionRule], Tensor] = {}  # (layer, rule) -> (B, H) fused delta
+        others: dict[int, list[tuple[Any, Tensor, Tensor, PositionRule, float]]] = defaultdict(list)
+        sites: dict[int, str] = {}
+        for app in apps:
+            vec: SteeringVector = app.artifact  # type: ignore[assignment]
+            opts: VectorOptions = app.options
+            s = app.strengths.to(device=device, dtype=dtype)  # (B,)
+            for layer in opts.layers if opts.layers is not None else vec.layers:
+                if sites.setdefault(layer, vec.site) != vec.site:
+                    raise SteerlabError(f"vectors at sites {sites[layer]!r} and {vec.site!r} on the "
+                                        f"same layer {layer}: apply them in separate contexts")
+                v = vec.directions[layer].to(device=device, dtype=dtype)  # (H,)
+                if opts.operator == "add":
+                    key = (layer, opts.positions)
+                    delta = s.unsqueeze(1) * v  # (B, H)
+                    adds[key] = adds[key] + delta if key in adds else delta
+                else:
+                    c = opts.clamp_value
+                    if c is None:
+                        c = float(vec.meta["stats"][str(layer)]["pos_proj"])
+                    op = OPERATORS.get(opts.operator)
+                    others[layer].append((op, v, s, opts.positions, float(c)))
+        by_layer: dict[int, list[tuple[PositionRule, Tensor]]] = defaultdict(list)
+        for (layer, rule), delta in adds.items():
+            by_layer[layer].append((rule, delta))
+        modules = {layer: lm.site_module(layer, site) for layer, site in sites.items()}
+        for layer, module in modules.items():
+            hooks.forward_hook(module, _make_hook(tracker, by_layer.get(layer, []), others.get(layer, [])))
+
+
+def _make_hook(tracker: PositionTracker, adds: list[tuple[PositionRule, Tensor]],
+               others: list[tuple[Any, Tensor, Tensor, PositionRule, float]]) -> Any:
+    def hook(module: Any, args: Any, output: Any) -> Any:
+        h = output_hidden(output)  # (B, T, H)
+        for rule, delta in adds:  # delta (B|1, H)
+            _check_rows(delta.shape[0], h.shape[0])
+            mask = position_mask(tracker, rule)  # (B, T) or None
+            if mask is None:
+                h = h + delta.unsqueeze(1)
+            else:
+                h = h + delta.unsqueeze(1) * mask.unsqueeze(-1).to(h.dtype)
+        for op, v, s, rule, c in others:
+            _check_rows(s.shape[0], h.shape[0])
+            mask = position_mask(tracker, rule)
+            scale = s.view(-1, 1, 1)  # (B|1, 1, 1)
+            if mask is not None:
+                scale = scale * mask.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
+            h = op(h, v, scale, c)
+        return replace_hidden(output, h)
+
+    return hook
+
+
+def _check_rows(planned: int, actual: int) -> None:
+    if planned not in (1, actual):
+        raise SteerlabError(f"steering was planned for {planned} rows but the model got a batch of {actual}")
+
+
+def extract(
+    lm: LoadedModel,
+    data: Any,
+    *,
+    layers: Sequence[int] | None = None,
+    site: str = "block",
+    read: str = "last",
+    aggregator: str = "mean_diff",
+    batch_size: int = 16,
+    max_length: int = 256,
+    name: str | None = None,
+) -> SteeringVector:
+    """Extract a steering vector from contrastive data.
+
+    Args:
+        lm: the model.
+        data: a :class:`ContrastSet`, a jsonl path, a built-in set name (``"sentiment"``), or a
+            list of ``(positive, negative)`` pairs.
+        layers: decoder layers to record (default: all).
+        site: ``"block"`` (residual stream after the layer), ``"mlp"`` or ``"attn"``.
+        read: token positions read from each text: ``"last"``, ``"mean"`` or ``"all"``.
+        aggregator: ``"mean_diff"``, ``"pca_diff"``, ``"pca_center"`` or ``"probe"``.
+    """
+    contrast: ContrastSet = as_contrast(data)
+    if site not in SITES:
+        raise LayerError(f"unknown site {site!r}; known sites: {', '.join(SITES)}")
+    agg = AGGREGATORS.get(aggregator)
+    layer_list = lm.check_layers(list(layers) if layers is not None else range(lm.num_layers))
+    texts = contrast.positive + contrast.negative
+    acts = record(lm, texts, layer_list, site=site, positions=read, batch_size=batch_size,
+                  max_length=max_length, desc=f"extracting {name or contrast.name}")
+    n_pos = len(contrast.positive)
+    paired = contrast.paired and read != "all"
+    directions: dict[int, Tensor] = {}
+    stats: dict[str, dict[str, float]] = {}
+    for layer in layer_list:
+        h = acts[layer]
+        if read == "all":
+            n_pos = _token_count(lm, contrast.positive, max_length)
+        pos, neg = h[:n_pos], h[n_pos:]  # (N, H), (M, H)
+        d = agg(pos, neg, paired)
+        directions[layer] = d
+        stats[str(layer)] = _separation(pos, neg, d)
+    meta = {
+        "name": name or f"{contrast.name}-{aggregator}",
+        "stats": stats,
+        "provenance": {
+            "data": contrast.source, "n_positive": len(contrast.positive),
+            "n_negative": len(contrast.negative), "paired": contrast.paired, "site": site,
+            "read": read, "aggregator": aggregator, "max_length": max_length,
+        },
+    }
+    return SteeringVector(directions, site=site, model=lm.fingerprint, meta=meta)
+
+
+def _separation(pos: Tensor, neg: Tensor, d: Tensor) -> dict[str, float]:
+    """Mean projections on d̂ and how well the midpoint threshold separates the classes."""
+    u = d / d.norm().clamp(min=1e-12)
+    pp, nn_ = pos @ u, neg @ u  # (N,), (M,)
+    mid = (pp.mean() + nn_.mean()) / 2
+    acc = (float((pp > mid).sum()) + float((nn_ <= mid).sum())) / (len(pp) + len(nn_))
+    return {"pos_proj": float(pp.mean()), "neg_proj": float(nn_.mean()), "accuracy": acc,
+            "norm": float(d.norm())}
+
+
+def _token_count(lm: LoadedModel, texts: list[str], max_length: int) -> int:
+    enc = lm.tokenizer(texts, truncation=True, max_length=max_length)
+    return sum(len(ids) for ids in enc["input_ids"])

@@ -1,0 +1,180 @@
+"""Load a causal LM (packaged offline name, local directory, GGUF file or hub id) as one object.
+
+:class:`LoadedModel` bundles the transformers model, its tokenizer and its :class:`Layout`, and
+exposes what steering needs: layer count, hidden size, site modules and a fingerprint.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from steerlab.core.fingerprint import ModelFingerprint, config_hash, weights_hash
+from steerlab.errors import LayerError, ModelNotFoundError
+from steerlab.models.layout import SITES, Layout, get_module, guess_layout
+from steerlab.models.packaged import DEFAULT_MODEL, PACKAGED, converted_dir
+
+
+@dataclass
+class LoadedModel:
+    """A model, its tokenizer and where to intervene in it."""
+
+    model: Any  # transformers.PreTrainedModel (typed loosely: transformers is untyped)
+    tokenizer: Any  # transformers.PreTrainedTokenizerBase
+    layout: Layout
+    name: str
+    source: str = ""
+    load_seconds: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> Any:
+        return self.model.config
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(getattr(self.config, "hidden_size", None) or self.config.n_embd)
+
+    @property
+    def model_type(self) -> str:
+        return str(self.config.model_type)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @cached_property
+    def base(self) -> nn.Module:
+        """The module that owns the decoder layers (receives the KV cache)."""
+        return get_module(self.model, self.layout.base) if self.layout.base else self.model
+
+    @cached_property
+    def layers(self) -> nn.ModuleList:
+        mods = get_module(self.model, self.layout.layers)
+        assert isinstance(mods, nn.ModuleList)
+        return mods
+
+    @cached_property
+    def fingerprint(self) -> ModelFingerprint:
+        return ModelFingerprint(
+            name=self.name,
+            model_type=self.model_type,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            vocab_size=int(self.config.vocab_size),
+            config_hash=config_hash(self.config),
+            weights_hash=weights_hash(get_module(self.model, self.layout.embed)),
+        )
+
+    def check_layers(self, layers: Any) -> list[int]:
+        """Validate layer indices (negative ones count from the end); returns them normalised."""
+        out = []
+        for layer in layers:
+            if isinstance(layer, bool) or not isinstance(layer, int):
+                raise LayerError(f"layer indices must be integers, got {layer!r}")
+            idx = layer + self.num_layers if layer < 0 else layer
+            if not 0 <= idx < self.num_layers:
+                raise LayerError(
+                    f"layer {layer} is out of range: {self.name} has layers 0..{self.num_layers - 1}"
+                )
+            out.append(idx)
+        return out
+
+    def site_module(self, layer: int, site: str) -> nn.Module:
+        """The module whose output is ``site`` at decoder ``layer``."""
+        (idx,) = self.check_layers([layer])
+        block = self.layers[idx]
+        if site == "block":
+            return block
+        if site == "mlp":
+            return get_module(block, self.layout.mlp)
+        if site == "attn":
+            return get_module(block, self.layout.attn)
+        raise LayerError(f"unknown site {site!r}; known sites: {', '.join(SITES)}")
+
+
+def wrap_model(model: Any, tokenizer: Any, name: str | None = None,
+               layout: Layout | None = None) -> LoadedModel:
+    """Wrap an already-loaded transformers model and tokenizer (e.g. a tiny test model)."""
+    _prepare_tokenizer(tokenizer)
+    model.eval()
+    return LoadedModel(model, tokenizer, layout or guess_layout(model),
+                       name or str(getattr(model.config, "name_or_path", "") or model.config.model_type))
+
+
+def load_model(
+    name_or_path: str = DEFAULT_MODEL,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
+    layout: Layout | None = None,
+) -> LoadedModel:
+    """Load a model by packaged name (see ``steerlab models``), local dir, ``.gguf`` file or hub id.
+
+    Packaged GGUF models are converted once into a safetensors cache, so only the first load pays
+    for de-quantisation.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    start = time.perf_counter()
+    path = Path(name_or_path).expanduser()
+    gguf_file: str | None = None
+    if name_or_path in PACKAGED:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        first = not _is_converted(name_or_path)
+        source = str(converted_dir(PACKAGED[name_or_path]))
+        info = {"packaged": True, "first_load": first}
+    elif path.is_file() and path.suffix == ".gguf":
+        source, gguf_file, info = str(path.parent), path.name, {"gguf": True}
+    elif path.is_dir():
+        source, info = str(path), {}
+    elif _looks_like_hub_id(name_or_path):
+        source, info = name_or_path, {"hub": True}
+    else:
+        close = difflib.get_close_matches(name_or_path, list(PACKAGED), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ModelNotFoundError(
+            f"unknown model {name_or_path!r}: not a packaged model, directory, .gguf file or hub id."
+            f"{hint} Packaged: {', '.join(PACKAGED)}."
+        )
+    try:
+        kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
+    except OSError as e:
+        raise ModelNotFoundError(f"could not load {name_or_path!r}: {str(e).splitlines()[0]}") from None
+    model.to(device)
+    lm = wrap_model(model, tokenizer, name=name_or_path, layout=layout)
+    lm.source, lm.info = source, info
+    lm.load_seconds = time.perf_counter() - start
+    return lm
+
+
+def _is_converted(name: str) -> bool:
+    from steerlab.models.packaged import cache_root
+
+    return (cache_root() / "models" / name / "config.json").is_file()
+
+
+def _looks_like_hub_id(s: str) -> bool:
+    parts = s.split("/")
+    return len(parts) == 2 and all(parts) and not s.startswith((".", "/", "~"))
+
+
+def _prepare_tokenizer(tokenizer: Any) -> None:
+    """Left padding (so generation appends after real tokens) and a pad token."""
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
