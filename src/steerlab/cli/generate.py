@@ -1,0 +1,68 @@
+"""``steerlab generate``: continue prompts, optionally steered by one or more artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from steerlab.cli.common import load, out, parse_layers, parse_positions, print_json
+from steerlab.errors import SteerlabError
+
+
+def generate(
+    prompt: list[str] = typer.Option([], "--prompt", "-p", help="Prompt (repeatable)."),
+    prompts_file: Path | None = typer.Option(None, "--prompts-file", help="One prompt per line."),
+    vector: list[Path] = typer.Option([], "--vector", "-v", help="Artifact directory (repeatable: composes)."),
+    strength: list[float] = typer.Option([], "--strength", "-s", help="Strength per --vector (or one for all)."),
+    layers: str = typer.Option("", help="Steer only these layers of each vector, e.g. 10-12."),
+    positions: str = typer.Option("all", help="all, prompt, generated, or an index k (positions >= k)."),
+    operator: str = typer.Option("add", help="add, ablate or clamp."),
+    model: str = typer.Option("", "--model", "-m", help="Model (default: the artifact's, else smollm2-135m)."),
+    max_new_tokens: int = typer.Option(48, help="Tokens to generate."),
+    temperature: float = typer.Option(0.0, help="0 = greedy."),
+    top_p: float = typer.Option(1.0, help="Nucleus sampling mass."),
+    seed: int | None = typer.Option(None, help="Random seed for sampling."),
+    chat: bool = typer.Option(False, help="Wrap each prompt in the model's chat template."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Generate text, steered by --vector artifacts at --strength."""
+    from steerlab.core.artifact import load_artifact
+    from steerlab.core.steerer import Steer
+    from steerlab.data.pairs import load_prompts
+    from steerlab.generation import generate as do_generate
+
+    prompts = list(prompt) + (load_prompts(str(prompts_file)) if prompts_file else [])
+    if not prompts:
+        raise SteerlabError("give at least one --prompt or a --prompts-file")
+    artifacts = [load_artifact(v) for v in vector]
+    if strength and len(strength) not in (1, len(artifacts)):
+        raise SteerlabError(f"{len(strength)} --strength values for {len(artifacts)} --vector artifacts")
+    strengths = (strength * len(artifacts) if len(strength) == 1 else strength) or [1.0] * len(artifacts)
+    options: dict[str, object] = {}
+    if layers:
+        options["layers"] = parse_layers(layers)
+    if positions != "all":
+        options["positions"] = parse_positions(positions)
+    if operator != "add":
+        options["operator"] = operator
+    steers = tuple(Steer(a, s, options) for a, s in zip(artifacts, strengths))
+    name = model or next((a.model.name for a in artifacts if a.model), "smollm2-135m")
+    lm = load(name)
+    texts = do_generate(lm, prompts, steers or None, max_new_tokens=max_new_tokens,
+                        temperature=temperature, top_p=top_p, seed=seed, chat=chat)
+    if json_out:
+        print_json([{"prompt": p, "completion": t} for p, t in zip(prompts, texts)])
+        return
+    title = ", ".join(f"{a.name}×{s:g}" for a, s in zip(artifacts, strengths)) or "unsteered"
+    table = Table(title=title, show_lines=True)
+    table.add_column("prompt", style="bold")
+    table.add_column("completion")
+    for p, t in zip(prompts, texts):
+        table.add_row(p, t)
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("generate")(generate)

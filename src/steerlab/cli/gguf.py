@@ -1,0 +1,41 @@
+"""``steerlab export-gguf`` / ``import-gguf``: llama.cpp control vectors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from steerlab.cli.common import console, load
+from steerlab.errors import SteerlabError
+
+
+def export_gguf(path: Path = typer.Argument(..., help="Vector artifact directory."),
+                out_file: Path = typer.Argument(..., help="GGUF file to write."),
+                strength: float = typer.Option(1.0, help="Scale baked into the file.")) -> None:
+    """Export a vector as a llama.cpp control vector (use with llama.cpp --control-vector)."""
+    from steerlab.core.artifact import load_artifact
+    from steerlab.methods.vectors import SteeringVector, export_gguf as do_export
+
+    art = load_artifact(path)
+    if not isinstance(art, SteeringVector):
+        raise SteerlabError(f"{path} is a {art.method!r} artifact; only vectors export to GGUF")
+    do_export(art, out_file, strength=strength)
+    console.print(f"wrote {out_file}")
+
+
+def import_gguf(gguf_file: Path = typer.Argument(..., help="llama.cpp / repeng control vector."),
+                out_dir: Path = typer.Argument(..., help="Artifact directory to write."),
+                model: str = typer.Option("smollm2-135m", "--model", "-m", help="Model it belongs to.")) -> None:
+    """Import a llama.cpp control vector as a steerlab artifact bound to --model."""
+    from steerlab.methods.vectors import import_gguf as do_import
+
+    lm = load(model)
+    vec = do_import(gguf_file, lm)
+    vec.save(out_dir)
+    console.print(f"saved {vec!r} to {out_dir}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export-gguf")(export_gguf)
+    app.command("import-gguf")(import_gguf)

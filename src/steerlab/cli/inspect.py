@@ -1,0 +1,44 @@
+"""``steerlab inspect``: what an artifact holds (method, model, layers, norms, provenance)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from steerlab.cli.common import out, print_json
+
+
+def inspect(path: Path = typer.Argument(..., help="Artifact directory."),
+            json_out: bool = typer.Option(False, "--json", help="Print the full config as JSON.")) -> None:
+    """Show an artifact's config and per-layer statistics."""
+    from steerlab.core.artifact import load_artifact, read_config
+
+    doc = read_config(path)
+    art = load_artifact(path)  # also verifies the weights file
+    if json_out:
+        print_json(doc)
+        return
+    model = doc.get("model") or {}
+    out.print(f"[bold]{doc.get('name') or art.name}[/bold]  method={doc['method']}  "
+              f"format={doc['format_version']}  steerlab {doc.get('library_version')}")
+    out.print(f"model: {model.get('name', '?')} ({model.get('model_type', '?')}, hidden "
+              f"{model.get('hidden_size', '?')}, {model.get('num_layers', '?')} layers, "
+              f"weights {str(model.get('weights_hash', ''))[:12]})")
+    out.print(f"provenance: {doc.get('provenance')}")
+    stats = doc["config"].get("stats") or {}
+    if stats:
+        table = Table(title="per-layer statistics")
+        for col in ("layer", "norm", "pos proj", "neg proj", "separation acc"):
+            table.add_column(col, justify="right")
+        for layer, s in sorted(stats.items(), key=lambda kv: int(kv[0])):
+            table.add_row(layer, f"{s['norm']:.2f}", f"{s['pos_proj']:.2f}", f"{s['neg_proj']:.2f}",
+                          f"{s['accuracy']:.2f}")
+        out.print(table)
+    if doc.get("eval_card"):
+        out.print(f"eval card: {doc['eval_card']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("inspect")(inspect)

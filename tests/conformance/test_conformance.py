@@ -1,0 +1,96 @@
+"""The contract every registered steering method must honour, on four tiny architectures."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+import steerlab
+from tests.conformance.factories import FACTORIES
+from tests.conftest import hook_count, logits
+
+steerlab.get_steerer("vectors")  # make sure built-in methods are registered
+METHOD_NAMES = steerlab.METHODS.names()
+
+
+def test_every_method_has_a_factory() -> None:
+    assert set(METHOD_NAMES) <= set(FACTORIES), "add a factory for each new method"
+
+
+@pytest.fixture(params=METHOD_NAMES)
+def steer(request, tiny):
+    return FACTORIES[request.param](tiny)
+
+
+def test_apply_changes_output_and_restores_exactly(tiny, steer) -> None:
+    base = logits(tiny)
+    hooks = hook_count(tiny.model)
+    with steerlab.apply(tiny, steer):
+        inside = logits(tiny)
+    assert not torch.equal(inside, base)
+    assert torch.equal(logits(tiny), base)
+    assert hook_count(tiny.model) == hooks
+
+
+def test_exception_inside_restores(tiny, steer) -> None:
+    base = logits(tiny)
+    with pytest.raises(RuntimeError, match="boom"):
+        with steerlab.apply(tiny, steer):
+            raise RuntimeError("boom")
+    assert torch.equal(logits(tiny), base)
+
+
+def test_nested_contexts_restore_in_order(tiny, steer) -> None:
+    base = logits(tiny)
+    with steerlab.apply(tiny, steer):
+        outer = logits(tiny)
+        with steerlab.apply(tiny, dataclasses.replace(steer, strength=-steer.strength)):
+            both = logits(tiny)
+        assert torch.equal(logits(tiny), outer)
+    assert not torch.equal(both, outer)
+    assert torch.equal(logits(tiny), base)
+
+
+def test_strength_zero_is_identity(tiny, steer) -> None:
+    base = logits(tiny)
+    with steerlab.apply(tiny, dataclasses.replace(steer, strength=0.0)):
+        assert torch.equal(logits(tiny), base)
+
+
+def test_save_load_round_trip_is_exact_and_pickle_free(tiny, steer, tmp_path: Path) -> None:
+    path = steer.artifact.save(tmp_path / "art")
+    assert sorted(p.name for p in path.iterdir()) == ["steer_config.json", "steer_weights.safetensors"]
+    for p in path.iterdir():
+        assert not p.read_bytes().startswith(b"\x80"), "pickle protocol header found"
+    loaded = steerlab.load_artifact(path)
+    assert type(loaded) is type(steer.artifact)
+    state_a, tensors_a = steer.artifact.to_state()
+    state_b, tensors_b = loaded.to_state()
+    assert state_a == state_b
+    assert tensors_a.keys() == tensors_b.keys()
+    assert all(torch.equal(tensors_a[k], tensors_b[k]) for k in tensors_a)
+    with steerlab.apply(tiny, steer):
+        expected = logits(tiny)
+    with steerlab.apply(tiny, dataclasses.replace(steer, artifact=loaded)):
+        assert torch.equal(logits(tiny), expected)
+
+
+def test_failed_patch_installs_nothing(tiny, steer) -> None:
+    hooks = hook_count(tiny.model)
+    bad = dataclasses.replace(steer, options={"no_such_option": 1})
+    with pytest.raises(steerlab.SteerlabError, match="no_such_option"):
+        steerlab.patch(tiny, (steer, bad))
+    assert hook_count(tiny.model) == hooks
+
+
+def test_patch_handle_remove_is_idempotent(tiny, steer) -> None:
+    base = logits(tiny)
+    handle = steerlab.patch(tiny, steer)
+    assert handle.active
+    handle.remove()
+    handle.remove()
+    assert not handle.active
+    assert torch.equal(logits(tiny), base)
