@@ -17,7 +17,7 @@ from steerlab.data.pairs import ContrastSet, as_contrast, load_contrast, load_pr
 from steerlab.errors import SteerlabError
 from steerlab.generation.generate import generate
 from steerlab.methods.vectors import SteeringVector, export_gguf, extract, import_gguf, sweep_layers
-from steerlab.models import LoadedModel, Layout, load_model, wrap_model
+from steerlab.models import Layout, LoadedModel, load_model, wrap_model
 
 __all__ = [
     "METHODS", "Application", "Artifact", "ContrastSet", "Layout", "LoadedModel", "ModelFingerprint",

@@ -27,7 +27,8 @@ def bench(model: str = typer.Option("smollm2-135m", "--model", "-m"),
     lm = load(model)
     vec = extract(lm, "sentiment")
     r = bench_steering(lm, vec, new_tokens=new_tokens, batch=batch, repeats=repeats)
-    table = Table(title=f"steering overhead on {lm.name} ({threads} thread(s), {new_tokens} tokens, median of {repeats})")
+    table = Table(title=f"steering overhead on {lm.name} "
+                        f"({threads} thread(s), {new_tokens} tokens, median of {repeats})")
     table.add_column("case")
     table.add_column("tokens/s", justify="right")
     for k, v in r["tokens_per_s"].items():

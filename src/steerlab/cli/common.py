@@ -41,8 +41,11 @@ def parse_positions(spec: str) -> str | int:
 
 def load(name: str) -> Any:
     """Load a model with a spinner."""
+    from transformers.utils import logging as hf_logging
+
     from steerlab.models.loading import load_model
 
+    hf_logging.disable_progress_bar()
     with console.status(f"loading {name} (first use converts the packaged GGUF, ~30 s)"):
         lm = load_model(name)
     console.print(f"[dim]loaded {lm.name}: {lm.num_layers} layers, hidden {lm.hidden_size}, "

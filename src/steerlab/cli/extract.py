@@ -21,10 +21,12 @@ def extract(
     batch_size: int = typer.Option(16, help="Texts per forward pass."),
 ) -> None:
     """Extract a steering vector from positive/negative texts."""
+    from steerlab.data.pairs import as_contrast
     from steerlab.methods.vectors import extract as do_extract
 
+    contrast = as_contrast(data)  # fail on bad data before spending time on the model
     lm = load(model)
-    vec = do_extract(lm, data, layers=parse_layers(layers), site=site, read=read,
+    vec = do_extract(lm, contrast, layers=parse_layers(layers), site=site, read=read,
                      aggregator=aggregator, batch_size=batch_size, name=name or None)
     vec.save(out_dir)
     stats = vec.meta.get("stats", {})

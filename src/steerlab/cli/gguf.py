@@ -15,7 +15,8 @@ def export_gguf(path: Path = typer.Argument(..., help="Vector artifact directory
                 strength: float = typer.Option(1.0, help="Scale baked into the file.")) -> None:
     """Export a vector as a llama.cpp control vector (use with llama.cpp --control-vector)."""
     from steerlab.core.artifact import load_artifact
-    from steerlab.methods.vectors import SteeringVector, export_gguf as do_export
+    from steerlab.methods.vectors import SteeringVector
+    from steerlab.methods.vectors import export_gguf as do_export
 
     art = load_artifact(path)
     if not isinstance(art, SteeringVector):
@@ -30,6 +31,7 @@ def import_gguf(gguf_file: Path = typer.Argument(..., help="llama.cpp / repeng c
     """Import a llama.cpp control vector as a steerlab artifact bound to --model."""
     from steerlab.methods.vectors import import_gguf as do_import
 
+    do_import(gguf_file)  # fail on a bad file before spending time on the model
     lm = load(model)
     vec = do_import(gguf_file, lm)
     vec.save(out_dir)

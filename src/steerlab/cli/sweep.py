@@ -26,7 +26,8 @@ def sweep_layers(
     from steerlab.core.artifact import load_artifact, update_eval_card
     from steerlab.data.pairs import load_prompts
     from steerlab.eval.scorers import get_scorer
-    from steerlab.methods.vectors import SteeringVector, sweep_layers as do_sweep
+    from steerlab.methods.vectors import SteeringVector
+    from steerlab.methods.vectors import sweep_layers as do_sweep
 
     vec = load_artifact(path)
     if not isinstance(vec, SteeringVector):

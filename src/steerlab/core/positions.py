@@ -24,10 +24,19 @@ class PositionTracker:
         self.index: Tensor | None = None  # (B, T) position of each token in its row; -1 on padding
         self.prompt_len: Tensor | None = None  # (B,) tokens in each row's prompt
         self._pad: Tensor | None = None  # (B,) left padding of each row
+        self._last_ids: Tensor | None = None  # (B, T) ids of the last uncached call
 
     def install(self, base: nn.Module, hooks: HookSet) -> None:
         """Attach to ``base`` (the module that owns the decoder layers)."""
         hooks.forward_pre_hook(base, self._pre_hook)
+
+    def _continues(self, ids: Tensor | None, batch: int) -> bool:
+        """True when an uncached call re-feeds the last call's ids plus new tokens (generation
+        without a KV cache): the prompt length seen first must be kept."""
+        last = self._last_ids
+        if ids is None or last is None or last.shape[0] != batch or ids.shape[1] <= last.shape[1]:
+            return False
+        return bool(torch.equal(ids[:, : last.shape[1]], last))
 
     def _pre_hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         ids = kwargs.get("input_ids", args[0] if args else None)
@@ -40,14 +49,19 @@ class PositionTracker:
         offset = int(cache.get_seq_length()) if cache is not None else 0
         mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
         device = ref.device
-        if offset == 0 or self._pad is None or self._pad.shape[0] != batch:
+        if offset == 0 and not self._continues(ids, batch):
             if isinstance(mask, Tensor) and mask.dim() == 2:
                 # Left padding: the first 1 in each row. All-ones rows give 0.
                 pad = (mask != 0).int().argmax(dim=1)  # (B,)
             else:
                 pad = torch.zeros(batch, dtype=torch.long, device=device)
             self._pad = pad.to(device=device, dtype=torch.long)
-            self.prompt_len = (offset + steps) - self._pad  # (B,)
+            self.prompt_len = steps - self._pad  # (B,)
+        elif self._pad is None or self._pad.shape[0] != batch:
+            # a cached call with no prompt seen by us: everything before it counts as prompt
+            self._pad = torch.zeros(batch, dtype=torch.long, device=device)
+            self.prompt_len = torch.full((batch,), offset, dtype=torch.long, device=device)
+        self._last_ids = ids if offset == 0 else None
         absolute = torch.arange(offset, offset + steps, device=device)  # (T,)
         self.index = absolute.unsqueeze(0) - self._pad.unsqueeze(1)  # (B, T)
 

@@ -1,0 +1,59 @@
+"""The CLI: verbs work on artifacts, and bad input is one line on stderr with a non-zero exit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import steerlab
+from steerlab.cli.app import main
+from steerlab.cli.common import parse_layers
+from tests.conftest import PAIRS
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_parse_layers() -> None:
+    assert parse_layers("8-10") == [8, 9, 10]
+    assert parse_layers("1,3, 5") == [1, 3, 5]
+    assert parse_layers("-1") == [-1]
+    assert parse_layers("") is None
+    with pytest.raises(steerlab.SteerlabError):
+        parse_layers("a-b")
+
+
+def test_models_lists_packaged(capsys) -> None:
+    code, out, _ = run(["models", "--json"], capsys)
+    assert code == 0 and "smollm2-135m" in out and "qwen2.5-0.5b" in out
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["generate", "--model", "no-such-model", "-p", "hi"], "unknown model"),
+    (["inspect", "/nonexistent/artifact"], "not an artifact directory"),
+    (["generate", "-p", "hi", "--vector", "/nonexistent"], "not an artifact directory"),
+    (["extract", "--data", "/nonexistent.jsonl", "--out", "/tmp/x"], "no such file"),
+    (["import-gguf", "/nonexistent.gguf", "/tmp/x"], "no such file"),
+])
+def test_bad_input_is_one_line(capsys, argv, match) -> None:
+    code, _, err = run(argv, capsys)
+    assert code != 0
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and match in lines[0], err
+
+
+def test_inspect_and_export(tiny_llama, tmp_path: Path, capsys) -> None:
+    vec = steerlab.extract(tiny_llama, PAIRS, layers=[1, 2])
+    path = vec.save(tmp_path / "v")
+    code, out, _ = run(["inspect", str(path)], capsys)
+    assert code == 0 and "vectors" in out and "separation" in out
+    code, _, _ = run(["export-gguf", str(path), str(tmp_path / "v.gguf")], capsys)
+    assert code == 0 and (tmp_path / "v.gguf").is_file()
