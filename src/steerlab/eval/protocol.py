@@ -1,0 +1,136 @@
+"""The evaluation protocol: N prompts × k samples × T new tokens with top-p sampling, scored for
+the task's attribute, fluency (perplexity under a reference LM) and diversity, for several
+conditions side by side: unsteered, the prompting baseline, and steered at one or more strengths.
+
+All conditions of one run go through a single per-row-steered ``generate`` call, so every
+condition sees the same prompts, seed and batch composition.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from steerlab.core.steerer import Steer
+from steerlab.data.pairs import load_prompts
+from steerlab.eval import metrics as M
+from steerlab.eval.perplexity import conditional_perplexity
+from steerlab.eval.scorers import get_scorer
+from steerlab.eval.tasks import Task
+from steerlab.generation.generate import generate
+from steerlab.models.loading import LoadedModel
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Sampling and size settings. Defaults follow the papers (k = 25, T = 20, top-p 0.9)."""
+
+    n_prompts: int = 100
+    samples: int = 25
+    max_new_tokens: int = 20
+    top_p: float = 0.9
+    temperature: float = 1.0
+    seed: int = 0
+    batch_size: int = 32
+    n_boot: int = 1000
+
+
+QUICK = Protocol(n_prompts=8, samples=3, max_new_tokens=20)
+FULL = Protocol()
+
+
+@dataclass
+class Condition:
+    """One row of a report: how prompts are steered (or instructed)."""
+
+    name: str
+    kind: str  # "unsteered" | "prompting" | "steered"
+    steering: tuple[Steer, ...] = ()
+    prefix: str = ""  # text prepended to each prompt (prompting baseline)
+    strength: float | None = None
+
+
+@dataclass
+class ConditionResult:
+    name: str
+    kind: str
+    strength: float | None
+    attribute: float  # mean scorer value over prompts (per-prompt means)
+    attribute_ci: tuple[float, float]
+    success: float  # mean over prompts of the share of successful samples
+    success_ci: tuple[float, float]
+    perplexity: float
+    perplexity_ci: tuple[float, float]
+    perplexity_total: float  # token-weighted: exp(total NLL / total tokens), every sample
+    perplexity_filtered: int
+    dist: tuple[float, float, float]
+    mean_words: float
+    repetition: float
+    extra: dict[str, float] = field(default_factory=dict)
+    examples: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def prompts_for(task: Task, protocol: Protocol) -> list[str]:
+    """The first ``n_prompts`` of the task's shipped prompt set."""
+    return load_prompts(task.prompts)[: protocol.n_prompts]
+
+
+def run_conditions(lm: LoadedModel, task: Task, conditions: Sequence[Condition], protocol: Protocol,
+                   reference: LoadedModel, prompts: Sequence[str] | None = None) -> list[ConditionResult]:
+    """Generate, score and measure every condition on the same prompts."""
+    prompts = list(prompts) if prompts is not None else prompts_for(task, protocol)
+    k = protocol.samples
+    texts: list[str] = []
+    rows: list[Any] = []
+    for cond in conditions:
+        for p in prompts:
+            for _ in range(k):
+                texts.append(cond.prefix + p)
+                rows.append(tuple(cond.steering) or None)
+    outs = generate(lm, texts, steering=rows, max_new_tokens=protocol.max_new_tokens,
+                    temperature=protocol.temperature, top_p=protocol.top_p, seed=protocol.seed,
+                    batch_size=protocol.batch_size)
+    scorer = get_scorer(task.scorer)
+    plain_prompts = [p for _ in conditions for p in prompts for _ in range(k)]
+    scored = [p + o for p, o in zip(plain_prompts, outs)] if task.score_with_prompt else outs
+    scores = scorer(scored)
+    ppl = conditional_perplexity(reference, plain_prompts, outs)
+    results = []
+    per_cond = len(prompts) * k
+    for ci, cond in enumerate(conditions):
+        sl = slice(ci * per_cond, (ci + 1) * per_cond)
+        total = math.exp(sum(ppl.nll[sl]) / max(1, sum(ppl.tokens[sl])))
+        results.append(_summarise(task, cond, prompts, outs[sl], scores[sl], ppl.per_sample[sl], total, k, protocol))
+    return results
+
+
+def _summarise(task: Task, cond: Condition, prompts: list[str], outs: list[str], scores: list[float],
+               ppls: list[float], total_ppl: float, k: int, protocol: Protocol) -> ConditionResult:
+    by_prompt = [scores[i * k:(i + 1) * k] for i in range(len(prompts))]
+    texts_by_prompt = [outs[i * k:(i + 1) * k] for i in range(len(prompts))]
+    attr = [float(np.mean(s)) for s in by_prompt]
+    succ = [float(np.mean([task.succeeds(v) for v in s])) for s in by_prompt]
+    kept = [x for x in ppls if not math.isnan(x)]
+    boot = {"n_boot": protocol.n_boot, "seed": protocol.seed}
+    extra: dict[str, float] = {}
+    if task.toxicity_metrics:
+        avg_max, prob = M.avg_max_and_probability(by_prompt)
+        extra.update(avg_max_toxicity=avg_max, toxicity_probability=prob)
+    return ConditionResult(
+        name=cond.name, kind=cond.kind, strength=cond.strength,
+        attribute=float(np.mean(attr)), attribute_ci=M.bootstrap_ci(attr, **boot),
+        success=float(np.mean(succ)), success_ci=M.bootstrap_ci(succ, **boot),
+        perplexity=float(np.mean(kept)) if kept else float("nan"), perplexity_ci=M.bootstrap_ci(kept, **boot),
+        perplexity_total=total_ppl, perplexity_filtered=sum(math.isnan(x) for x in ppls),
+        dist=(M.distinct_n(texts_by_prompt, 1), M.distinct_n(texts_by_prompt, 2), M.distinct_n(texts_by_prompt, 3)),
+        mean_words=float(np.mean([len(o.split()) for o in outs])),
+        repetition=float(np.mean([M.repetition_rate(o) for o in outs])),
+        extra=extra, examples=[(p, t[0]) for p, t in zip(prompts[:3], texts_by_prompt[:3])],
+    )
