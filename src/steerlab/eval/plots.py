@@ -37,7 +37,8 @@ def plot_report(report: EvalReport, out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6, 4))
     xs = [r.strength for r in steered]
     ys = [100 * r.success for r in steered]
-    err = [[100 * (r.success - r.success_ci[0]) for r in steered], [100 * (r.success_ci[1] - r.success) for r in steered]]
+    err = [[100 * (r.success - r.success_ci[0]) for r in steered],
+           [100 * (r.success_ci[1] - r.success) for r in steered]]
     ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=report.artifact or "steered")
     for row, style, label in ((base, "--", "unsteered"), (prompting, ":", "prompting baseline")):
         if row is not None:
