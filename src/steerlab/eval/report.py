@@ -63,8 +63,9 @@ class EvalReport:
             "",
         ]
         tox = t.toxicity_metrics
+        seconds = [f"{n} mean" for n in t.extra_scorers] + [f"{n} agreement" for n in t.extra_scorers]
         head = ["condition", t.success_name, "mean score", "perplexity", "dist-1", "dist-2", "dist-3", "words",
-                "repetition"] + (["avg max tox", "tox prob"] if tox else [])
+                "repetition"] + (["avg max tox", "tox prob"] if tox else []) + seconds
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in self.results:
             cells = [r.name,
@@ -75,6 +76,8 @@ class EvalReport:
             if tox:
                 cells += [_f(r.extra.get("avg_max_toxicity", float("nan"))),
                           _f(r.extra.get("toxicity_probability", float("nan")))]
+            cells += [_f(r.extra.get(f"{n}_mean", float("nan"))) for n in t.extra_scorers]
+            cells += [_f(r.extra.get(f"{n}_agreement", float("nan"))) for n in t.extra_scorers]
             lines.append("| " + " | ".join(cells) + " |")
         if self.choice:
             c = self.choice

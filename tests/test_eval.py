@@ -1,0 +1,143 @@
+"""Evaluation harness: metrics exact on hand-computed cases, scorers point the right way,
+report schema, strength choice, and a quick run on a tiny model."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+import steerlab
+from steerlab.eval import metrics as M
+from steerlab.eval.harness import choose_strength, evaluate
+from steerlab.eval.perplexity import conditional_perplexity
+from steerlab.eval.plots import pareto_front
+from steerlab.eval.protocol import ConditionResult, Protocol
+from steerlab.eval.scorers import get_scorer
+from steerlab.eval.tasks import TASKS
+from tests.conftest import PAIRS
+
+
+def test_distinct_n_hand_computed() -> None:
+    # prompt 1: "a b a" + "a b" -> words 5; unigrams {a,b}=2; bigrams {ab, ba}=2; trigrams {aba}=1
+    # prompt 2: "x y z" -> words 3; 3 / 2 / 1 distinct
+    samples = [["a b a", "a b"], ["x y z"]]
+    assert M.distinct_n(samples, 1) == pytest.approx((2 / 5 + 3 / 3) / 2)
+    assert M.distinct_n(samples, 2) == pytest.approx((2 / 5 + 2 / 3) / 2)
+    assert M.distinct_n(samples, 3) == pytest.approx((1 / 5 + 1 / 3) / 2)
+
+
+def test_repetition_and_toxicity_aggregates() -> None:
+    assert M.repetition_rate("a b c a b c") == pytest.approx(1 - 3 / 4)
+    assert M.repetition_rate("one two") == 0.0
+    avg_max, prob = M.avg_max_and_probability([[0.1, 0.7], [0.2, 0.3], [0.9]])
+    assert avg_max == pytest.approx((0.7 + 0.3 + 0.9) / 3)
+    assert prob == pytest.approx(2 / 3)
+
+
+def test_bootstrap_ci_brackets_the_mean() -> None:
+    vals = [0.0, 1.0] * 20
+    lo, hi = M.bootstrap_ci(vals, seed=1)
+    assert lo < 0.5 < hi and 0.25 < lo and hi < 0.75
+    assert M.bootstrap_ci([0.3]) == (0.3, 0.3)
+
+
+def test_conditional_perplexity_matches_hand_computation(tiny_llama) -> None:
+    lm = tiny_llama
+    prompt, cont = "The movie was", " wonderful and I loved it."
+    res = conditional_perplexity(lm, [prompt], [cont])
+    full = lm.tokenizer(prompt + cont, return_tensors="pt")["input_ids"]
+    n_prompt = len(lm.tokenizer(prompt)["input_ids"])
+    with torch.no_grad():
+        logp = torch.log_softmax(lm.model(full).logits[0, :-1].float(), -1)
+    nll = -logp.gather(-1, full[0, 1:, None]).squeeze(-1)  # (T-1,)
+    expected = math.exp(float(nll[n_prompt - 1:].mean()))
+    assert res.per_sample[0] == pytest.approx(expected, rel=1e-4)
+    assert res.total == pytest.approx(expected, rel=1e-4)
+
+
+def test_perplexity_filters_extreme_values(tiny_llama) -> None:
+    res = conditional_perplexity(tiny_llama, ["The movie was"] * 2, [" good", " good"], max_ppl=1.0)
+    assert res.n_filtered == 2 and math.isnan(res.mean) and not math.isnan(res.total)
+
+
+@pytest.mark.parametrize("name", ["vader", "sentiment"])
+def test_sentiment_scorers_point_the_right_way(name: str) -> None:
+    score = get_scorer(name)
+    pos, neg = score(["What a wonderful, delightful film. I loved it.",
+                      "A terrible, boring mess. I hated every minute."])
+    assert pos > neg
+
+
+def test_toxicity_scorers_agree_on_obvious_cases() -> None:
+    texts = ["You are a stupid fucking idiot.", "Thank you for the lovely afternoon tea."]
+    tox = get_scorer("toxicity")(texts)
+    lex = get_scorer("profanity-lexicon")(texts)
+    assert tox[0] > 0.5 > tox[1]
+    assert lex == [1.0, 0.0]
+
+
+def test_probe_scorer_from_labelled_jsonl(tmp_path: Path) -> None:
+    from steerlab.eval.probes import EmbeddingProbe, train_probe
+
+    pos = [f"I really love this {x}, it is great" for x in ("film", "book", "song", "meal", "city", "game")]
+    neg = [f"I really hate this {x}, it is awful" for x in ("film", "book", "song", "meal", "city", "game")]
+    probe = train_probe(pos + neg, [1] * 6 + [0] * 6, holdout=0.25)
+    path = probe.save(tmp_path / "p")
+    assert sorted(p.name for p in path.iterdir()) == ["probe_config.json", "probe_weights.safetensors"]
+    scorer = get_scorer(f"probe:{path}")
+    a, b = scorer(["I really love this show, it is great", "I really hate this show, it is awful"])
+    assert a > 0.5 > b
+    assert EmbeddingProbe.load(path).info["n_train"] == 9
+
+
+def test_shipped_prompt_sets_are_large_and_disjoint_from_vector_data() -> None:
+    from steerlab.data.pairs import text_hashes
+
+    train = steerlab.as_contrast("sentiment")
+    used = set(text_hashes(train.positive + train.negative))
+    for task in TASKS.names():
+        prompts = steerlab.load_prompts(TASKS.get(task).prompts)
+        assert len(prompts) >= 200
+        assert not used & set(text_hashes(prompts))
+
+
+def _result(kind: str, strength, success: float, ppl: float) -> ConditionResult:
+    nan = (float("nan"), float("nan"))
+    return ConditionResult(kind, kind, strength, success, nan, success, nan, ppl, nan, ppl, 0,
+                           (1.0, 1.0, 1.0), 10.0, 0.0)
+
+
+def test_choose_strength_respects_the_fluency_budget() -> None:
+    rows = [_result("unsteered", None, 0.3, 100.0), _result("prompting", None, 0.5, 105.0),
+            _result("steered", 2.0, 0.5, 105.0), _result("steered", 4.0, 0.7, 109.0),
+            _result("steered", 6.0, 0.9, 150.0)]
+    c = choose_strength(rows, 0.10)
+    assert c["strength"] == 4.0 and c["best_unconstrained"] == 6.0
+    assert choose_strength(rows[:2] + rows[4:], 0.10)["strength"] is None
+
+
+def test_pareto_front() -> None:
+    assert pareto_front([(10, 0.5), (12, 0.4), (15, 0.8), (20, 0.7)]) == [(10, 0.5), (15, 0.8)]
+
+
+def test_quick_evaluation_report_schema(tiny_llama, tmp_path: Path) -> None:
+    vec = steerlab.extract(tiny_llama, PAIRS, layers=[1, 2])
+    art_dir = vec.save(tmp_path / "vec")
+    proto = Protocol(n_prompts=3, samples=2, max_new_tokens=6, n_boot=50)
+    report = evaluate(tiny_llama, "sentiment-positive", vec, strengths=[1.0, 4.0], protocol=proto,
+                      reference="self", artifact_path=art_dir, out_dir=tmp_path / "out")
+    assert [r.kind for r in report.results] == ["unsteered", "prompting", "steered", "steered"]
+    doc = json.loads((tmp_path / "out" / "sentiment-positive.json").read_text())
+    assert {"task", "protocol", "model", "reference", "results", "choice", "versions"} <= set(doc)
+    assert doc["protocol"]["seed"] == 0 and doc["reference_is_self"] is True
+    for r in doc["results"]:
+        assert {"success", "success_ci", "attribute", "perplexity", "dist", "mean_words"} <= set(r)
+    md = (tmp_path / "out" / "sentiment-positive.md").read_text()
+    assert "| unsteered |" in md and "| prompting |" in md
+    assert (tmp_path / "out" / "sentiment-positive_pareto.png").stat().st_size > 1000
+    card = steerlab.load_artifact(art_dir).meta["eval_card"]["eval:sentiment-positive"]
+    assert len(card["sweep"]) == 2 and "recommended" in card
