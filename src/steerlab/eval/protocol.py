@@ -82,9 +82,23 @@ def prompts_for(task: Task, protocol: Protocol) -> list[str]:
     return load_prompts(task.prompts)[: protocol.n_prompts]
 
 
-def run_conditions(lm: LoadedModel, task: Task, conditions: Sequence[Condition], protocol: Protocol,
-                   reference: LoadedModel, prompts: Sequence[str] | None = None) -> list[ConditionResult]:
-    """Generate, score and measure every condition on the same prompts."""
+@dataclass
+class Samples:
+    """Raw output of one generation pass: texts, scores and perplexities of every condition."""
+
+    prompts: list[str]
+    conditions: list[Condition]
+    k: int
+    outs: list[str]  # condition-major, then prompt, then sample
+    scores: list[float]
+    extras: dict[str, list[float]]
+    ppl: Any  # PerplexityResult
+    scorer: tuple[str, bool, tuple[str, ...]]  # (scorer, score_with_prompt, extra_scorers) used
+
+
+def sample_conditions(lm: LoadedModel, task: Task, conditions: Sequence[Condition], protocol: Protocol,
+                      reference: LoadedModel, prompts: Sequence[str] | None = None) -> Samples:
+    """Generate every condition in one per-row-steered pass, then score and measure fluency."""
     prompts = list(prompts) if prompts is not None else prompts_for(task, protocol)
     k = protocol.samples
     texts: list[str] = []
@@ -97,22 +111,40 @@ def run_conditions(lm: LoadedModel, task: Task, conditions: Sequence[Condition],
     outs = generate(lm, texts, steering=rows, max_new_tokens=protocol.max_new_tokens,
                     temperature=protocol.temperature, top_p=protocol.top_p, seed=protocol.seed,
                     batch_size=protocol.batch_size)
-    scorer = get_scorer(task.scorer)
     plain_prompts = [p for _ in conditions for p in prompts for _ in range(k)]
     scored = [p + o for p, o in zip(plain_prompts, outs)] if task.score_with_prompt else outs
-    scores = scorer(scored)
+    scores = get_scorer(task.scorer)(scored)
     extras = {name: get_scorer(name)(scored) for name in task.extra_scorers}
     ppl = conditional_perplexity(reference, plain_prompts, outs)
+    return Samples(prompts, list(conditions), k, outs, scores, extras, ppl,
+                   (task.scorer, task.score_with_prompt, task.extra_scorers))
+
+
+def summarise(task: Task, samples: Samples, protocol: Protocol, only: Sequence[str] | None = None
+              ) -> list[ConditionResult]:
+    """Per-condition metrics for ``task`` (which must score like the task that sampled)."""
+    if samples.scorer != (task.scorer, task.score_with_prompt, task.extra_scorers):
+        raise ValueError(f"samples were scored for {samples.scorer}, not for task {task.name!r}")
+    per_cond = len(samples.prompts) * samples.k
     results = []
-    per_cond = len(prompts) * k
-    for ci, cond in enumerate(conditions):
+    for ci, cond in enumerate(samples.conditions):
+        if only is not None and cond.name not in only:
+            continue
         sl = slice(ci * per_cond, (ci + 1) * per_cond)
+        ppl = samples.ppl
         total = math.exp(sum(ppl.nll[sl]) / max(1, sum(ppl.tokens[sl])))
-        res = _summarise(task, cond, prompts, outs[sl], scores[sl], ppl.per_sample[sl], total, k, protocol)
-        for name, values in extras.items():
-            res.extra.update(_second_opinion(name, values[sl], scores[sl], task))
+        res = _summarise(task, cond, samples.prompts, samples.outs[sl], samples.scores[sl], ppl.per_sample[sl],
+                         total, samples.k, protocol)
+        for name, values in samples.extras.items():
+            res.extra.update(_second_opinion(name, values[sl], samples.scores[sl], task))
         results.append(res)
     return results
+
+
+def run_conditions(lm: LoadedModel, task: Task, conditions: Sequence[Condition], protocol: Protocol,
+                   reference: LoadedModel, prompts: Sequence[str] | None = None) -> list[ConditionResult]:
+    """Generate, score and measure every condition on the same prompts."""
+    return summarise(task, sample_conditions(lm, task, conditions, protocol, reference, prompts), protocol)
 
 
 def _summarise(task: Task, cond: Condition, prompts: list[str], outs: list[str], scores: list[float],
