@@ -68,6 +68,9 @@ def plot_report(report: EvalReport, out: Path) -> list[Path]:
     if base is not None:
         ax.axvline(base.perplexity * (1 + report.fluency_budget), linestyle="--", color="grey",
                    label=f"+{100 * report.fluency_budget:.0f}% perplexity budget")
+    xs_all = [a for a, _ in pts] + [r.perplexity for r in (base, prompting) if r is not None]
+    if xs_all and min(xs_all) > 0 and max(xs_all) / min(xs_all) > 5:
+        ax.set_xscale("log")
     ax.set_xlabel(f"perplexity ({report.reference})")
     ax.set_ylabel(name)
     ax.set_title("attribute vs fluency")
