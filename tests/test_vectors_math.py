@@ -114,3 +114,22 @@ def test_extract_all_sites_and_reads(tiny_llama) -> None:
             vec = steerlab.extract(tiny_llama, PAIRS, layers=[1], site=site, read=read)
             assert vec.site == site and vec.directions[1].shape == (tiny_llama.hidden_size,)
             assert torch.isfinite(vec.directions[1]).all()
+
+
+def test_vectors_at_different_sites_of_one_layer_compose(tiny_llama) -> None:
+    lm = tiny_llama
+    g = torch.Generator().manual_seed(5)
+    blk = SteeringVector({1: torch.randn(lm.hidden_size, generator=g)}, site="block", model=lm.fingerprint)
+    mlp = SteeringVector({1: torch.randn(lm.hidden_size, generator=g)}, site="mlp", model=lm.fingerprint)
+    only_blk = _block_output(lm, 1, "hey send me", steerlab.Steer(blk))
+    both = _block_output(lm, 1, "hey send me", (steerlab.Steer(blk), steerlab.Steer(mlp)))
+    assert not torch.equal(only_blk, both)
+
+
+def test_negative_layer_indices_in_options(tiny_llama) -> None:
+    lm = tiny_llama
+    v = torch.randn(lm.hidden_size, generator=torch.Generator().manual_seed(6))
+    vec = SteeringVector({lm.num_layers - 1: v}, model=lm.fingerprint)
+    a = _block_output(lm, lm.num_layers - 1, "hey", steerlab.Steer(vec, 1.0, {"layers": [-1]}))
+    b = _block_output(lm, lm.num_layers - 1, "hey", steerlab.Steer(vec, 1.0))
+    assert torch.equal(a, b)

@@ -68,7 +68,7 @@ class VectorSteerer(Steerer):
                                      f"{lm.name!r} has hidden size {lm.hidden_size}")
         lm.check_layers(vec.layers)
         if opts.layers is not None:
-            missing = sorted(set(opts.layers) - set(vec.layers))
+            missing = sorted(set(lm.check_layers(opts.layers)) - set(vec.layers))
             if missing:
                 raise LayerError(f"vector {vec.name!r} has no layer(s) {missing}; it has {vec.layers}")
         if opts.operator == "clamp" and opts.clamp_value is None and not vec.meta.get("stats"):
@@ -77,34 +77,31 @@ class VectorSteerer(Steerer):
     def install(self, lm: LoadedModel, apps: Sequence[Application], hooks: HookSet,
                 tracker: PositionTracker) -> None:
         dtype, device = next(lm.model.parameters()).dtype, lm.device
-        adds: dict[tuple[int, PositionRule], Tensor] = {}  # (layer, rule) -> (B, H) fused delta
-        others: dict[int, list[tuple[Any, Tensor, Tensor, PositionRule, float]]] = defaultdict(list)
-        sites: dict[int, str] = {}
+        Site = tuple[str, int]  # (site name, layer)
+        adds: dict[tuple[Site, PositionRule], Tensor] = {}  # fused (B, H) delta per site and rule
+        others: dict[Site, list[tuple[Any, Tensor, Tensor, PositionRule, float]]] = defaultdict(list)
         for app in apps:
             vec: SteeringVector = app.artifact  # type: ignore[assignment]
             opts: VectorOptions = app.options
             s = app.strengths.to(device=device, dtype=dtype)  # (B,)
-            for layer in opts.layers if opts.layers is not None else vec.layers:
-                if sites.setdefault(layer, vec.site) != vec.site:
-                    raise SteerlabError(f"vectors at sites {sites[layer]!r} and {vec.site!r} on the "
-                                        f"same layer {layer}: apply them in separate contexts")
+            for layer in lm.check_layers(opts.layers) if opts.layers is not None else vec.layers:
+                site = (vec.site, layer)
                 v = vec.directions[layer].to(device=device, dtype=dtype)  # (H,)
                 if opts.operator == "add":
-                    key = (layer, opts.positions)
+                    key = (site, opts.positions)
                     delta = s.unsqueeze(1) * v  # (B, H)
                     adds[key] = adds[key] + delta if key in adds else delta
                 else:
                     c = opts.clamp_value
                     if c is None:
                         c = float(vec.meta["stats"][str(layer)]["pos_proj"])
-                    op = OPERATORS.get(opts.operator)
-                    others[layer].append((op, v, s, opts.positions, float(c)))
-        by_layer: dict[int, list[tuple[PositionRule, Tensor]]] = defaultdict(list)
-        for (layer, rule), delta in adds.items():
-            by_layer[layer].append((rule, delta))
-        modules = {layer: lm.site_module(layer, site) for layer, site in sites.items()}
-        for layer, module in modules.items():
-            hooks.forward_hook(module, _make_hook(tracker, by_layer.get(layer, []), others.get(layer, [])))
+                    others[site].append((OPERATORS.get(opts.operator), v, s, opts.positions, float(c)))
+        by_site: dict[Site, list[tuple[PositionRule, Tensor]]] = defaultdict(list)
+        for (site, rule), delta in adds.items():
+            by_site[site].append((rule, delta))
+        modules = {site: lm.site_module(site[1], site[0]) for site in {*by_site, *others}}
+        for site, module in modules.items():
+            hooks.forward_hook(module, _make_hook(tracker, by_site.get(site, []), others.get(site, [])))
 
 
 def _make_hook(tracker: PositionTracker, adds: list[tuple[PositionRule, Tensor]],
