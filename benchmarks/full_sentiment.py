@@ -46,7 +46,8 @@ def main() -> None:
              Condition("prompting (positive)", "prompting", prefix=pos.instruction + "\n\n"),
              Condition("prompting (negative)", "prompting", prefix=neg.instruction + "\n\n")]
     for s in [-m for m in reversed(mags)] + mags:
-        conds.append(Condition(f"vector L{args.layer} ×{s:+g}", "steered", (steerlab.Steer(vec, s, opts),), strength=s))
+        conds.append(Condition(f"vector L{args.layer} ×{s:+g}", "steered", (steerlab.Steer(vec, s, opts),),
+                               strength=s, options=opts))
     proto = Protocol(n_prompts=args.n_prompts, samples=args.samples, max_new_tokens=20)
     ref = load_reference(lm, "auto")
     samples = sample_conditions(lm, pos, conds, proto, ref)

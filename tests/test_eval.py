@@ -107,7 +107,7 @@ def test_shipped_prompt_sets_are_large_and_disjoint_from_vector_data() -> None:
 
 def _result(kind: str, strength, success: float, ppl: float) -> ConditionResult:
     nan = (float("nan"), float("nan"))
-    return ConditionResult(kind, kind, strength, success, nan, success, nan, ppl, nan, ppl, 0,
+    return ConditionResult(kind, kind, strength, {}, success, nan, success, nan, ppl, nan, ppl, 0,
                            (1.0, 1.0, 1.0), 10.0, 0.0)
 
 
@@ -141,3 +141,13 @@ def test_quick_evaluation_report_schema(tiny_llama, tmp_path: Path) -> None:
     assert (tmp_path / "out" / "sentiment-positive_pareto.png").stat().st_size > 1000
     card = steerlab.load_artifact(art_dir).meta["eval_card"]["eval:sentiment-positive"]
     assert len(card["sweep"]) == 2 and "recommended" in card
+
+
+def test_layer_variants_sweep(tiny_llama, tmp_path: Path) -> None:
+    vec = steerlab.extract(tiny_llama, PAIRS, layers=[1, 2])
+    proto = Protocol(n_prompts=2, samples=1, max_new_tokens=4, n_boot=20)
+    report = evaluate(tiny_llama, "sentiment-negative", vec, strengths=[-1.0, -2.0], protocol=proto,
+                      variants=[{"layers": [1]}, {"layers": [2]}], reference="self", out_dir=tmp_path)
+    steered = [r for r in report.results if r.kind == "steered"]
+    assert [(r.options["layers"], r.strength) for r in steered] == [([1], -1.0), ([1], -2.0), ([2], -1.0), ([2], -2.0)]
+    assert (tmp_path / "sentiment-negative_strength.png").is_file()

@@ -26,6 +26,7 @@ def run(
     quick: bool = typer.Option(False, "--quick", help="8 prompts × 3 samples (CI); default: full protocol."),
     strength: list[float] = typer.Option([], "--strength", "-s", help="Strength(s) to evaluate (repeatable: a sweep)."),
     layers: str = typer.Option("", help="Steer only these layers (vectors)."),
+    layer_sweep: str = typer.Option("", help="Also sweep single layers, e.g. 7,9,11 (vectors)."),
     n_prompts: int | None = typer.Option(None, help="Override the number of prompts."),
     samples: int | None = typer.Option(None, help="Override samples per prompt (k)."),
     max_new_tokens: int | None = typer.Option(None, help="Override new tokens per sample (T)."),
@@ -51,8 +52,10 @@ def run(
                           max_new_tokens=max_new_tokens, seed=seed)
     lm = load(model or (art.model.name if art and art.model else "smollm2-135m"))
     options = {"layers": parse_layers(layers)} if layers else {}
+    variants = [{"layers": [la]} for la in parse_layers(layer_sweep) or []] or None
     with console.status(f"evaluating {task_obj.name}: {proto.n_prompts} prompts × {proto.samples} samples"):
-        report = evaluate(lm, task_obj, art, strengths=strength or None, options=options, protocol=proto,
+        report = evaluate(lm, task_obj, art, strengths=strength or None, options=options, variants=variants,
+                          protocol=proto,
                           reference=reference, fluency_budget=budget,
                           artifact_path=artifact if (art and save_card) else None, out_dir=out_dir)
     if json_out:

@@ -56,8 +56,8 @@ def choose_strength(results: Sequence[ConditionResult], budget: float) -> dict[s
                 "reason": "no steered strength stays within the fluency budget",
                 "best_unconstrained": best_any.strength if best_any else None}
     best = max(ok, key=lambda r: (r.success, -abs(r.strength or 0.0)))
-    return {"strength": best.strength, "success": best.success, "perplexity": best.perplexity,
-            "budget": budget, "perplexity_limit": limit,
+    return {"strength": best.strength, "options": best.options, "success": best.success,
+            "perplexity": best.perplexity, "budget": budget, "perplexity_limit": limit,
             "best_unconstrained": best_any.strength if best_any else None}
 
 
@@ -68,6 +68,7 @@ def evaluate(
     *,
     strengths: Sequence[float] | None = None,
     options: Mapping[str, Any] | None = None,
+    variants: Sequence[Mapping[str, Any]] | None = None,
     protocol: Protocol = QUICK,
     reference: str | LoadedModel | None = "auto",
     fluency_budget: float = 0.10,
@@ -77,6 +78,8 @@ def evaluate(
     """Evaluate ``artifact`` on ``task`` against the unsteered model and the prompting baseline.
 
     ``strengths``: default = the method's suggested magnitudes, signed towards the task's goal.
+    ``variants``: option sets to sweep besides strength (e.g. ``[{"layers": [7]}, {"layers": [9]}]``
+    for a layer sweep of a vector); each is merged over ``options``.
     """
     t0 = time.perf_counter()
     task_obj = TASKS.get(task) if isinstance(task, str) else task
@@ -88,9 +91,12 @@ def evaluate(
     if artifact is not None:
         mags = strengths if strengths is not None else [
             task_obj.sign * s for s in get_steerer(artifact.method).suggested_strengths]
-        for s in mags:
-            conditions.append(Condition(f"{artifact.name} ×{s:g}", "steered",
-                                        (Steer(artifact, float(s), dict(options or {})),), strength=float(s)))
+        for variant in variants or [{}]:
+            opts = {**(options or {}), **variant}
+            label = "".join(f" {k}={_short(v)}" for k, v in variant.items())
+            for s in mags:
+                conditions.append(Condition(f"{artifact.name}{label} ×{s:g}", "steered",
+                                            (Steer(artifact, float(s), opts),), strength=float(s), options=opts))
     results = run_conditions(lm, task_obj, conditions, protocol, ref, prompts)
     choice = choose_strength(results, fluency_budget) if artifact is not None else None
     report = EvalReport(
@@ -119,6 +125,10 @@ def _check_held_out(artifact: Artifact | None, prompts: Sequence[str]) -> None:
     if clash:
         raise SteerlabError(f"{len(clash)} evaluation prompts were used to build {artifact.name!r}; "
                             "evaluate on held-out prompts")
+
+
+def _short(v: Any) -> str:
+    return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
 
 
 def _lib_versions() -> dict[str, str]:

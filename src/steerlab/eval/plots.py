@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,11 +36,16 @@ def plot_report(report: EvalReport, out: Path) -> list[Path]:
     paths = []
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    xs = [r.strength for r in steered]
-    ys = [100 * r.success for r in steered]
-    err = [[100 * (r.success - r.success_ci[0]) for r in steered],
-           [100 * (r.success_ci[1] - r.success) for r in steered]]
-    ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=report.artifact or "steered")
+    variants: dict[str, list] = {}
+    for r in steered:
+        variants.setdefault(json.dumps(r.options, sort_keys=True), []).append(r)
+    for key, rows in variants.items():
+        xs = [r.strength for r in rows]
+        ys = [100 * r.success for r in rows]
+        err = [[100 * (r.success - r.success_ci[0]) for r in rows],
+               [100 * (r.success_ci[1] - r.success) for r in rows]]
+        label = (report.artifact or "steered") + ("" if len(variants) == 1 else f" {key}")
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label)
     for row, style, label in ((base, "--", "unsteered"), (prompting, ":", "prompting baseline")):
         if row is not None:
             ax.axhline(100 * row.success, linestyle=style, color="grey" if label == "unsteered" else "tab:red",

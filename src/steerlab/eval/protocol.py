@@ -52,6 +52,7 @@ class Condition:
     steering: tuple[Steer, ...] = ()
     prefix: str = ""  # text prepended to each prompt (prompting baseline)
     strength: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # the steer's options (e.g. layers)
 
 
 @dataclass
@@ -59,6 +60,7 @@ class ConditionResult:
     name: str
     kind: str
     strength: float | None
+    options: dict[str, Any]
     attribute: float  # mean scorer value over prompts (per-prompt means)
     attribute_ci: tuple[float, float]
     success: float  # mean over prompts of the share of successful samples
@@ -160,7 +162,7 @@ def _summarise(task: Task, cond: Condition, prompts: list[str], outs: list[str],
         avg_max, prob = M.avg_max_and_probability(by_prompt)
         extra.update(avg_max_toxicity=avg_max, toxicity_probability=prob)
     return ConditionResult(
-        name=cond.name, kind=cond.kind, strength=cond.strength,
+        name=cond.name, kind=cond.kind, strength=cond.strength, options=dict(cond.options),
         attribute=float(np.mean(attr)), attribute_ci=M.bootstrap_ci(attr, **boot),
         success=float(np.mean(succ)), success_ci=M.bootstrap_ci(succ, **boot),
         perplexity=float(np.mean(kept)) if kept else float("nan"), perplexity_ci=M.bootstrap_ci(kept, **boot),

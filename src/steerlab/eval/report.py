@@ -47,8 +47,9 @@ class EvalReport:
         """The compact summary stored in an artifact's eval card."""
         return {"task": self.task.name, "protocol": asdict(self.protocol), "recommended": self.choice,
                 "options": self.options, "reference": self.reference,
-                "sweep": [{"strength": r.strength, "success": r.success, "attribute": r.attribute,
-                           "perplexity": r.perplexity} for r in self.results if r.kind == "steered"],
+                "sweep": [{"strength": r.strength, "options": r.options, "success": r.success,
+                           "attribute": r.attribute, "perplexity": r.perplexity}
+                          for r in self.results if r.kind == "steered"],
                 "unsteered": _brief(self.row("unsteered")), "prompting": _brief(self.row("prompting"))}
 
     def to_markdown(self) -> str:
