@@ -18,6 +18,14 @@ def _vectors(lm: LoadedModel) -> steerlab.Steer:
     return steerlab.Steer(vec, 8.0)
 
 
+def _lm_steer(lm: LoadedModel) -> steerlab.Steer:
+    from steerlab.methods.lm_steer import train
+
+    art = train(lm, PAIRS, rank=4, n_steps=3, batch_size=4, epsilon=1e-1, init_var=0.1, progress=False)
+    return steerlab.Steer(art, 5.0)
+
+
 FACTORIES: dict[str, Callable[[LoadedModel], steerlab.Steer]] = {
     "vectors": _vectors,
+    "lm_steer": _lm_steer,
 }

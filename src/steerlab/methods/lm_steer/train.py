@@ -1,0 +1,193 @@
+"""Train LM-Steer steers with the LM frozen, as the paper does: language-modelling loss on
+attribute-labelled text with the training steer's value set to the label (+1 / −1) and the dummy
+steer (if any) set to 1.
+
+Only the final hidden state feeds the steer, so the frozen model runs once per batch without
+gradients and backpropagation covers just the adaptor and the LM head: a step costs about one
+forward pass. Checkpoints (parameters, Adam state, step, RNG state) are safetensors + JSON and
+training resumes from the last one. Data order and initialisation follow ``seed``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from steerlab.core.atomic import atomic_dir
+from steerlab.data.pairs import ContrastSet, as_contrast, text_hashes
+from steerlab.errors import SteerlabError
+from steerlab.methods.lm_steer.adaptor import hidden_delta, init_params, logit_offset, regularization
+from steerlab.methods.lm_steer.artifact import LMSteer
+from steerlab.models.layout import get_module
+from steerlab.models.loading import LoadedModel
+
+
+def _logits(lm: LoadedModel, h: torch.Tensor, adaptor: str, params: dict[str, torch.Tensor],
+            values: torch.Tensor, epsilon: float) -> torch.Tensor:
+    head = get_module(lm.model, lm.layout.lm_head)
+    delta = hidden_delta(adaptor, params, h, values, epsilon)
+    logits = head(h + delta if delta is not None else h)  # (B, T, V)
+    if adaptor == "offset":
+        logits = logits + logit_offset(params, values, epsilon)
+    return logits
+
+
+def train(
+    lm: LoadedModel,
+    data: Any,
+    *,
+    adaptor_class: str = "multiply",
+    num_steers: int = 2,
+    dummy_steer: int | None = 1,
+    training_steer: int = 0,
+    steer_names: Sequence[str] | None = None,
+    rank: int = 128,
+    epsilon: float = 1e-3,
+    init_var: float = 1e-2,
+    regularization_weight: float = 0.0,
+    lr: float = 1e-2,
+    n_steps: int = 600,
+    batch_size: int = 16,
+    max_length: int = 64,
+    seed: int = 0,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 100,
+    name: str | None = None,
+    progress: bool = True,
+) -> LMSteer:
+    """Train an :class:`LMSteer` on positive (+1) / negative (−1) texts. Knob names follow the
+    official code; defaults are chosen for a 135M model on 2 CPU cores (see the module docs)."""
+    contrast: ContrastSet = as_contrast(data)
+    if not 0 <= training_steer < num_steers or (dummy_steer is not None and not 0 <= dummy_steer < num_steers):
+        raise SteerlabError(f"training_steer / dummy_steer must be steer indices 0..{num_steers - 1}")
+    if dummy_steer == training_steer:
+        raise SteerlabError("dummy_steer must differ from training_steer")
+    names = list(steer_names) if steer_names else [
+        "dummy" if k == dummy_steer else (contrast.name if k == training_steer else f"steer{k}")
+        for k in range(num_steers)]
+    examples = [(t, 1.0) for t in contrast.positive] + [(t, -1.0) for t in contrast.negative]
+    gen = torch.Generator().manual_seed(seed)
+    vocab = int(lm.config.vocab_size)
+    params = init_params(adaptor_class, num_steers, lm.hidden_size, vocab, rank, init_var, gen)
+    for p in params.values():
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(params.values(), lr=lr)
+    start, history = 0, []
+    ckpt = Path(checkpoint_dir) if checkpoint_dir else None
+    if ckpt is not None and (ckpt / "state.json").is_file():
+        start, history = _load_checkpoint(ckpt, params, opt)
+    order_rng = random.Random(seed)
+    order = _epoch_order(len(examples), order_rng)
+    consumed = start * batch_size
+    for _ in range(consumed // max(1, len(examples))):  # replay the data order up to the resume point
+        order = _epoch_order(len(examples), order_rng)
+    pos = consumed % max(1, len(examples))
+    tok = lm.tokenizer
+    side = tok.padding_side
+    for prm in lm.model.parameters():
+        prm.requires_grad_(False)
+    t0 = time.perf_counter()
+    from steerlab.progress import progress_bar
+
+    try:
+        tok.padding_side = "right"
+        bar = progress_bar(n_steps - start, f"training lm-steer ({name or contrast.name})") if progress else _quiet()
+        with bar as advance:
+            for step in range(start, n_steps):
+                batch = []
+                while len(batch) < batch_size:
+                    if pos >= len(order):
+                        order, pos = _epoch_order(len(examples), order_rng), 0
+                    batch.append(examples[order[pos]])
+                    pos += 1
+                enc = tok([t for t, _ in batch], return_tensors="pt", padding=True, truncation=True,
+                          max_length=max_length).to(lm.device)
+                values = torch.zeros(len(batch), num_steers)
+                values[:, training_steer] = torch.tensor([y for _, y in batch])
+                if dummy_steer is not None:
+                    values[:, dummy_steer] = 1.0
+                with torch.no_grad():
+                    h = lm.base(**enc).last_hidden_state.float()  # (B, T, H) after the final norm
+                logits = _logits(lm, h, adaptor_class, params, values, epsilon)
+                labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+                loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
+                                       ignore_index=-100)
+                total = loss + regularization_weight * regularization(params) if regularization_weight else loss
+                opt.zero_grad()
+                total.backward()
+                opt.step()
+                history.append(float(loss.detach()))
+                advance(1)
+                if ckpt is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == n_steps):
+                    _save_checkpoint(ckpt, params, opt, step + 1, history)
+    finally:
+        tok.padding_side = side
+    seconds = time.perf_counter() - t0
+    n_model = sum(p.numel() for p in lm.model.parameters())
+    n_steer = sum(p.numel() for p in params.values())
+    config = {"adaptor_class": adaptor_class, "num_steers": num_steers, "dummy_steer": dummy_steer,
+              "training_steer": training_steer, "rank": rank, "epsilon": epsilon, "init_var": init_var,
+              "regularization": regularization_weight, "lr": lr, "n_steps": n_steps, "batch_size": batch_size,
+              "max_length": max_length, "seed": seed}
+    meta = {"name": name or f"{contrast.name}-lm-steer",
+            "training": {**config, "seconds_this_run": seconds, "resumed_from_step": start,
+                         "loss_first": history[0] if history else None,
+                         "loss_last_50": sum(history[-50:]) / max(1, len(history[-50:])),
+                         "params_per_steer": n_steer // num_steers,
+                         "params_percent_of_model_per_steer": 100.0 * n_steer / num_steers / n_model},
+            "provenance": {"data": contrast.source, "n_positive": len(contrast.positive),
+                           "n_negative": len(contrast.negative), "text_hashes": text_hashes(
+                               contrast.positive + contrast.negative)}}
+    return LMSteer({n: p.detach() for n, p in params.items()}, adaptor_class, epsilon, names, dummy_steer, rank,
+                   lm.fingerprint, meta)
+
+
+class _quiet:
+    def __enter__(self) -> Any:
+        return lambda n: None
+
+    def __exit__(self, *a: object) -> None:
+        return None
+
+
+def _epoch_order(n: int, rng: random.Random) -> list[int]:
+    order = list(range(n))
+    rng.shuffle(order)
+    return order
+
+
+def _save_checkpoint(path: Path, params: dict[str, torch.Tensor], opt: torch.optim.Optimizer, step: int,
+                     history: list[float]) -> None:
+    tensors = {f"param.{n}": p.detach().clone() for n, p in params.items()}
+    for i, p in enumerate(params.values()):
+        st = opt.state.get(p, {})
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in st:
+                tensors[f"adam.{i}.{key}"] = st[key].detach().clone()
+        if "step" in st:
+            tensors[f"adam.{i}.step"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1)
+    with atomic_dir(path) as tmp:
+        save_file(tensors, str(tmp / "checkpoint.safetensors"))
+        (tmp / "state.json").write_text(json.dumps({"step": step, "history": history}) + "\n")
+
+
+def _load_checkpoint(path: Path, params: dict[str, torch.Tensor], opt: torch.optim.Optimizer
+                     ) -> tuple[int, list[float]]:
+    tensors = load_file(str(path / "checkpoint.safetensors"))
+    state = json.loads((path / "state.json").read_text())
+    with torch.no_grad():
+        for n, p in params.items():
+            p.copy_(tensors[f"param.{n}"])
+    for i, p in enumerate(params.values()):
+        if f"adam.{i}.exp_avg" in tensors:
+            opt.state[p] = {"step": tensors[f"adam.{i}.step"].reshape(()),
+                            "exp_avg": tensors[f"adam.{i}.exp_avg"], "exp_avg_sq": tensors[f"adam.{i}.exp_avg_sq"]}
+    return int(state["step"]), list(state["history"])

@@ -1,0 +1,93 @@
+"""LM-Steer: exact transform, per-row values, training determinism and resumable checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import steerlab
+from steerlab.methods.lm_steer import LMSteer, train
+from steerlab.models.layout import get_module
+from tests.conftest import PAIRS
+
+
+def _art(lm, adaptor="multiply", seed=0) -> LMSteer:
+    return train(lm, PAIRS, adaptor_class=adaptor, rank=3, n_steps=2, batch_size=4, epsilon=0.5,
+                 init_var=0.2, seed=seed, progress=False)
+
+
+def _hidden_and_logits(lm, text: str, steer=None):
+    enc = lm.tokenizer([text], return_tensors="pt")
+    with torch.no_grad():
+        h = lm.base(**enc).last_hidden_state
+        handle = steerlab.patch(lm, steer if steer is not None else ())
+        try:
+            logits = lm.model(**enc).logits
+        finally:
+            handle.remove()
+    return h, logits
+
+
+def test_multiply_transform_is_exact(tiny_llama) -> None:
+    lm = tiny_llama
+    art = _art(lm)
+    h, steered = _hidden_and_logits(lm, "The movie was", steerlab.Steer(art, 3.0))
+    p1, p2 = art.params["projector1"][0], art.params["projector2"][0]  # steer 0 (the trained one)
+    expected_h = h + art.epsilon * 3.0 * (h @ p1) @ p2.T
+    head = get_module(lm.model, lm.layout.lm_head)
+    assert torch.allclose(steered, head(expected_h), atol=1e-5)
+
+
+@pytest.mark.parametrize("adaptor", ["add", "offset"])
+def test_other_adaptors(tiny_llama, adaptor: str) -> None:
+    lm = tiny_llama
+    art = _art(lm, adaptor)
+    h, steered = _hidden_and_logits(lm, "The movie was", steerlab.Steer(art, 2.0))
+    head = get_module(lm.model, lm.layout.lm_head)
+    if adaptor == "add":
+        expected = head(h + art.epsilon * 2.0 * art.params["add_vec"][0])
+    else:
+        expected = head(h) + art.epsilon * 2.0 * art.params["offset_vec"][0]
+    assert torch.allclose(steered, expected, atol=1e-5)
+
+
+def test_explicit_values_and_dummy(tiny_llama) -> None:
+    lm = tiny_llama
+    art = _art(lm)
+    _, a = _hidden_and_logits(lm, "hey", steerlab.Steer(art, 2.0, {"values": [1.0, 0.5]}))
+    _, b = _hidden_and_logits(lm, "hey", steerlab.Steer(art, 1.0, {"values": [2.0, 1.0]}))
+    assert torch.allclose(a, b, atol=1e-6)
+    with pytest.raises(steerlab.SteerlabError, match="values has 3"):
+        steerlab.patch(lm, steerlab.Steer(art, 1.0, {"values": [1.0, 2.0, 3.0]}))
+    with pytest.raises(steerlab.SteerlabError, match="no steer"):
+        steerlab.patch(lm, steerlab.Steer(art, 1.0, {"steer": "humour"}))
+
+
+def test_per_row_values_equal_rows_alone(tiny) -> None:
+    art = _art(tiny)
+    prompts = ["The movie was wonderful", "hey", "Could you please send"]
+    rows = [steerlab.Steer(art, 5.0), steerlab.Steer(art, -5.0), None]
+    batched = steerlab.generate(tiny, prompts, steering=rows, max_new_tokens=6)
+    alone = [steerlab.generate(tiny, [p], steering=[r], max_new_tokens=6)[0] for p, r in zip(prompts, rows)]
+    assert batched == alone
+
+
+def test_training_is_deterministic_and_resumes_exactly(tiny_llama, tmp_path: Path) -> None:
+    kw = {"rank": 3, "batch_size": 3, "epsilon": 0.5, "init_var": 0.2, "seed": 3, "progress": False}
+    full = train(tiny_llama, PAIRS, n_steps=4, **kw)
+    again = train(tiny_llama, PAIRS, n_steps=4, **kw)
+    assert all(torch.equal(full.params[k], again.params[k]) for k in full.params)
+    train(tiny_llama, PAIRS, n_steps=2, checkpoint_dir=tmp_path / "ck", checkpoint_every=1, **kw)
+    resumed = train(tiny_llama, PAIRS, n_steps=4, checkpoint_dir=tmp_path / "ck", **kw)
+    assert resumed.meta["training"]["resumed_from_step"] == 2
+    assert all(torch.allclose(full.params[k], resumed.params[k], atol=1e-6) for k in full.params)
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["checkpoint.safetensors", "state.json"]
+
+
+def test_bad_training_config(tiny_llama) -> None:
+    with pytest.raises(steerlab.SteerlabError, match="dummy_steer"):
+        train(tiny_llama, PAIRS, num_steers=2, dummy_steer=0, training_steer=0, n_steps=1)
+    with pytest.raises(steerlab.SteerlabError, match="adaptor_class"):
+        train(tiny_llama, PAIRS, adaptor_class="divide", n_steps=1)
