@@ -91,3 +91,44 @@ def test_bad_training_config(tiny_llama) -> None:
         train(tiny_llama, PAIRS, num_steers=2, dummy_steer=0, training_steer=0, n_steps=1)
     with pytest.raises(steerlab.SteerlabError, match="adaptor_class"):
         train(tiny_llama, PAIRS, adaptor_class="divide", n_steps=1)
+
+
+def test_transfer_to_itself_is_identity_and_to_another_model_binds_it(tiny_tokenizer, tiny_llama) -> None:
+    from steerlab.methods.lm_steer.transfer import transfer
+    from tests.conftest import make_tiny
+
+    art = _art(tiny_llama)
+    same = transfer(art, tiny_llama, tiny_llama)
+    for k in art.params:
+        assert torch.allclose(same.params[k], art.params[k], atol=1e-3)
+    other = make_tiny("qwen2", tiny_tokenizer)
+    moved = transfer(art, tiny_llama, other)
+    assert moved.model == other.fingerprint
+    assert moved.params["projector1"].shape == art.params["projector1"].shape
+    assert moved.meta["provenance"]["transfer"]["shared_tokens"] == len(tiny_tokenizer)
+    steerlab.patch(other, steerlab.Steer(moved, 2.0)).remove()
+    with pytest.raises(steerlab.SteerlabError):
+        steerlab.patch(other, steerlab.Steer(art, 2.0))  # untransferred: wrong model
+
+
+def test_max_subspans_hand_case() -> None:
+    from steerlab.methods.lm_steer.interpret import max_subspans
+
+    scores = [0.0, 2.0, 1.0, -5.0, 3.0, -0.5, 0.2, -1.0]
+    assert max_subspans(scores, max_segments=2, max_length=3) == [(1, 3), (4, 5)]
+    assert max_subspans([-1.0, -2.0], 3, 2) == []
+
+
+def test_interpretation_outputs(tiny_llama) -> None:
+    from steerlab.methods.lm_steer.interpret import dimensions, evidence, token_shifts
+
+    art = _art(tiny_llama)
+    shifts = token_shifts(tiny_llama, art, ["The movie was", "hey send"], value=5.0, k=5)
+    assert len(shifts["up"]) == 5 and shifts["up"][0][1] > 0 > shifts["down"][0][1]
+    flipped = token_shifts(tiny_llama, art, ["The movie was", "hey send"], value=-5.0, k=5)
+    assert flipped["down"][0][0] == shifts["up"][0][0] or flipped["up"][0][0] == shifts["down"][0][0]
+    dims = dimensions(tiny_llama, art, n_dims=2, k=3)
+    assert len(dims) == 2 and dims[0]["singular_value"] >= dims[1]["singular_value"]
+    ev = evidence(tiny_llama, art, "The movie was wonderful and I loved it.")
+    assert len(ev.tokens) == len(ev.scores) and ev.scores[0] == 0.0
+    assert "<span" in ev.html() and "".join(ev.tokens) in ev.rich().plain

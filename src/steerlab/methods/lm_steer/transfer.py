@@ -1,0 +1,54 @@
+"""Transfer a trained steer to another model (official ``experiments/steer_transfer.py``).
+
+The two models' output embeddings are related by an explicit linear map learned over their shared
+vocabulary (token strings present in both tokenizers; the first ``top_k`` in the target's id
+order, 4000 in the official code). We solve the same least-squares objective in closed form
+(``torch.linalg.lstsq``) instead of Adam, then, as the official code does, normalise the rows of
+the target→source map B and set ``P_target = B · P_source`` for both projectors.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from steerlab.errors import SteerlabError
+from steerlab.methods.lm_steer.artifact import LMSteer
+from steerlab.models.layout import get_module
+from steerlab.models.loading import LoadedModel
+
+
+def shared_vocabulary(source: LoadedModel, target: LoadedModel) -> tuple[list[int], list[int]]:
+    """(source ids, target ids) of token strings present in both vocabularies, in target id order."""
+    src_vocab = source.tokenizer.get_vocab()
+    tgt = sorted(target.tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    src_n = get_module(source.model, source.layout.lm_head).weight.shape[0]
+    tgt_n = get_module(target.model, target.layout.lm_head).weight.shape[0]
+    pairs = [(src_vocab[tok], idx) for tok, idx in tgt if tok in src_vocab and src_vocab[tok] < src_n and idx < tgt_n]
+    return [a for a, _ in pairs], [b for _, b in pairs]
+
+
+def transfer(steer: LMSteer, source: LoadedModel, target: LoadedModel, *, top_k: int = 4000) -> LMSteer:
+    """Map ``steer`` (trained on ``source``) onto ``target``'s hidden space."""
+    if steer.adaptor_class != "multiply":
+        raise SteerlabError("transfer maps the multiply adaptor's projectors; this steer is "
+                            f"{steer.adaptor_class!r}")
+    if steer.model is not None:
+        steer.model.check(source.fingerprint)
+    src_ids, tgt_ids = shared_vocabulary(source, target)
+    if len(src_ids) < 100:
+        raise SteerlabError(f"only {len(src_ids)} shared tokens between {source.name} and {target.name}")
+    n = min(top_k, len(src_ids))
+    e_src = get_module(source.model, source.layout.lm_head).weight.detach().float()[src_ids[:n]]  # (n, Hs)
+    e_tgt = get_module(target.model, target.layout.lm_head).weight.detach().float()[tgt_ids[:n]]  # (n, Ht)
+    backward = torch.linalg.lstsq(e_tgt, e_src).solution  # (Ht, Hs): e_tgt @ B ≈ e_src
+    forward = torch.linalg.lstsq(e_src, e_tgt).solution  # (Hs, Ht), reported for fit quality
+    fit = {"shared_tokens": len(src_ids), "top_k": n,
+           "backward_rel_error": float((e_tgt @ backward - e_src).norm() / e_src.norm()),
+           "forward_rel_error": float((e_src @ forward - e_tgt).norm() / e_tgt.norm())}
+    b = backward / backward.norm(dim=1, keepdim=True)  # row-normalised, as the official code
+    params = {name: torch.einsum("ts,ksr->ktr", b, p) for name, p in steer.params.items()}  # (K, Ht, r)
+    meta = {"name": f"{steer.name}→{target.name}",
+            "provenance": {**steer.meta.get("provenance", {}), "transferred_from": source.name, "transfer": fit},
+            "training": steer.meta.get("training", {})}
+    return LMSteer(params, steer.adaptor_class, steer.epsilon, list(steer.steer_names), steer.dummy_steer,
+                   steer.rank, target.fingerprint, meta)
