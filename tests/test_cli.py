@@ -57,3 +57,18 @@ def test_inspect_and_export(tiny_llama, tmp_path: Path, capsys) -> None:
     assert code == 0 and "vectors" in out and "separation" in out
     code, _, _ = run(["export-gguf", str(path), str(tmp_path / "v.gguf")], capsys)
     assert code == 0 and (tmp_path / "v.gguf").is_file()
+
+
+def test_parse_opts() -> None:
+    from steerlab.cli.common import parse_opts
+
+    assert parse_opts(["steer=0", "values=[1, 0.5]", "positions=generated"]) == {
+        "steer": 0, "values": [1, 0.5], "positions": "generated"}
+    with pytest.raises(steerlab.SteerlabError, match="key=value"):
+        parse_opts(["oops"])
+
+
+def test_explain_refuses_a_vector(tiny_llama, tmp_path: Path, capsys) -> None:
+    path = steerlab.extract(tiny_llama, PAIRS, layers=[1]).save(tmp_path / "v")
+    code, _, err = run(["explain", str(path), "--text", "hi"], capsys)
+    assert code == 2 and "lm_steer" in err

@@ -39,6 +39,20 @@ def parse_positions(spec: str) -> str | int:
     return int(spec) if spec.lstrip("-").isdigit() else spec
 
 
+def parse_opts(items: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values parsed as JSON when they can be (numbers, lists), else strings."""
+    opts: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise SteerlabError(f"bad --opt {item!r}: use key=value")
+        try:
+            opts[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            opts[key] = raw
+    return opts
+
+
 def load(name: str) -> Any:
     """Load a model with a spinner."""
     from transformers.utils import logging as hf_logging

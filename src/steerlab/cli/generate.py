@@ -7,15 +7,18 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from steerlab.cli.common import load, out, parse_layers, parse_positions, print_json
+from steerlab.cli.common import load, out, parse_layers, parse_opts, parse_positions, print_json
 from steerlab.errors import SteerlabError
 
 
 def generate(
     prompt: list[str] = typer.Option([], "--prompt", "-p", help="Prompt (repeatable)."),
     prompts_file: Path | None = typer.Option(None, "--prompts-file", help="One prompt per line."),
-    vector: list[Path] = typer.Option([], "--vector", "-v", help="Artifact directory (repeatable: composes)."),
-    strength: list[float] = typer.Option([], "--strength", "-s", help="Strength per --vector (or one for all)."),
+    vector: list[Path] = typer.Option([], "--vector", "--steer", "-v",
+                                      help="Artifact directory, any method (repeatable: composes)."),
+    strength: list[float] = typer.Option([], "--strength", "--value", "-s",
+                                         help="Strength per artifact (or one for all)."),
+    opt: list[str] = typer.Option([], "--opt", help="Method option key=value (JSON value), e.g. steer=0."),
     layers: str = typer.Option("", help="Steer only these layers of each vector, e.g. 10-12."),
     positions: str = typer.Option("all", help="all, prompt, generated, or an index k (positions >= k)."),
     operator: str = typer.Option("add", help="add, ablate or clamp."),
@@ -40,7 +43,7 @@ def generate(
     if strength and len(strength) not in (1, len(artifacts)):
         raise SteerlabError(f"{len(strength)} --strength values for {len(artifacts)} --vector artifacts")
     strengths = (strength * len(artifacts) if len(strength) == 1 else strength) or [1.0] * len(artifacts)
-    options: dict[str, object] = {}
+    options: dict[str, object] = parse_opts(opt)
     if layers:
         options["layers"] = parse_layers(layers)
     if positions != "all":

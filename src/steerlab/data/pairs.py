@@ -108,12 +108,17 @@ def as_contrast(data: Any) -> ContrastSet:
         cs = load_contrast(builtin_path(BUILTIN[data]), name=data)
         cs.source = f"steerlab:{data}"
         return cs
+    if isinstance(data, str):
+        from steerlab.data.corpus_sets import CORPUS_SETS
+
+        if data in CORPUS_SETS:
+            return CORPUS_SETS[data]()
     if isinstance(data, (str, Path)):
         return load_contrast(data)
     if isinstance(data, Sequence) and data and all(isinstance(x, (tuple, list)) and len(x) == 2 for x in data):
         return ContrastSet([str(a) for a, _ in data], [str(b) for _, b in data], paired=True)
     raise DataError(f"cannot read contrastive data from {type(data).__name__}; pass a jsonl path, "
-                    f"a built-in name ({', '.join(BUILTIN)}) or a list of (positive, negative) pairs")
+                    f"a built-in name ({', '.join(BUILTIN)}, or a corpus set) or a list of (positive, negative) pairs")
 
 
 def text_hashes(texts: Sequence[str]) -> list[str]:

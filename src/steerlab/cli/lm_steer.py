@@ -1,0 +1,106 @@
+"""LM-Steer verbs: ``steerlab train lm-steer``, ``steerlab explain``, ``steerlab transfer``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from steerlab.cli.common import console, load, out
+from steerlab.errors import SteerlabError
+
+train_app = typer.Typer(no_args_is_help=True, help="Train a steering artifact.")
+
+
+@train_app.command("lm-steer")
+def train_lm_steer(
+    data: str = typer.Option(..., "--data", "-d", help="Labelled/paired jsonl, or a set: sentiment, rt-sentiment, "
+                                                       "tweets-sentiment, tweets-toxicity."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Artifact directory to write."),
+    model: str = typer.Option("smollm2-135m", "--model", "-m"),
+    adaptor_class: str = typer.Option("multiply", help="multiply (the paper's), add or offset."),
+    num_steers: int = typer.Option(2), dummy_steer: int = typer.Option(1, help="-1 for none."),
+    rank: int = typer.Option(128), epsilon: float = typer.Option(1e-3), init_var: float = typer.Option(1e-2),
+    regularization: float = typer.Option(0.0), lr: float = typer.Option(1e-2), n_steps: int = typer.Option(600),
+    batch_size: int = typer.Option(16), max_length: int = typer.Option(64), seed: int = typer.Option(0),
+    checkpoint_dir: Path | None = typer.Option(None, help="Resumable checkpoints (default: OUT.ckpt)."),
+    name: str = typer.Option(""),
+) -> None:
+    """Train LM-Steer steers with the model frozen (resumes from --checkpoint-dir)."""
+    from steerlab.data.pairs import as_contrast
+    from steerlab.methods.lm_steer import train
+
+    contrast = as_contrast(data)
+    lm = load(model)
+    art = train(lm, contrast, adaptor_class=adaptor_class, num_steers=num_steers,
+                dummy_steer=None if dummy_steer < 0 else dummy_steer, rank=rank, epsilon=epsilon, init_var=init_var,
+                regularization_weight=regularization, lr=lr, n_steps=n_steps, batch_size=batch_size,
+                max_length=max_length, seed=seed, name=name or None,
+                checkpoint_dir=checkpoint_dir or out_dir.with_name(out_dir.name + ".ckpt"))
+    art.save(out_dir)
+    t = art.meta["training"]
+    console.print(f"saved {out_dir}: {t['params_per_steer']} parameters per steer "
+                  f"({t['params_percent_of_model_per_steer']:.3f}% of the model), loss {t['loss_first']:.3f} → "
+                  f"{t['loss_last_50']:.3f}, {t['seconds_this_run']:.0f} s")
+
+
+def explain(path: Path = typer.Argument(..., help="LM-Steer artifact directory."),
+            text: str = typer.Option(..., "--text", "-t"), value: float = typer.Option(5.0),
+            steer: str = typer.Option("0", help="Steer index or name."),
+            html: Path | None = typer.Option(None, help="Also write the highlighted text as HTML."),
+            top: int = typer.Option(12, help="Tokens to list per direction.")) -> None:
+    """Highlight the spans of TEXT the steer explains, and list the tokens it moves most."""
+    from steerlab.core.artifact import load_artifact
+    from steerlab.methods.lm_steer import LMSteer
+    from steerlab.methods.lm_steer.interpret import dimensions, evidence, token_shifts
+
+    art = load_artifact(path)
+    if not isinstance(art, LMSteer):
+        raise SteerlabError(f"{path} is a {art.method!r} artifact; explain needs an lm_steer artifact")
+    idx: int | str = int(steer) if steer.isdigit() else steer
+    lm = load(art.model.name if art.model else "smollm2-135m")
+    ev = evidence(lm, art, text, value=value, steer_index=idx)
+    out.print("[bold]evidence[/bold] (green: explained by +value, red: by −value)")
+    out.print(ev.rich())
+    if html:
+        html.write_text(ev.html())
+        console.print(f"wrote {html}")
+    shifts = token_shifts(lm, art, [text], value=value, steer_index=idx, k=top)
+    table = Table(title=f"tokens moved most at value {value:+g}")
+    table.add_column("promoted")
+    table.add_column("suppressed")
+    for (a, x), (b, y) in zip(shifts["up"], shifts["down"]):
+        table.add_row(f"{a!r} {x:+.2f}", f"{b!r} {y:+.2f}")
+    out.print(table)
+    if art.adaptor_class == "multiply":
+        for d in dimensions(lm, art, steer_index=idx, n_dims=3, k=8):
+            share = f"{100 * d['share']:.0f}% of W"
+            out.print(f"dimension {d['dim']} ({share}): + {d['positive_end']}  − {d['negative_end']}")
+
+
+def transfer_cmd(path: Path = typer.Argument(..., help="LM-Steer artifact (multiply adaptor)."),
+                 to: str = typer.Option(..., "--to", help="Target model."),
+                 out_dir: Path = typer.Option(..., "--out", "-o"),
+                 top_k: int = typer.Option(4000, help="Shared tokens used to fit the embedding map.")) -> None:
+    """Map a trained steer onto another model through their shared vocabulary."""
+    from steerlab.core.artifact import load_artifact
+    from steerlab.methods.lm_steer import LMSteer
+    from steerlab.methods.lm_steer.transfer import transfer
+
+    art = load_artifact(path)
+    if not isinstance(art, LMSteer):
+        raise SteerlabError(f"{path} is a {art.method!r} artifact; transfer needs an lm_steer artifact")
+    source = load(art.model.name if art.model else "smollm2-135m")
+    target = load(to)
+    moved = transfer(art, source, target, top_k=top_k)
+    moved.save(out_dir)
+    fit = moved.meta["provenance"]["transfer"]
+    console.print(f"saved {out_dir}: {fit['shared_tokens']} shared tokens, map fitted on {fit['top_k']}, "
+                  f"relative error {fit['backward_rel_error']:.3f}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(train_app, name="train")
+    app.command("explain")(explain)
+    app.command("transfer")(transfer_cmd)
