@@ -4,7 +4,7 @@ One generation pass covers every condition of both tasks (they share prompts, sc
 unsteered row): unsteered, the positive and negative prompting baselines, and the sentiment
 vector at ±strengths. Each task then gets a standard report (JSON + Markdown + plots) with the
 automatic strength choice under a +10% perplexity budget.
-Run: python benchmarks/full_sentiment.py --out results/full   (about 45 min on 2 CPU cores)
+Run: python benchmarks/full_sentiment.py --out results/full   (about 40 min on 2 free CPU cores)
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--layer", type=int, default=9)
     ap.add_argument("--strengths", default="3,6")
-    ap.add_argument("--n-prompts", type=int, default=24)
+    ap.add_argument("--n-prompts", type=int, default=20)
     ap.add_argument("--samples", type=int, default=25)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="results/full")

@@ -6,6 +6,13 @@ Only the final hidden state feeds the steer, so the frozen model runs once per b
 gradients and backpropagation covers just the adaptor and the LM head: a step costs about one
 forward pass. Checkpoints (parameters, Adam state, step, RNG state) are safetensors + JSON and
 training resumes from the last one. Data order and initialisation follow ``seed``.
+
+Defaults for a 135M model on 2 CPU cores: each step still needs one forward pass of the frozen
+model over ``batch_size`` texts (~2 s for 16 review snippets), so 300 steps × 16 texts (about 10
+minutes; ~4,800 texts, most of the Rotten Tomatoes training half seen once) with lr 1e-2 (the
+official sentiment setting), rank 256 (2 × 576 × 256 = 295k parameters = 0.22% of SmolLM2 per
+steer, the paper's ~0.2%; the adaptor costs little next to the LM head), ε 1e-3 and init_var 1e-2
+as in the official code.
 """
 
 from __future__ import annotations
@@ -49,12 +56,12 @@ def train(
     dummy_steer: int | None = 1,
     training_steer: int = 0,
     steer_names: Sequence[str] | None = None,
-    rank: int = 128,
+    rank: int = 256,
     epsilon: float = 1e-3,
     init_var: float = 1e-2,
     regularization_weight: float = 0.0,
     lr: float = 1e-2,
-    n_steps: int = 600,
+    n_steps: int = 300,
     batch_size: int = 16,
     max_length: int = 64,
     seed: int = 0,
