@@ -151,3 +151,10 @@ def test_layer_variants_sweep(tiny_llama, tmp_path: Path) -> None:
     steered = [r for r in report.results if r.kind == "steered"]
     assert [(r.options["layers"], r.strength) for r in steered] == [([1], -1.0), ([1], -2.0), ([2], -1.0), ([2], -2.0)]
     assert (tmp_path / "sentiment-negative_strength.png").is_file()
+
+
+def test_corpus_training_sets() -> None:
+    rt = steerlab.as_contrast("rt-sentiment")
+    assert len(rt.positive) > 3000 and len(rt.negative) > 2000 and not rt.paired
+    tw = steerlab.as_contrast("tweets-sentiment")
+    assert len(tw.positive) > 1000 and len(tw.negative) > 1000
