@@ -30,6 +30,9 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="results/lm_steer")
+    ap.add_argument("--compose-value", type=float, default=5.0)
+    ap.add_argument("--formal-layer", type=int, default=9)
+    ap.add_argument("--formal-strength", type=float, default=4.0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     art = steerlab.load_artifact(args.lm_steer)
@@ -45,10 +48,19 @@ def main() -> None:
             for s in (m, -m):
                 conds.append(Condition(f"{label} ×{s:+g}", "steered", (steerlab.Steer(artifact, s),), strength=s,
                                        options={"method": artifact.method}))
+    # composition: the LM-Steer sentiment steer plus a formality vector, alone and together
+    formal = steerlab.extract(lm, "formality", layers=[args.formal_layer], name="formality")
+    sent = steerlab.Steer(art, args.compose_value)
+    form = steerlab.Steer(formal, args.formal_strength)
+    compose = [Condition("compose: lm-steer only", "compose", (sent,)),
+               Condition("compose: formality only", "compose", (form,)),
+               Condition("compose: lm-steer + formality", "compose", (sent, form))]
     proto = Protocol(n_prompts=args.n_prompts, samples=args.samples, max_new_tokens=20)
     ref = load_reference(lm, "auto")
-    samples = sample_conditions(lm, pos, conds, proto, ref)
+    samples = sample_conditions(lm, pos, conds + compose, proto, ref)
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _composition_table(samples, conds, compose, out)
     for task, sign, prompting in ((pos, 1, "prompting (positive)"), (neg, -1, "prompting (negative)")):
         names = ["unsteered", prompting] + [c.name for c in conds if c.strength and c.strength * sign > 0]
         results = summarise(task, samples, proto, only=names)
@@ -57,6 +69,30 @@ def main() -> None:
                             choice=choose_strength(results, 0.10), fluency_budget=0.10)
         report.save(out)
         print(report.to_markdown())
+
+
+def _composition_table(samples, conds, compose, out: Path) -> None:
+    """Sentiment (shipped probe) and formality (probe trained here on the formality pairs) per row."""
+    import numpy as np
+
+    from steerlab.eval.probes import train_probe
+
+    fp = steerlab.as_contrast("formality")
+    formality = train_probe(fp.positive + fp.negative, [1] * len(fp.positive) + [0] * len(fp.negative),
+                            source="steerlab:formality pairs")
+    per = len(samples.prompts) * samples.k
+    names = ["unsteered"] + [c.name for c in compose]
+    all_conds = [c.name for c in samples.conditions]
+    lines = ["| condition | P(positive) (sentiment probe) | P(formal) (formality probe) |", "|---|---|---|"]
+    for name in names:
+        i = all_conds.index(name)
+        sl = slice(i * per, (i + 1) * per)
+        f = formality.score(samples.outs[sl])
+        lines.append(f"| {name} | {np.mean(samples.scores[sl]):.3f} | {np.mean(f):.3f} |")
+    text = (f"Composition (formality probe held-out accuracy {formality.info['heldout_accuracy']:.2f} on "
+            "team-written pairs)\n\n" + "\n".join(lines) + "\n")
+    (out / "composition.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":
