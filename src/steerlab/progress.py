@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 def _enabled() -> bool:
@@ -24,3 +25,14 @@ def progress_bar(total: int, desc: str) -> Iterator[Callable[[int], None]]:
                   TimeRemainingColumn(), transient=True) as prog:
         task = prog.add_task(desc, total=total)
         yield lambda n: prog.advance(task, n)
+
+
+@contextmanager
+def null_bar() -> Iterator[Callable[[int], None]]:
+    """A progress bar that draws nothing (for callers that pass ``progress=False``)."""
+    yield lambda n: None
+
+
+def maybe_bar(enabled: bool, total: int, desc: str) -> Any:
+    """:func:`progress_bar` when ``enabled``, else :func:`null_bar`."""
+    return progress_bar(total, desc) if enabled else null_bar()

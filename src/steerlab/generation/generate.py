@@ -16,7 +16,7 @@ import torch
 from steerlab.core.steerer import patch, per_row, rewrite_prompts
 from steerlab.errors import SteerlabError
 from steerlab.models.loading import LoadedModel
-from steerlab.progress import progress_bar
+from steerlab.progress import maybe_bar
 
 
 def format_prompt(lm: LoadedModel, prompt: str, *, chat: bool, system: str | None = None) -> str:
@@ -63,7 +63,7 @@ def generate(
     rows = per_row(steering, len(prompt_list))
     texts = [format_prompt(lm, p, chat=chat, system=system) for p in rewrite_prompts(prompt_list, rows)]
     outputs: list[str] = []
-    with progress_bar(len(texts), "generating") if progress else _null() as advance:
+    with maybe_bar(progress, len(texts), "generating") as advance:
         for start in range(0, len(texts), batch_size):
             idx = range(start, min(start + batch_size, len(texts)))
             chunk_rows = [rows[i] for i in idx]
@@ -111,10 +111,3 @@ def _cut(text: str, stop: Sequence[str] | None) -> str:
     ends = [text.find(s) for s in stop if s and s in text]
     return text[: min(ends)] if ends else text
 
-
-class _null:
-    def __enter__(self) -> Any:
-        return lambda n: None
-
-    def __exit__(self, *a: object) -> None:
-        return None

@@ -102,12 +102,11 @@ def train(
     for prm in lm.model.parameters():
         prm.requires_grad_(False)
     t0 = time.perf_counter()
-    from steerlab.progress import progress_bar
+    from steerlab.progress import maybe_bar
 
     try:
         tok.padding_side = "right"
-        bar = progress_bar(n_steps - start, f"training lm-steer ({name or contrast.name})") if progress else _quiet()
-        with bar as advance:
+        with maybe_bar(progress, n_steps - start, f"training lm-steer ({name or contrast.name})") as advance:
             for step in range(start, n_steps):
                 batch = []
                 while len(batch) < batch_size:
@@ -155,14 +154,6 @@ def train(
                                contrast.positive + contrast.negative)}}
     return LMSteer({n: p.detach() for n, p in params.items()}, adaptor_class, epsilon, names, dummy_steer, rank,
                    lm.fingerprint, meta)
-
-
-class _quiet:
-    def __enter__(self) -> Any:
-        return lambda n: None
-
-    def __exit__(self, *a: object) -> None:
-        return None
 
 
 def _epoch_order(n: int, rng: random.Random) -> list[int]:
