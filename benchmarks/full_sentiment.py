@@ -16,10 +16,9 @@ from pathlib import Path
 import torch
 
 import steerlab
-from steerlab._version import __version__
-from steerlab.eval.harness import choose_strength, load_reference
-from steerlab.eval.protocol import Condition, Protocol, sample_conditions, summarise
-from steerlab.eval.report import EvalReport
+from steerlab.core.artifact import update_eval_card
+from steerlab.eval.harness import load_reference, reports_from_samples
+from steerlab.eval.protocol import Condition, Protocol, sample_conditions
 from steerlab.eval.tasks import TASKS
 
 
@@ -52,15 +51,10 @@ def main() -> None:
     ref = load_reference(lm, "auto")
     samples = sample_conditions(lm, pos, conds, proto, ref)
     elapsed = time.perf_counter() - t0
-    for task, sign, prompting in ((pos, 1, "prompting (positive)"), (neg, -1, "prompting (negative)")):
-        names = ["unsteered", prompting] + [c.name for c in conds if c.strength and c.strength * sign > 0]
-        results = summarise(task, samples, proto, only=names)
-        report = EvalReport(task=task, protocol=proto, model=lm.name, reference=ref.name, reference_is_self=ref is lm,
-                            artifact=vec.name, artifact_method=vec.method, options=opts, results=results,
-                            choice=choose_strength(results, 0.10), fluency_budget=0.10,
-                            versions={"steerlab": __version__}, seconds=elapsed)
+    for report in reports_from_samples(samples, proto, lm.name, ref, ref is lm, vec.name, vec.method, elapsed):
+        report.options = opts
         report.save(out)
-        steerlab.core.artifact.update_eval_card(art_dir, {f"eval:{task.name}": report.card()})
+        update_eval_card(art_dir, {f"eval:{report.task.name}": report.card()})
         print(report.to_markdown())
 
 

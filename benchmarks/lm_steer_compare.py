@@ -14,9 +14,8 @@ from pathlib import Path
 import torch
 
 import steerlab
-from steerlab.eval.harness import choose_strength, load_reference
-from steerlab.eval.protocol import Condition, Protocol, sample_conditions, summarise
-from steerlab.eval.report import EvalReport
+from steerlab.eval.harness import load_reference, reports_from_samples
+from steerlab.eval.protocol import Condition, Protocol, sample_conditions
 from steerlab.eval.tasks import TASKS
 
 
@@ -61,12 +60,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     _composition_table(samples, conds, compose, out)
-    for task, sign, prompting in ((pos, 1, "prompting (positive)"), (neg, -1, "prompting (negative)")):
-        names = ["unsteered", prompting] + [c.name for c in conds if c.strength and c.strength * sign > 0]
-        results = summarise(task, samples, proto, only=names)
-        report = EvalReport(task=task, protocol=proto, model=lm.name, reference=ref.name, reference_is_self=ref is lm,
-                            artifact="lm-steer vs vector", artifact_method="mixed", options={}, results=results,
-                            choice=choose_strength(results, 0.10), fluency_budget=0.10)
+    for report in reports_from_samples(samples, proto, lm.name, ref, ref is lm, "lm-steer vs vector", "mixed"):
         report.save(out)
         print(report.to_markdown())
 
