@@ -121,6 +121,13 @@ def get_steerer(method: str) -> Steerer:
     return METHODS.get(method)()
 
 
+def _cached_steerer(cache: dict[str, Steerer], method: str) -> Steerer:
+    """One steerer instance per method within a call."""
+    if method not in cache:
+        cache[method] = get_steerer(method)
+    return cache[method]
+
+
 def as_steer(x: SteerLike) -> Steer:
     """Wrap a bare artifact as a strength-1 :class:`Steer`."""
     if isinstance(x, Steer):
@@ -166,7 +173,7 @@ def plan(rows: Sequence[Sequence[Steer]]) -> list[tuple[Steerer, Application]]:
     for b, steers in enumerate(rows):
         for st in steers:
             method = st.artifact.method
-            steerer = steerers.setdefault(method, get_steerer(method))
+            steerer = _cached_steerer(steerers, method)
             key = (id(st.artifact), repr(sorted(st.options.items())))
             if key not in groups:
                 opts = steerer.parse_options(st.options)
@@ -242,11 +249,15 @@ def apply(
 
 def rewrite_prompts(prompts: Sequence[str], rows: Sequence[Sequence[Steer]]) -> list[str]:
     """Let prompt-steering methods rewrite each row's prompt (identity for hook-only methods)."""
+    steerers: dict[str, Steerer] = {}
+    parsed: dict[tuple[int, str], Any] = {}  # options parsed once per (artifact, options)
     out = []
     for prompt, steers in zip(prompts, rows):
         for st in steers:
-            steerer = get_steerer(st.artifact.method)
-            opts = steerer.parse_options(st.options)
-            prompt = steerer.rewrite_prompt(prompt, st.artifact, float(st.strength), opts)
+            steerer = _cached_steerer(steerers, st.artifact.method)
+            key = (id(st.artifact), repr(sorted(st.options.items())))
+            if key not in parsed:
+                parsed[key] = steerer.parse_options(st.options)
+            prompt = steerer.rewrite_prompt(prompt, st.artifact, float(st.strength), parsed[key])
         out.append(prompt)
     return out

@@ -10,7 +10,6 @@ DExperts: diversity, toxicity aggregates, and bootstrap confidence intervals.
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Sequence
 
 import numpy as np
@@ -60,9 +59,3 @@ def bootstrap_ci(values: Sequence[float], *, n_boot: int = 1000, level: float = 
     lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(lo), float(hi)
 
-
-def seeded_shuffle(items: list[str], seed: int) -> list[str]:
-    """A deterministic shuffled copy."""
-    out = list(items)
-    random.Random(seed).shuffle(out)
-    return out
