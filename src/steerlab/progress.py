@@ -14,23 +14,30 @@ def _enabled() -> bool:
 
 
 @contextmanager
-def progress_bar(total: int, desc: str) -> Iterator[Callable[[int], None]]:
-    """Yield ``advance(n)``; draws a rich bar on stderr when interactive."""
+def progress_bar(total: int, desc: str) -> Iterator[Callable[..., None]]:
+    """Yield ``advance(n, info=None)``; draws a rich bar on stderr when interactive.
+
+    ``info`` (e.g. ``"loss 4.62"``) is shown after the description and replaces the previous one.
+    """
     if not _enabled():
-        yield lambda n: None
+        yield lambda n, info=None: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), transient=True) as prog:
         task = prog.add_task(desc, total=total)
-        yield lambda n: prog.advance(task, n)
+
+        def advance(n: int, info: str | None = None) -> None:
+            prog.update(task, advance=n, description=f"{desc} · {info}" if info else desc)
+
+        yield advance
 
 
 @contextmanager
-def null_bar() -> Iterator[Callable[[int], None]]:
+def null_bar() -> Iterator[Callable[..., None]]:
     """A progress bar that draws nothing (for callers that pass ``progress=False``)."""
-    yield lambda n: None
+    yield lambda n, info=None: None
 
 
 def maybe_bar(enabled: bool, total: int, desc: str) -> Any:

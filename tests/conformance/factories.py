@@ -25,7 +25,17 @@ def _lm_steer(lm: LoadedModel) -> steerlab.Steer:
     return steerlab.Steer(art, 5.0)
 
 
+def _steerlm(lm: LoadedModel) -> steerlab.Steer:
+    from steerlab.methods.steerlm import Example, train_sft
+
+    data = [Example(pos, neg, {"sentiment": 4}) for pos, neg in PAIRS] + [
+        Example(neg, pos, {"sentiment": 0}) for pos, neg in PAIRS]
+    art = train_sft(lm, data, r=4, lora_alpha=8, n_steps=2, batch_size=2, max_length=120, lr=1e-2, progress=False)
+    return steerlab.Steer(art, 1.0, {"attributes": {"sentiment": 4}})
+
+
 FACTORIES: dict[str, Callable[[LoadedModel], steerlab.Steer]] = {
     "vectors": _vectors,
     "lm_steer": _lm_steer,
+    "steerlm": _steerlm,
 }

@@ -1,3 +1,3 @@
 """Built-in steering methods; importing this package registers them all."""
 
-from steerlab.methods import lm_steer, vectors  # noqa: F401
+from steerlab.methods import lm_steer, steerlm, vectors  # noqa: F401

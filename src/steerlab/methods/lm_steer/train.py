@@ -131,7 +131,8 @@ def train(
                 total.backward()
                 opt.step()
                 history.append(float(loss.detach()))
-                advance(1)
+                recent = history[-20:]
+                advance(1, f"loss {sum(recent) / len(recent):.3f}")
                 if ckpt is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == n_steps):
                     _save_checkpoint(ckpt, params, opt, step + 1, history)
     finally:

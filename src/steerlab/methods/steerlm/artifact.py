@@ -1,0 +1,97 @@
+"""The SteerLM artifact: an attribute-conditioned LoRA adapter plus the schema and prompt template.
+
+Tensors: ``{module}.lora_A`` (r, in) and ``{module}.lora_B`` (out, r) for each adapted module
+(names relative to the transformers model, e.g. ``model.layers.3.self_attn.q_proj``), exactly
+PEFT's LoRA factors, so the adapted output is ``W x + scaling · B (A x)`` with
+``scaling = lora_alpha / r``. The schema and the template are part of the config: the adapter
+can only be queried with the attribute list and prompt layout it was trained with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+from steerlab.core.artifact import Artifact
+from steerlab.core.fingerprint import ModelFingerprint
+from steerlab.errors import ArtifactError, SteerlabError
+from steerlab.methods.steerlm.schema import AttributeSchema
+
+DEFAULT_TEMPLATE = "{prompt}\n<attributes>{attributes}</attributes>"
+"""Where the attribute string goes: after the user's prompt, as the seed places it after the
+question. With ``chat=True`` this whole text is the user turn of the model's chat template."""
+
+
+def render(template: str, prompt: str, attributes: str) -> str:
+    """Fill ``template`` (which must hold ``{prompt}`` and ``{attributes}``) without str.format's
+    brace parsing, so prompts containing ``{`` or ``}`` are safe."""
+    return template.replace("{attributes}", attributes).replace("{prompt}", prompt)
+
+
+def check_template(template: str) -> None:
+    if "{prompt}" not in template or "{attributes}" not in template:
+        raise SteerlabError(f"template must contain {{prompt}} and {{attributes}}, got {template!r}")
+
+
+@dataclass(eq=False)
+class SteerLMAdapter(Artifact):
+    """A LoRA adapter trained by attribute-conditioned SFT, with its schema and prompt template."""
+
+    method: ClassVar[str] = "steerlm"
+
+    lora: dict[str, tuple[Tensor, Tensor]]  # module name -> (A (r, in), B (out, r))
+    scaling: float
+    schema: AttributeSchema
+    template: str = DEFAULT_TEMPLATE
+    chat: bool = True
+    model: ModelFingerprint | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_template(self.template)
+        if not self.lora:
+            raise ArtifactError("a SteerLM adapter needs at least one adapted module")
+        for name, (a, b) in self.lora.items():
+            if a.dim() != 2 or b.dim() != 2 or a.shape[0] != b.shape[1]:
+                raise ArtifactError(f"LoRA factors of {name} have shapes {tuple(a.shape)} and {tuple(b.shape)}")
+        self.lora = {n: (a.detach().float().cpu().contiguous(), b.detach().float().cpu().contiguous())
+                     for n, (a, b) in self.lora.items()}
+
+    @property
+    def rank(self) -> int:
+        return next(iter(self.lora.values()))[0].shape[0]
+
+    def parameter_count(self) -> int:
+        return sum(a.numel() + b.numel() for a, b in self.lora.values())
+
+    def prompt(self, prompt: str, attributes: Any = None) -> str:
+        """The conditioned prompt text (before any chat template) for ``attributes``."""
+        return render(self.template, prompt, self.schema.format(attributes))
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
+        cfg = {"scaling": self.scaling, "rank": self.rank, "modules": sorted(self.lora),
+               "schema": self.schema.to_json(), "schema_digest": self.schema.digest(),
+               "template": self.template, "chat": self.chat, "parameters": self.parameter_count(),
+               "training": self.meta.get("training", {})}
+        tensors: dict[str, Tensor] = {}
+        for name, (a, b) in self.lora.items():
+            tensors[f"{name}.lora_A"], tensors[f"{name}.lora_B"] = a, b
+        return cfg, tensors
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], tensors: dict[str, Tensor], model: ModelFingerprint | None,
+                   meta: dict[str, Any]) -> SteerLMAdapter:
+        schema = AttributeSchema.from_json(config["schema"])
+        if config.get("schema_digest") not in (None, schema.digest()):
+            raise ArtifactError("the adapter's attribute schema does not match its recorded digest")
+        lora = {}
+        for name in config["modules"]:
+            try:
+                lora[name] = (tensors[f"{name}.lora_A"], tensors[f"{name}.lora_B"])
+            except KeyError:
+                raise ArtifactError(f"LoRA weights for {name} are missing") from None
+        if config.get("training"):
+            meta = {**meta, "training": config["training"]}
+        return cls(lora, float(config["scaling"]), schema, config["template"], bool(config["chat"]), model, meta)

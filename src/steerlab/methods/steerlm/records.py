@@ -1,0 +1,96 @@
+"""SteerLM training records and the seed's jsonl formats.
+
+An :class:`Example` is one (prompt, response, attribute values) triple. On disk we write NeMo's
+SteerLM layout so files interoperate with that recipe::
+
+    {"system": "", "mask": "User", "type": "VALUE_TO_TEXT",
+     "conversations": [{"from": "User", "value": PROMPT, "label": null},
+                       {"from": "Assistant", "value": RESPONSE, "label": "quality:4,toxicity:0,..."}]}
+
+``TEXT_TO_VALUE`` files hold the same records with ``type`` set accordingly (the label is what a
+value model predicts from the text); ``VALUE_TO_TEXT`` files are what attribute-conditioned SFT
+trains on (the label conditions the response).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from steerlab.core.atomic import atomic_file
+from steerlab.errors import DataError
+from steerlab.methods.steerlm.schema import AttributeSchema
+
+RECORD_TYPES = ("TEXT_TO_VALUE", "VALUE_TO_TEXT")
+
+
+@dataclass
+class Example:
+    """One conversation turn with its attribute values (every attribute of the schema)."""
+
+    prompt: str
+    response: str
+    attributes: dict[str, int]
+    source: str = ""
+    scores: dict[str, float] = field(default_factory=dict)  # the value model's raw outputs, if any
+
+
+def to_record(ex: Example, schema: AttributeSchema, kind: str) -> dict[str, Any]:
+    if kind not in RECORD_TYPES:
+        raise DataError(f"record type must be one of {RECORD_TYPES}, got {kind!r}")
+    rec: dict[str, Any] = {
+        "system": "", "mask": "User", "type": kind,
+        "conversations": [{"from": "User", "value": ex.prompt, "label": None},
+                          {"from": "Assistant", "value": ex.response, "label": schema.format(ex.attributes)}],
+    }
+    if ex.source:
+        rec["source"] = ex.source
+    if ex.scores:
+        rec["scores"] = {k: round(v, 4) for k, v in ex.scores.items()}
+    return rec
+
+
+def write_records(path: str | Path, examples: Iterable[Example], schema: AttributeSchema, kind: str) -> int:
+    """Write ``examples`` as jsonl (atomically); returns the count."""
+    lines = [json.dumps(to_record(ex, schema, kind), ensure_ascii=False) for ex in examples]
+    with atomic_file(Path(path)) as tmp:
+        tmp.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+    return len(lines)
+
+
+def read_records(path: str | Path, schema: AttributeSchema) -> list[Example]:
+    """Read a TEXT_TO_VALUE / VALUE_TO_TEXT jsonl file (ours or NeMo's, first User/Assistant pair)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"no such records file: {p}")
+    out = []
+    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            turns = rec["conversations"]
+            user = next(t for t in turns if t["from"] == "User")
+            asst = next(t for t in turns if t["from"] == "Assistant" and t.get("label"))
+        except (json.JSONDecodeError, KeyError, StopIteration, TypeError) as e:
+            raise DataError(f"{p}:{i}: not a SteerLM record ({type(e).__name__}: {e})") from None
+        attrs = schema.parse(asst["label"], complete=False)
+        out.append(Example(user["value"], asst["value"], schema.resolve(attrs), rec.get("source", ""),
+                           dict(rec.get("scores", {}))))
+    if not out:
+        raise DataError(f"{p} holds no records")
+    return out
+
+
+def as_examples(data: Any, schema: AttributeSchema) -> list[Example]:
+    """Examples from a records path or a sequence of :class:`Example` (validated against ``schema``)."""
+    if isinstance(data, (str, Path)):
+        return read_records(data, schema)
+    if isinstance(data, Sequence) and all(isinstance(x, Example) for x in data):
+        if not data:
+            raise DataError("no training examples")
+        return [Example(x.prompt, x.response, schema.resolve(x.attributes), x.source, x.scores) for x in data]
+    raise DataError(f"cannot read SteerLM training data from {type(data).__name__}")

@@ -1,0 +1,119 @@
+"""SteerLM behind the shared Steerer interface.
+
+Applying a :class:`SteerLMAdapter` does two things:
+
+* ``rewrite_prompt`` puts the attribute string (option ``attributes``; unspecified attributes take
+  the schema's defaults) into the prompt through the adapter's template;
+* ``install`` adds the LoRA update ``strength · scaling · B (A x)`` to each adapted module's output
+  with a forward hook. The hook scales per row, so rows of one batch may use the adapter or not,
+  ask for different attribute values (only their prompts differ) or add activation vectors.
+  PEFT's own injection swaps modules for the whole batch, which is why inference does not use it;
+  training does (:mod:`steerlab.methods.steerlm.sft`), and the factors are PEFT's, so the two agree.
+
+Strength 1 is the adapter as trained; 0 leaves the model and the prompt untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from torch import Tensor
+
+from steerlab.core.hooks import HookSet
+from steerlab.core.positions import PositionTracker
+from steerlab.core.steerer import Application, Steerer
+from steerlab.errors import ModelMismatchError, SteerlabError
+from steerlab.methods.steerlm.artifact import SteerLMAdapter
+from steerlab.models.loading import LoadedModel
+
+
+@dataclass
+class SteerLMOptions:
+    """Per-application knobs: the requested attribute values (a mapping or ``"humor:3,toxicity:0"``)."""
+
+    attributes: Mapping[str, int] | str | None = None
+
+
+class SteerLMSteerer(Steerer):
+    """Attribute-conditioned generation with a SteerLM adapter."""
+
+    name = "steerlm"
+    artifact_cls = SteerLMAdapter
+    options_cls = SteerLMOptions
+    suggested_strengths = (1.0,)
+
+    def fit(self, lm: LoadedModel, data: Any, **config: Any) -> SteerLMAdapter:
+        from steerlab.methods.steerlm.sft import train_sft
+
+        return train_sft(lm, data, **config)
+
+    def validate(self, lm: LoadedModel, app: Application, *, allow_mismatch: bool = False) -> None:
+        super().validate(lm, app, allow_mismatch=allow_mismatch)
+        art: SteerLMAdapter = app.artifact  # type: ignore[assignment]
+        art.schema.resolve(app.options.attributes)  # unknown attribute / out of range -> error now
+        modules = dict(lm.model.named_modules())
+        for name, (a, b) in art.lora.items():
+            mod = modules.get(name)
+            if mod is None:
+                raise ModelMismatchError(f"{art.name!r} adapts {name}, which {lm.name!r} does not have")
+            w = getattr(mod, "weight", None)
+            shape = tuple(w.shape) if w is not None else ()
+            if sorted(shape) != sorted((a.shape[1], b.shape[0])):
+                raise ModelMismatchError(f"{art.name!r}: {name} is {shape} in {lm.name!r}, the adapter expects "
+                                         f"in {a.shape[1]} / out {b.shape[0]}")
+
+    def rewrite_prompt(self, prompt: str, artifact: Any, strength: float, options: Any) -> str:
+        if strength == 0:
+            return prompt
+        art: SteerLMAdapter = artifact
+        return art.prompt(prompt, options.attributes)
+
+    def install(self, lm: LoadedModel, apps: Sequence[Application], hooks: HookSet,
+                tracker: PositionTracker) -> None:
+        # Rows asking for different attributes are separate applications of one adapter: sum their
+        # (disjoint) strengths so each module computes B(Ax) once per forward.
+        per_art: dict[int, tuple[SteerLMAdapter, Tensor]] = {}
+        for app in apps:
+            art: SteerLMAdapter = app.artifact  # type: ignore[assignment]
+            prev = per_art.get(id(art))
+            s = app.strengths if prev is None else prev[1] + app.strengths
+            per_art[id(art)] = (art, s)
+        dtype, device = next(lm.model.parameters()).dtype, lm.device
+        by_module: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {}
+        for art, strengths in per_art.values():
+            if not bool(strengths.any()):
+                continue
+            scale = (strengths * art.scaling).to(device=device, dtype=dtype)[:, None, None]  # (B|1, 1, 1)
+            for name, (a, b) in art.lora.items():
+                by_module.setdefault(name, []).append(
+                    (a.to(device=device, dtype=dtype), b.to(device=device, dtype=dtype), scale))
+        for name, factors in by_module.items():
+            module = lm.model.get_submodule(name)
+
+            def hook(module: Any, args: tuple[Any, ...], out: Tensor, factors: Any = factors) -> Tensor:
+                x = args[0]  # (B, T, in)
+                for a, b, scale in factors:
+                    out = out + scale * ((x @ a.T) @ b.T)  # (B, T, r) -> (B, T, out)
+                return out
+
+            hooks.forward_hook(module, hook)
+
+
+def merged_weights(lm: LoadedModel, art: SteerLMAdapter) -> dict[str, Tensor]:
+    """Merged weights ``W + scaling · B A`` per adapted linear module (for tests and export).
+
+    GPT-2's Conv1D stores W as (in, out); the merge is transposed accordingly.
+    """
+    merged = {}
+    for name, (a, b) in art.lora.items():
+        w = lm.model.get_submodule(name).weight.detach().float()
+        delta = art.scaling * (b @ a)  # (out, in)
+        if tuple(w.shape) == tuple(delta.shape):
+            merged[name] = w + delta
+        elif tuple(w.shape) == tuple(delta.T.shape):
+            merged[name] = w + delta.T
+        else:
+            raise SteerlabError(f"cannot merge {name}: weight {tuple(w.shape)}, delta {tuple(delta.shape)}")
+    return merged

@@ -1,0 +1,167 @@
+"""SteerLM mechanics on tiny models: schema, records, SFT restores the model, exact LoRA math,
+per-row attributes, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import steerlab
+from steerlab.core.steerer import per_row, rewrite_prompts
+from steerlab.errors import SteerlabError
+from steerlab.methods.steerlm import (
+    DEFAULT_SCHEMA,
+    Attribute,
+    AttributeSchema,
+    Example,
+    read_records,
+    train_sft,
+    write_records,
+)
+from steerlab.methods.steerlm.steerer import merged_weights
+from tests.conftest import hook_count, logits
+
+EXAMPLES = [
+    Example("Tell me a joke", "Why did the chicken cross the road? To get to the other side.", {"humor": 4}),
+    Example("Tell me a joke", "I do not know any jokes.", {"humor": 0, "quality": 1}),
+    Example("How are you?", "I am fine, thank you.", {"sentiment": 3, "verbosity": 1}),
+    Example("How are you?", "Terrible. Everything is awful today and I hate it.", {"sentiment": 0}),
+]
+
+
+def small_adapter(lm, **kw):
+    args = dict(r=4, lora_alpha=8, n_steps=3, batch_size=2, max_length=120, lr=1e-2, progress=False)
+    args.update(kw)
+    return train_sft(lm, EXAMPLES, **args)
+
+
+def test_schema_format_parse_and_errors() -> None:
+    s = DEFAULT_SCHEMA
+    text = s.format({"humor": 3})
+    assert text == "quality:4,toxicity:0,sentiment:2,verbosity:2,humor:3"
+    assert s.parse(text) == s.resolve({"humor": 3})
+    assert s.resolve("humor=1, toxicity:0")["humor"] == 1
+    assert s.resolve({"humor": 2.0})["humor"] == 2
+    with pytest.raises(SteerlabError, match="Did you mean 'humor'"):
+        s.resolve({"humour": 3})
+    with pytest.raises(SteerlabError, match="out of range"):
+        s.resolve({"toxicity": 5})
+    for bad in (2.5, "high", True, float("nan")):
+        with pytest.raises(SteerlabError, match="must be an integer"):
+            s.resolve({"humor": bad})
+    with pytest.raises(SteerlabError, match="lacks"):
+        s.parse("humor:3")
+    with pytest.raises(SteerlabError, match="twice"):
+        s.parse("humor:3,humor:2", complete=False)
+    with pytest.raises(SteerlabError, match="duplicate"):
+        AttributeSchema((Attribute("a", "x"), Attribute("a", "y")))
+    assert AttributeSchema.from_json(s.to_json()).digest() == s.digest()
+    other = AttributeSchema((Attribute("humor", "x"),))
+    with pytest.raises(SteerlabError, match="different attribute schema"):
+        s.check_same(other, "the value model")
+
+
+def test_records_round_trip_in_nemo_layout(tmp_path) -> None:
+    path = tmp_path / "v2t.jsonl"
+    exs = [Example(e.prompt, e.response, DEFAULT_SCHEMA.resolve(e.attributes), "test") for e in EXAMPLES]
+    assert write_records(path, exs, DEFAULT_SCHEMA, "VALUE_TO_TEXT") == 4
+    rec = json.loads(path.read_text().splitlines()[0])
+    assert rec["type"] == "VALUE_TO_TEXT" and rec["conversations"][1]["label"].startswith("quality:4,")
+    back = read_records(path, DEFAULT_SCHEMA)
+    assert [(b.prompt, b.response, b.attributes) for b in back] == [(e.prompt, e.response, e.attributes) for e in exs]
+    path.write_text('{"conversations": []}\n')
+    with pytest.raises(SteerlabError, match="not a SteerLM record"):
+        read_records(path, DEFAULT_SCHEMA)
+
+
+def test_sft_leaves_the_model_exactly_as_it_was(tiny_llama) -> None:
+    base = logits(tiny_llama)
+    before = {n: p.detach().clone() for n, p in tiny_llama.model.state_dict().items()}
+    grads = {n: p.requires_grad for n, p in tiny_llama.model.named_parameters()}
+    modules = sorted(n for n, _ in tiny_llama.model.named_modules())
+    art = small_adapter(tiny_llama)
+    assert sorted(n for n, _ in tiny_llama.model.named_modules()) == modules
+    assert {n: p.requires_grad for n, p in tiny_llama.model.named_parameters()} == grads
+    after = tiny_llama.model.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert torch.equal(logits(tiny_llama), base)
+    assert {n.rsplit(".", 1)[-1] for n in art.lora} == {"q_proj", "v_proj"}
+    t = art.meta["training"]
+    assert t["examples"] == 4 and t["r"] == 4 and t["parameters"] == art.parameter_count()
+
+
+def test_lora_hooks_equal_merged_weights(tiny) -> None:
+    art = small_adapter(tiny)
+    with steerlab.apply(tiny, art):
+        hooked = logits(tiny)
+    merged = merged_weights(tiny, art)
+    saved = {n: tiny.model.get_submodule(n).weight.detach().clone() for n in merged}
+    try:
+        with torch.no_grad():
+            for n, w in merged.items():
+                tiny.model.get_submodule(n).weight.copy_(w)
+        expected = logits(tiny)
+    finally:
+        with torch.no_grad():
+            for n, w in saved.items():
+                tiny.model.get_submodule(n).weight.copy_(w)
+    assert not torch.equal(hooked, logits(tiny))
+    torch.testing.assert_close(hooked, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_sft_is_deterministic_and_continues_from_init(tiny_llama) -> None:
+    a, b = small_adapter(tiny_llama), small_adapter(tiny_llama)
+    assert all(torch.equal(a.lora[n][1], b.lora[n][1]) for n in a.lora)
+    c = small_adapter(tiny_llama, init=a, n_steps=2)
+    assert c.meta["training"]["rounds"] == 2 and set(c.lora) == set(a.lora)
+    assert any(not torch.equal(a.lora[n][1], c.lora[n][1]) for n in a.lora)
+
+
+def test_prompt_carries_attributes_and_strength_zero_leaves_it(tiny_llama) -> None:
+    art = small_adapter(tiny_llama)
+    rows = [steerlab.Steer(art, 1.0, {"attributes": {"humor": 4}}), steerlab.Steer(art, 0.0), None]
+    texts = rewrite_prompts(["Hi"] * 3, per_row(rows, 3))
+    assert texts[0] == "Hi\n<attributes>quality:4,toxicity:0,sentiment:2,verbosity:2,humor:4</attributes>"
+    assert texts[1] == texts[2] == "Hi"
+
+
+def test_per_row_attributes_match_rows_alone(tiny_llama) -> None:
+    art = small_adapter(tiny_llama)
+    vec = steerlab.extract(tiny_llama, [("good fun", "bad sad")], layers=[1])
+    prompts = ["Tell me a joke", "How are you?", "Tell me a joke"]
+    rows = [steerlab.Steer(art, 1.0, {"attributes": {"humor": 4}}),
+            (steerlab.Steer(art, 1.0, {"attributes": "humor:0,sentiment:4"}), steerlab.Steer(vec, 2.0)),
+            None]
+    batched = steerlab.generate(tiny_llama, prompts, steering=rows, max_new_tokens=6, progress=False)
+    alone = [steerlab.generate(tiny_llama, p, steering=r, max_new_tokens=6, progress=False)[0]
+             for p, r in zip(prompts, rows)]
+    assert batched == alone
+
+
+def test_bad_attribute_requests_fail_before_anything_is_installed(tiny_llama) -> None:
+    art = small_adapter(tiny_llama)
+    hooks = hook_count(tiny_llama.model)
+    with pytest.raises(SteerlabError, match="Did you mean 'humor'"):
+        steerlab.generate(tiny_llama, "Hi", steering=steerlab.Steer(art, 1.0, {"attributes": {"humour": 4}}),
+                          max_new_tokens=2, progress=False)
+    with pytest.raises(SteerlabError, match="out of range"):
+        steerlab.patch(tiny_llama, steerlab.Steer(art, 1.0, {"attributes": {"humor": 9}}))
+    assert hook_count(tiny_llama.model) == hooks
+
+
+def test_adapter_refuses_another_model(tiny_llama, tiny) -> None:
+    art = small_adapter(tiny_llama)
+    if tiny.fingerprint == tiny_llama.fingerprint:
+        pytest.skip("same model")
+    with pytest.raises(SteerlabError):
+        steerlab.patch(tiny, art)
+
+
+def test_truncated_examples_are_dropped(tiny_llama) -> None:
+    long = Example("zq " * 200, "a reply", {})
+    art = train_sft(tiny_llama, [*EXAMPLES, long], r=2, n_steps=1, batch_size=2, max_length=120, progress=False)
+    assert art.meta["training"]["dropped_truncated"] == 1
+    with pytest.raises(SteerlabError, match="truncation"):
+        train_sft(tiny_llama, [long], r=2, n_steps=1, max_length=120, progress=False)
