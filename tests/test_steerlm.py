@@ -165,3 +165,69 @@ def test_truncated_examples_are_dropped(tiny_llama) -> None:
     assert art.meta["training"]["dropped_truncated"] == 1
     with pytest.raises(SteerlabError, match="truncation"):
         train_sft(tiny_llama, [long], r=2, n_steps=1, max_length=120, progress=False)
+
+
+def tiny_value_rows():
+    from steerlab.methods.steerlm.value_data import LabelledText
+
+    rows = []
+    for i in range(12):
+        rows.append(LabelledText("Tell me a joke", "Why did the chicken cross the road? " * (1 + i % 3),
+                                 {"quality": 4, "humor": 4, "sentiment": 3, "toxicity": 0, "verbosity": 2}))
+        rows.append(LabelledText("How are you?", "I hate everything, it is awful " + "x" * i,
+                                 {"quality": 0, "humor": 0, "sentiment": 0, "toxicity": 1, "verbosity": 1}))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def value_model():
+    from steerlab.methods.steerlm.value_model import train_value_model
+
+    return train_value_model(tiny_value_rows(), progress=False)
+
+
+def test_value_model_round_trip_and_input_conditioning(value_model, tmp_path) -> None:
+    from steerlab.methods.steerlm.value_model import ValueModel
+
+    p, r = ["Tell me a joke", "How are you?"], ["A funny thing happened", "Awful day"]
+    pred = value_model.predict(p, r)
+    assert pred.shape == (2, 5) and (pred >= 0).all() and (pred <= 4).all()
+    path = value_model.save(tmp_path / "vm")
+    assert not any(f.read_bytes().startswith(b"\x80") for f in path.iterdir())
+    loaded = ValueModel.load(path)
+    np_equal = (loaded.predict(p, r) == pred).all()
+    assert np_equal and loaded.metrics == value_model.metrics
+    assert set(value_model.metrics) == set(DEFAULT_SCHEMA.names)
+    cond = value_model.condition_on_input("I hate everything", {"sentiment": 2.0})
+    assert set(cond) == set(DEFAULT_SCHEMA.names) and cond["quality"] == 4
+    with pytest.raises(SteerlabError, match="Did you mean"):
+        value_model.condition_on_input("x", {"sentimnt": 1})
+    (path / "value_config.json").write_text("{}")
+    with pytest.raises(SteerlabError, match="malformed"):
+        ValueModel.load(path)
+
+
+def test_annotate_bootstrap_and_controllability_run(tiny_llama, value_model, tmp_path) -> None:
+    from steerlab.methods.steerlm.annotate import annotate, bootstrap
+    from steerlab.methods.steerlm.controllability import (
+        measure_controllability,
+        prompting_system,
+        steerlm_system,
+    )
+
+    prompts = ["Tell me a joke", "How are you?"]
+    examples, summary = annotate(tiny_llama, value_model, prompts=prompts, samples=2, include_human=False,
+                                 max_new_tokens=6, progress=False)
+    assert summary["records"] + summary["dropped_empty"] == 4
+    assert all(set(e.attributes) == set(DEFAULT_SCHEMA.names) for e in examples)
+    art = small_adapter(tiny_llama)
+    better, new, _ = bootstrap(tiny_llama, art, value_model, prompts=prompts, samples=2, previous=examples,
+                               max_new_tokens=6, progress=False, n_steps=1, batch_size=2, max_length=120)
+    assert better.meta["training"]["rounds"] == 2 and len(new) <= 4
+    results, info = measure_controllability(
+        tiny_llama, {"steerlm": steerlm_system(better), "prompting": prompting_system(DEFAULT_SCHEMA)},
+        value_model, prompts, attributes=["humor", "verbosity"], max_new_tokens=5, progress=False)
+    assert info["rows"] == 2 * 2 * 5 * 2
+    assert {(r.system, r.attribute) for r in results} == {(s, a) for s in ("steerlm", "prompting")
+                                                           for a in ("humor", "verbosity")}
+    assert all(len(r.level_means) == 5 for r in results)

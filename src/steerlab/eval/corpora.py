@@ -69,3 +69,38 @@ def movie_split(docs: tuple[Doc, ...] | list[Doc], part: int) -> list[Doc]:
     import zlib
 
     return [d for d in docs if zlib.crc32(d.group.encode()) % 2 == part]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One exchange of a chatterbot conversation: a line and the reply to it."""
+
+    prompt: str
+    reply: str
+    topic: str  # the corpus file: ai, humor, trivia, tech_support, ...
+    conversation: int  # index of the conversation within its topic
+
+
+@lru_cache(maxsize=1)
+def chatterbot(language: str = "english") -> tuple[Turn, ...]:
+    """Consecutive (line, reply) pairs of chatterbot-corpus's conversations, by topic file.
+
+    ``pip install chatterbot-corpus==1.3.3``: 21 English topic files, 2,026 conversations.
+    """
+    import yaml
+
+    install = "pip install chatterbot-corpus==1.3.3"
+    spec = importlib.util.find_spec("chatterbot_corpus")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError(f"the chatterbot corpus is not installed: {install}")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "data" / language
+    if not folder.is_dir():
+        raise MissingDependencyError(f"chatterbot-corpus has no {language!r} data; reinstall with: {install}")
+    out = []
+    for path in sorted(folder.glob("*.yml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for ci, conv in enumerate(doc.get("conversations") or []):
+            lines = [str(x).strip() for x in conv if x is not None and str(x).strip()]
+            for a, b in zip(lines, lines[1:]):
+                out.append(Turn(a, b, path.stem, ci))
+    return tuple(out)

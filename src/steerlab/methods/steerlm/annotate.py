@@ -1,0 +1,153 @@
+"""SteerLM step 2 (annotate) and step 4 (bootstrap).
+
+``annotate`` builds the SFT corpus the seed describes — "annotate other data with the predictor":
+the packaged chatterbot conversations (a person's reply to each line) plus responses sampled from
+the base model for the same lines, each labelled by the value model. Optional steering variants
+(e.g. a sentiment vector at ±4) are cycled over the sampled responses to widen the spread of
+attribute values the SFT sees; the labels are always the value model's measurement, never the
+variant's intent. Records with an empty response are dropped (the seed's data-cleaning step;
+responses lost to truncation are dropped at SFT time).
+
+``bootstrap`` samples several responses per prompt from the SteerLM model conditioned on top
+quality, re-labels them with the value model's *measured* values and fine-tunes again.
+Chatterbot lines are split by a hash of the text: one line in five is held out for evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from steerlab.errors import DataError
+from steerlab.methods.steerlm.artifact import SteerLMAdapter
+from steerlab.methods.steerlm.records import Example
+from steerlab.methods.steerlm.value_model import ValueModel
+from steerlab.models.loading import LoadedModel
+
+
+def is_heldout(prompt: str) -> bool:
+    """Whether a chatterbot line belongs to the evaluation fifth (stable across runs and machines)."""
+    return hashlib.sha1(prompt.encode("utf-8")).digest()[0] % 5 == 0
+
+
+def chat_prompts(split: str = "train", *, max_per_topic: int = 40, seed: int = 0) -> list[str]:
+    """Distinct chatterbot lines for ``split`` (``train`` or ``eval``), at most ``max_per_topic`` per topic."""
+    from steerlab.eval.corpora import chatterbot
+
+    if split not in ("train", "eval"):
+        raise DataError(f"split must be 'train' or 'eval', got {split!r}")
+    by_topic: dict[str, list[str]] = {}
+    for t in chatterbot():
+        if is_heldout(t.prompt) == (split == "eval") and t.prompt not in by_topic.setdefault(t.topic, []):
+            by_topic[t.topic].append(t.prompt)
+    rng = random.Random(seed)
+    out = []
+    for _topic, lines in sorted(by_topic.items()):
+        rng.shuffle(lines)
+        out += lines[:max_per_topic]
+    return out
+
+
+def annotate(
+    lm: LoadedModel,
+    value_model: ValueModel,
+    *,
+    prompts: Sequence[str] | None = None,
+    samples: int = 2,
+    include_human: bool = True,
+    variants: Sequence[Any] = (None,),
+    max_new_tokens: int = 48,
+    temperature: float = 1.0,
+    top_p: float = 0.95,
+    seed: int = 0,
+    batch_size: int = 32,
+    chat: bool | None = None,
+    progress: bool = True,
+) -> tuple[list[Example], dict[str, Any]]:
+    """Labelled examples and a summary (counts, dropped records, label histograms).
+
+    ``chat`` (default: whether the tokenizer has a chat template) samples responses as assistant turns.
+    """
+    from steerlab.eval.corpora import chatterbot
+    from steerlab.generation.generate import generate
+
+    prompts = list(prompts) if prompts is not None else chat_prompts("train")
+    if not prompts:
+        raise DataError("no prompts to annotate")
+    pairs: list[tuple[str, str, str]] = []  # (prompt, response, source)
+    if include_human:
+        wanted = set(prompts)
+        seen = set()
+        for t in chatterbot():
+            if t.prompt in wanted and (t.prompt, t.reply) not in seen:
+                seen.add((t.prompt, t.reply))
+                pairs.append((t.prompt, t.reply, f"chatterbot:{t.topic}"))
+    rows = [p for p in prompts for _ in range(samples)]
+    steering = [variants[i % len(variants)] for i in range(len(rows))]
+    if rows:
+        outs = generate(lm, rows, steering=steering, max_new_tokens=max_new_tokens, temperature=temperature,
+                        top_p=top_p, seed=seed, batch_size=batch_size, progress=progress,
+                        chat=bool(getattr(lm.tokenizer, "chat_template", None)) if chat is None else chat)
+        pairs += [(p, o.strip(), f"{lm.name}:sample:variant{i % len(variants)}") for i, (p, o) in
+                  enumerate(zip(rows, outs))]
+    return label(value_model, pairs)
+
+
+def label(value_model: ValueModel, pairs: Sequence[tuple[str, str, str]]) -> tuple[list[Example], dict[str, Any]]:
+    """Score (prompt, response, source) triples; drop empty responses; summarise the labels."""
+    kept = [(p, r, s) for p, r, s in pairs if r.strip()]
+    scores = value_model.score([p for p, _, _ in kept], [r for _, r, _ in kept]) if kept else []
+    examples = [Example(p, r, {k: int(round(v)) for k, v in sc.items()}, s, sc)
+                for (p, r, s), sc in zip(kept, scores)]
+    hist = {a: {str(v): sum(ex.attributes[a] == v for ex in examples)
+                for v in range(value_model.schema[a].low, value_model.schema[a].high + 1)}
+            for a in value_model.schema.names}
+    return examples, {"records": len(examples), "dropped_empty": len(pairs) - len(kept), "histogram": hist}
+
+
+def bootstrap(
+    lm: LoadedModel,
+    adapter: SteerLMAdapter,
+    value_model: ValueModel,
+    *,
+    prompts: Sequence[str] | None = None,
+    samples: int = 3,
+    previous: Sequence[Example] = (),
+    max_new_tokens: int = 48,
+    temperature: float = 1.0,
+    top_p: float = 0.95,
+    seed: int = 0,
+    progress: bool = True,
+    **sft: Any,
+) -> tuple[SteerLMAdapter, list[Example], dict[str, Any]]:
+    """One bootstrap round: sample, re-label with measured values, fine-tune ``adapter`` further.
+
+    Each sample asks for the top ``quality``; the other attributes are drawn uniformly from their
+    ranges (seeded) so the re-labelled set covers every knob. ``previous`` examples (round-1 data)
+    are mixed in to keep what the first round learnt.
+    """
+    from steerlab.core.steerer import Steer
+    from steerlab.generation.generate import generate
+    from steerlab.methods.steerlm.sft import train_sft
+
+    value_model.schema.check_same(adapter.schema, "the adapter")
+    prompts = list(prompts) if prompts is not None else chat_prompts("train")
+    rng = random.Random(seed)
+    schema = adapter.schema
+    rows, steering = [], []
+    for p in prompts:
+        for _ in range(samples):
+            req = {a.name: rng.randint(a.low, a.high) for a in schema.attributes}
+            req["quality"] = schema["quality"].high if "quality" in schema.names else req.get("quality", 0)
+            rows.append(p)
+            steering.append(Steer(adapter, 1.0, {"attributes": req}))
+    outs = generate(lm, rows, steering=steering, max_new_tokens=max_new_tokens, temperature=temperature,
+                    top_p=top_p, seed=seed, chat=adapter.chat, progress=progress)
+    new, summary = label(value_model, [(p, o.strip(), "bootstrap") for p, o in zip(rows, outs)])
+    data = [*previous, *new]
+    improved = train_sft(lm, data, init=adapter, seed=seed, progress=progress, **sft)
+    improved.meta.setdefault("provenance", {})["bootstrap"] = {"samples": len(rows), **summary,
+                                                                "previous": len(previous)}
+    return improved, new, summary

@@ -1,0 +1,153 @@
+"""Controllability of attribute knobs: request each level, measure what comes out.
+
+For every attribute of the schema and every level low..high (other attributes at their defaults),
+each system answers the same held-out prompts; the value model scores every response, and an
+independent scorer does too where one exists (sentiment: the shipped probe; toxicity:
+alt-profanity-check; verbosity: the word count). Reported per attribute and system: Spearman ρ
+between requested and measured values over all responses, the mean measured value per level, and
+whether those means rise monotonically.
+
+Systems are given as ``name -> (level request -> (prompt rewrite, row steering))`` so SteerLM
+adapters from different rounds and the prompting baseline ("respond with humor level 4 of 4")
+run side by side in one batched generation, without the evaluation knowing any method.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from steerlab.methods.steerlm.schema import AttributeSchema
+from steerlab.methods.steerlm.value_model import ValueModel
+from steerlab.models.loading import LoadedModel
+
+System = Callable[[Mapping[str, int]], tuple[Callable[[str], str], Any]]
+"""Given the requested attribute values, how to rewrite a prompt and what steering the row gets."""
+
+INDEPENDENT = {"sentiment": "sentiment", "toxicity": "toxicity", "verbosity": "words"}
+
+
+def steerlm_system(adapter: Any) -> System:
+    from steerlab.core.steerer import Steer
+
+    return lambda values: ((lambda p: p), Steer(adapter, 1.0, {"attributes": dict(values)}))
+
+
+def prompting_system(schema: AttributeSchema, attribute_only: bool = True) -> System:
+    """The base model told the target in words, e.g. "Respond with humor level 4 of 4 (…)"."""
+    def system(values: Mapping[str, int]) -> tuple[Callable[[str], str], Any]:
+        names = [n for n in values if n in schema.names]
+        parts = [f"{n} level {values[n]} of {schema[n].high} ({schema[n].description})" for n in names]
+        instruction = "Respond with " + "; ".join(parts) + "."
+        return (lambda p: f"{p}\n\n{instruction}"), None
+    return system
+
+
+@dataclass
+class ControlResult:
+    system: str
+    attribute: str
+    spearman_value_model: float
+    spearman_independent: float | None
+    level_means: list[float]  # value-model mean per requested level
+    independent_means: list[float] | None
+    monotone: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def measure_controllability(
+    lm: LoadedModel,
+    systems: Mapping[str, System],
+    value_model: ValueModel,
+    prompts: Sequence[str],
+    *,
+    attributes: Sequence[str] | None = None,
+    samples: int = 1,
+    max_new_tokens: int = 48,
+    temperature: float = 0.7,
+    top_p: float = 0.95,
+    seed: int = 0,
+    chat: bool | None = None,
+    progress: bool = True,
+) -> tuple[list[ControlResult], dict[str, Any]]:
+    """One batched generation over systems × attributes × levels × prompts × samples; see module docs."""
+    from scipy.stats import spearmanr
+
+    from steerlab.eval.scorers import get_scorer
+    from steerlab.generation.generate import generate
+
+    schema = value_model.schema
+    if chat is None:
+        chat = bool(getattr(lm.tokenizer, "chat_template", None))
+    attrs = list(attributes or schema.names)
+    texts, steering, keys = [], [], []
+    for sname, system in systems.items():
+        for a in attrs:
+            for level in range(schema[a].low, schema[a].high + 1):
+                rewrite, steer = system({a: level})
+                for p in prompts:
+                    for _ in range(samples):
+                        texts.append(rewrite(p))
+                        steering.append(steer)
+                        keys.append((sname, a, level, p))
+    outs = generate(lm, texts, steering=steering, max_new_tokens=max_new_tokens, temperature=temperature,
+                    top_p=top_p, seed=seed, chat=chat, progress=progress)
+    outs = [o.strip() for o in outs]
+    measured = value_model.score([k[3] for k in keys], outs)
+    independent: dict[str, list[float]] = {}
+    for a in attrs:
+        kind = INDEPENDENT.get(a)
+        if kind == "words":
+            independent[a] = [float(len(o.split())) for o in outs]
+        elif kind:
+            independent[a] = [float(x) for x in get_scorer(kind)(outs)]
+    results = []
+    for sname in systems:
+        for a in attrs:
+            idx = [i for i, k in enumerate(keys) if k[0] == sname and k[1] == a]
+            req = np.array([keys[i][2] for i in idx], dtype=float)
+            got = np.array([measured[i][a] for i in idx])
+            levels = list(range(schema[a].low, schema[a].high + 1))
+            means = [float(got[req == lv].mean()) for lv in levels]
+            ind = independent.get(a)
+            ind_vals = np.array([ind[i] for i in idx]) if ind else None
+            results.append(ControlResult(
+                sname, a, _rho(spearmanr, req, got),
+                _rho(spearmanr, req, ind_vals) if ind_vals is not None else None,
+                means, [float(ind_vals[req == lv].mean()) for lv in levels] if ind_vals is not None else None,
+                all(x <= y for x, y in zip(means, means[1:]))))
+    examples = {f"{k[0]} | {k[1]}={k[2]}": (k[3], outs[i]) for i, k in enumerate(keys)}
+    return results, {"rows": len(texts), "prompts": len(prompts), "samples": samples, "examples": examples}
+
+
+def _rho(spearmanr: Any, x: np.ndarray, y: np.ndarray) -> float:
+    if len(set(y.tolist())) < 2:
+        return float("nan")
+    return float(spearmanr(x, y).statistic)
+
+
+def to_markdown(results: Sequence[ControlResult]) -> str:
+    lines = ["| attribute | system | ρ (value model) | ρ (independent) | value-model mean per level 0→4 | monotone |",
+             "|---|---|---|---|---|---|"]
+    for r in sorted(results, key=lambda r: (r.attribute, r.system)):
+        ind = "—" if r.spearman_independent is None else f"{r.spearman_independent:+.2f}"
+        means = " / ".join(f"{m:.2f}" for m in r.level_means)
+        lines.append(f"| {r.attribute} | {r.system} | {r.spearman_value_model:+.2f} | {ind} | {means} | "
+                     f"{'yes' if r.monotone else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+def save_results(results: Sequence[ControlResult], info: dict[str, Any], out: str | Path) -> Path:
+    d = Path(out)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "controllability.md").write_text(to_markdown(results))
+    (d / "controllability.json").write_text(json.dumps({"results": [r.to_dict() for r in results], **info},
+                                                        indent=2, ensure_ascii=False) + "\n")
+    return d

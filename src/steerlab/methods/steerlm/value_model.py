@@ -1,0 +1,231 @@
+"""The value model (SteerLM step 1): (prompt, response) → a score per attribute of the schema.
+
+One ridge-regression head per attribute on frozen sentence-encoder features (the packaged
+all-MiniLM-L6-v2). Two feature sets:
+
+* ``response``: the response embedding e_r (D) and log(1 + words) — for attributes of the text
+  itself (toxicity, sentiment, verbosity, humour);
+* ``pair``: e_p, e_r, e_p ⊙ e_r and log(1 + words) — for ``quality``, which asks whether the response
+  fits the prompt (the product term makes a learnt, weighted cosine).
+
+Features are standardised per head; label levels are balanced by sample weight so rare levels
+(jokes, toxic text) count. Predictions are clipped to the attribute's range. The model saves as a
+directory of JSON (schema, heads, held-out metrics, provenance) + safetensors, never pickle.
+
+Seed 000's simpler variant is :meth:`ValueModel.condition_on_input`: predict the attributes of
+the user's *input* and re-weight them by user weights to choose the attribute values to generate with.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from steerlab.core.atomic import atomic_dir
+from steerlab.errors import ArtifactError, DataError, SteerlabError
+from steerlab.methods.steerlm.schema import DEFAULT_SCHEMA, AttributeSchema
+from steerlab.methods.steerlm.value_data import LabelledText
+
+CONFIG = "value_config.json"
+WEIGHTS = "value_weights.safetensors"
+PAIR_ATTRIBUTES = ("quality",)
+
+
+@dataclass
+class Head:
+    """A linear head: ``clip(((x - mean) / scale) · coef + intercept)``."""
+
+    feature_set: str
+    coef: np.ndarray  # (D,)
+    intercept: float
+    mean: np.ndarray  # (D,)
+    scale: np.ndarray  # (D,)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:  # x: (N, D) -> (N,)
+        return ((x - self.mean) / self.scale) @ self.coef + self.intercept
+
+
+@dataclass
+class ValueModel:
+    """Attribute predictor for one schema; see the module docs."""
+
+    schema: AttributeSchema
+    heads: dict[str, Head]
+    encoder: str
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def features(self, prompts: Sequence[str], responses: Sequence[str]) -> dict[str, np.ndarray]:
+        return featurize(prompts, responses, self.encoder, {h.feature_set for h in self.heads.values()})
+
+    def predict(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        """(N, A) scores in schema order, clipped to each attribute's range."""
+        if len(prompts) != len(responses):
+            raise SteerlabError(f"{len(prompts)} prompts for {len(responses)} responses")
+        if not responses:
+            return np.zeros((0, len(self.schema.names)))
+        feats = self.features(prompts, responses)
+        cols = []
+        for attr in self.schema.attributes:
+            head = self.heads[attr.name]
+            cols.append(np.clip(head(feats[head.feature_set]), attr.low, attr.high))
+        return np.stack(cols, axis=1)
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> list[dict[str, float]]:
+        """One ``{attribute: score}`` dict per response."""
+        pred = self.predict(prompts, responses)
+        return [dict(zip(self.schema.names, (float(v) for v in row))) for row in pred]
+
+    def levels(self, prompts: Sequence[str], responses: Sequence[str]) -> list[dict[str, int]]:
+        """Scores rounded to the schema's integer levels (what annotation writes)."""
+        return [{k: int(round(v)) for k, v in row.items()} for row in self.score(prompts, responses)]
+
+    def condition_on_input(self, prompt: str, weights: Mapping[str, float] | None = None) -> dict[str, int]:
+        """Seed 000's variant: the input's own predicted attributes × user ``weights``, as levels.
+
+        ``quality`` (which needs a prompt/response pair) keeps the schema default.
+        """
+        weights = dict(weights or {})
+        for name in weights:
+            self.schema[name]  # unknown attribute -> did-you-mean error
+        pred = self.score([""], [prompt])[0]
+        out = {}
+        for attr in self.schema.attributes:
+            if attr.name in PAIR_ATTRIBUTES:
+                out[attr.name] = attr.default
+                continue
+            v = pred[attr.name] * float(weights.get(attr.name, 1.0))
+            out[attr.name] = int(min(attr.high, max(attr.low, round(v))))
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        cfg = {"kind": "steerlab-value-model", "schema": self.schema.to_json(), "schema_digest": self.schema.digest(),
+               "encoder": self.encoder, "heads": {k: {"feature_set": h.feature_set, "intercept": h.intercept}
+                                                  for k, h in self.heads.items()},
+               "metrics": self.metrics, "provenance": self.provenance}
+        tensors = {}
+        for k, h in self.heads.items():
+            for part in ("coef", "mean", "scale"):
+                tensors[f"{k}.{part}"] = torch.from_numpy(np.asarray(getattr(h, part), dtype=np.float32)).contiguous()
+        target = Path(path)
+        with atomic_dir(target) as tmp:
+            (tmp / CONFIG).write_text(json.dumps(cfg, indent=2) + "\n")
+            save_file(tensors, str(tmp / WEIGHTS))
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path) -> ValueModel:
+        p = Path(path)
+        if not (p / CONFIG).is_file() or not (p / WEIGHTS).is_file():
+            raise ArtifactError(f"{p} is not a value model directory ({CONFIG} + {WEIGHTS})")
+        try:
+            cfg = json.loads((p / CONFIG).read_text())
+            tensors = load_file(str(p / WEIGHTS))
+            schema = AttributeSchema.from_json(cfg["schema"])
+            heads = {k: Head(v["feature_set"], tensors[f"{k}.coef"].numpy(), float(v["intercept"]),
+                             tensors[f"{k}.mean"].numpy(), tensors[f"{k}.scale"].numpy())
+                     for k, v in cfg["heads"].items()}
+        except (json.JSONDecodeError, KeyError, OSError) as e:
+            raise ArtifactError(f"{p}: malformed value model ({type(e).__name__}: {e})") from None
+        if cfg.get("schema_digest") != schema.digest() or set(heads) != set(schema.names):
+            raise ArtifactError(f"{p}: heads or schema digest do not match the saved schema")
+        return cls(schema, heads, cfg["encoder"], cfg.get("metrics", {}), cfg.get("provenance", {}))
+
+
+def featurize(prompts: Sequence[str], responses: Sequence[str], encoder: str,
+              sets: set[str]) -> dict[str, np.ndarray]:
+    """Feature matrices per feature set; each distinct text is encoded once."""
+    from steerlab.eval.encoders import encode
+
+    texts = sorted({*responses, *(prompts if "pair" in sets else [])})
+    emb = dict(zip(texts, encode(texts, encoder)))  # text -> (D,)
+    e_r = np.stack([emb[r] for r in responses])  # (N, D)
+    length = np.array([[math.log1p(len(r.split()))] for r in responses], dtype=np.float32)  # (N, 1)
+    out = {"response": np.concatenate([e_r, length], axis=1)}
+    if "pair" in sets:
+        e_p = np.stack([emb[p] for p in prompts])
+        out["pair"] = np.concatenate([e_p, e_r, e_p * e_r, length], axis=1)
+    return out
+
+
+def _split(rows: list[LabelledText], heldout: float, seed: int) -> np.ndarray:
+    """Boolean test mask; rows sharing a prompt (or, without one, a response) stay together."""
+    rng = np.random.default_rng(seed)
+    keys = sorted({r.prompt or r.response for r in rows})
+    test_keys = set(rng.permutation(len(keys))[: int(round(heldout * len(keys)))].tolist())
+    index = {k: i for i, k in enumerate(keys)}
+    return np.array([index[r.prompt or r.response] in test_keys for r in rows])
+
+
+def _metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    from scipy.stats import spearmanr
+
+    levels = sorted(set(y.tolist()))
+    rho = spearmanr(y, pred).statistic if len(levels) > 1 else float("nan")
+    out = {"spearman": float(rho), "mae": float(np.abs(y - pred).mean()),
+           "accuracy": float((np.round(pred) == np.round(y)).mean()), "n_test": int(len(y))}
+    if len(levels) == 2:  # a two-level source (e.g. joke / not): ranking quality as ROC AUC
+        from sklearn.metrics import roc_auc_score
+
+        out["auc"] = float(roc_auc_score(y == levels[1], pred))
+    return out
+
+
+def train_value_model(rows: Sequence[LabelledText] | None = None, *, schema: AttributeSchema = DEFAULT_SCHEMA,
+                      encoder: str | None = None, heldout: float = 0.2, alphas: Sequence[float] = (1.0, 10.0, 100.0,
+                      1e3, 1e4, 1e5), seed: int = 0, progress: bool = True) -> ValueModel:
+    """Fit one head per schema attribute on ``rows`` (default: :func:`value_training_data`).
+
+    Held-out rows (``heldout`` of the prompts) give per-attribute Spearman ρ, MAE and accuracy of
+    the rounded prediction, stored in ``metrics``; the saved heads are the ones fitted without them.
+    """
+    from sklearn.linear_model import RidgeCV
+
+    from steerlab.eval.encoders import DEFAULT_ENCODER
+    from steerlab.methods.steerlm.value_data import value_training_data
+    from steerlab.progress import maybe_bar
+
+    encoder = encoder or DEFAULT_ENCODER
+    rows = list(rows) if rows is not None else value_training_data(seed=seed)
+    if not rows:
+        raise DataError("no value-model training rows")
+    test = _split(rows, heldout, seed)
+    sets = {"pair" if a in PAIR_ATTRIBUTES else "response" for a in schema.names}
+    feats = featurize([r.prompt for r in rows], [r.response for r in rows], encoder, sets)
+    heads, metrics = {}, {}
+    with maybe_bar(progress, len(schema.names), "value model heads") as advance:
+        for attr in schema.attributes:
+            fs = "pair" if attr.name in PAIR_ATTRIBUTES else "response"
+            have = np.array([attr.name in r.labels for r in rows])
+            if not have.any():
+                raise DataError(f"no training labels for attribute {attr.name!r}")
+            y = np.array([r.labels.get(attr.name, np.nan) for r in rows], dtype=np.float64)
+            tr, te = have & ~test, have & test
+            x = feats[fs]
+            mean, scale = x[tr].mean(0), x[tr].std(0) + 1e-6
+            levels, counts = np.unique(np.round(y[tr]), return_counts=True)
+            w_of = {lv: len(y[tr]) / (len(levels) * c) for lv, c in zip(levels, counts)}
+            model = RidgeCV(alphas=list(alphas)).fit((x[tr] - mean) / scale, y[tr],
+                                                     sample_weight=np.array([w_of[v] for v in np.round(y[tr])]))
+            head = Head(fs, model.coef_.astype(np.float32), float(model.intercept_), mean.astype(np.float32),
+                        scale.astype(np.float32))
+            heads[attr.name] = head
+            pred = np.clip(head(x[te]), attr.low, attr.high) if te.any() else np.zeros(0)
+            metrics[attr.name] = {**(_metrics(y[te], pred) if te.any() else {}), "n_train": int(tr.sum()),
+                                  "alpha": float(model.alpha_),
+                                  "label_counts": {str(int(lv)): int(c) for lv, c in zip(levels, counts)}}
+            advance(1, attr.name)
+    sources: dict[str, int] = {}
+    for r in rows:
+        key = r.source.split(":")[0] or "given"
+        sources[key] = sources.get(key, 0) + 1
+    return ValueModel(schema, heads, encoder, metrics, {"rows": len(rows), "sources": sources, "seed": seed,
+                                                        "heldout": heldout})
