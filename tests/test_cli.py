@@ -42,6 +42,9 @@ def test_models_lists_packaged(capsys) -> None:
     (["generate", "-p", "hi", "--vector", "/nonexistent"], "not an artifact directory"),
     (["extract", "--data", "/nonexistent.jsonl", "--out", "/tmp/x"], "no such file"),
     (["import-gguf", "/nonexistent.gguf", "/tmp/x"], "no such file"),
+    (["steerlm", "sft", "--data", "/nonexistent.jsonl", "--out", "/tmp/x"], "no such records file"),
+    (["steerlm", "annotate", "--value-model", "/nonexistent", "--out", "/tmp/x"], "not a value model directory"),
+    (["steerlm", "eval", "--adapter", "/nonexistent", "--value-model", "/nonexistent"], "not a value model"),
 ])
 def test_bad_input_is_one_line(capsys, argv, match) -> None:
     code, _, err = run(argv, capsys)

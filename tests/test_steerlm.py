@@ -231,3 +231,20 @@ def test_annotate_bootstrap_and_controllability_run(tiny_llama, value_model, tmp
     assert {(r.system, r.attribute) for r in results} == {(s, a) for s in ("steerlm", "prompting")
                                                            for a in ("humor", "verbosity")}
     assert all(len(r.level_means) == 5 for r in results)
+
+
+def test_generate_attributes_argument_sets_the_knob_per_row(tiny_llama) -> None:
+    art = small_adapter(tiny_llama)
+    vec = steerlab.extract(tiny_llama, [("good fun", "bad sad")], layers=[1])
+    prompts = ["Tell me a joke", "Tell me a joke"]
+    via_arg = steerlab.generate(tiny_llama, prompts, steering=[(art, steerlab.Steer(vec, 1.0)), art],
+                                attributes=[{"humor": 4}, "humor:0"], max_new_tokens=5, progress=False)
+    via_opts = steerlab.generate(tiny_llama, prompts, steering=[
+        (steerlab.Steer(art, 1.0, {"attributes": {"humor": 4}}), steerlab.Steer(vec, 1.0)),
+        steerlab.Steer(art, 1.0, {"attributes": {"humor": 0}})], max_new_tokens=5, progress=False)
+    assert via_arg == via_opts
+    with pytest.raises(SteerlabError, match="attributes= needs"):
+        steerlab.generate(tiny_llama, prompts, steering=vec, attributes={"humor": 4}, max_new_tokens=2,
+                          progress=False)
+    with pytest.raises(SteerlabError, match="out of range"):
+        steerlab.generate(tiny_llama, "x", steering=art, attributes={"humor": 7}, max_new_tokens=2, progress=False)

@@ -18,9 +18,9 @@ app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_comp
 
 
 def _register() -> None:
-    from steerlab.cli import bench, demo, evaluate, extract, generate, gguf, inspect, lm_steer, models, sweep
+    from steerlab.cli import bench, demo, evaluate, extract, generate, gguf, inspect, lm_steer, models, steerlm, sweep
 
-    for module in (models, extract, lm_steer, generate, inspect, gguf, sweep, evaluate, demo, bench):
+    for module in (models, extract, lm_steer, steerlm, generate, inspect, gguf, sweep, evaluate, demo, bench):
         module.register(app)
 
 

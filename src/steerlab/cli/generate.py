@@ -22,12 +22,15 @@ def generate(
     layers: str = typer.Option("", help="Steer only these layers of each vector, e.g. 10-12."),
     positions: str = typer.Option("all", help="all, prompt, generated, or an index k (positions >= k)."),
     operator: str = typer.Option("add", help="add, ablate or clamp."),
+    attr: list[str] = typer.Option([], "--attr", help="SteerLM attribute name=value (repeatable), e.g. humor=4."),
     model: str = typer.Option("", "--model", "-m", help="Model (default: the artifact's, else smollm2-135m)."),
     max_new_tokens: int = typer.Option(48, help="Tokens to generate."),
     temperature: float = typer.Option(0.0, help="0 = greedy."),
     top_p: float = typer.Option(1.0, help="Nucleus sampling mass."),
     seed: int | None = typer.Option(None, help="Random seed for sampling."),
-    chat: bool = typer.Option(False, help="Wrap each prompt in the model's chat template."),
+    chat: bool | None = typer.Option(None, "--chat/--no-chat",
+                                     help="Wrap each prompt in the chat template (default: if an artifact was "
+                                          "trained on chat turns, e.g. SteerLM)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Generate text, steered by --vector artifacts at --strength."""
@@ -54,7 +57,9 @@ def generate(
     name = model or next((a.model.name for a in artifacts if a.model), "smollm2-135m")
     lm = load(name)
     texts = do_generate(lm, prompts, steers or None, max_new_tokens=max_new_tokens,
-                        temperature=temperature, top_p=top_p, seed=seed, chat=chat)
+                        temperature=temperature, top_p=top_p, seed=seed,
+                        attributes=",".join(a.replace("=", ":", 1) for a in attr) if attr else None,
+                        chat=any(getattr(a, "chat", False) for a in artifacts) if chat is None else chat)
     if json_out:
         print_json([{"prompt": p, "completion": t} for p, t in zip(prompts, texts)])
         return

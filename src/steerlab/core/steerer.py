@@ -165,6 +165,32 @@ def per_row(steering: Any, batch: int) -> list[list[Steer]]:
     return [shared for _ in range(batch)]
 
 
+def with_option(rows: list[list[Steer]], key: str, value: Any) -> list[list[Steer]]:
+    """Set option ``key`` on every steer whose method has it; ``value`` may be a per-row list.
+
+    Raises if no steer in the batch has such an option (e.g. ``attributes`` without a SteerLM
+    artifact), so a knob is never silently ignored.
+    """
+    values = value if isinstance(value, list) else [value] * len(rows)
+    if len(values) != len(rows):
+        raise SteerlabError(f"{len(values)} {key} entries for {len(rows)} prompts")
+    cache: dict[str, Steerer] = {}
+    used = False
+    out = []
+    for steers, v in zip(rows, values):
+        new = []
+        for st in steers:
+            fields = {f.name for f in dataclasses.fields(_cached_steerer(cache, st.artifact.method).options_cls)}
+            if key in fields and v is not None:
+                st = dataclasses.replace(st, options={**st.options, key: v})
+                used = True
+            new.append(st)
+        out.append(new)
+    if not used:
+        raise SteerlabError(f"{key}= needs a steer whose method takes it (e.g. a SteerLM adapter) in steering")
+    return out
+
+
 def plan(rows: Sequence[Sequence[Steer]]) -> list[tuple[Steerer, Application]]:
     """Group per-row steers into one :class:`Application` per distinct (artifact, options)."""
     batch = len(rows)

@@ -8,12 +8,12 @@ positions, so row i's output equals generating row i alone with its spec.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
-from steerlab.core.steerer import patch, per_row, rewrite_prompts
+from steerlab.core.steerer import patch, per_row, rewrite_prompts, with_option
 from steerlab.errors import SteerlabError
 from steerlab.models.loading import LoadedModel
 from steerlab.progress import maybe_bar
@@ -46,11 +46,14 @@ def generate(
     batch_size: int = 32,
     allow_mismatch: bool = False,
     progress: bool = True,
+    attributes: Mapping[str, Any] | str | Sequence[Mapping[str, Any] | str | None] | None = None,
 ) -> list[str]:
     """Continue each prompt; returns the new text of each row (prompt excluded).
 
     ``temperature=0`` is greedy decoding; otherwise sampling with ``top_p`` / ``top_k``
     (0 disables top-k) from ``seed``. ``stop`` strings end a row and are cut from its text.
+    ``attributes`` (e.g. ``{"humor": 4, "toxicity": 0}``, or a list with one entry per prompt) sets
+    the ``attributes`` option of every steer in the row whose method has attribute knobs (SteerLM).
     """
     single = isinstance(prompts, str)
     prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -61,6 +64,8 @@ def generate(
     if temperature < 0 or not 0 < top_p <= 1:
         raise SteerlabError("temperature must be >= 0 and top_p in (0, 1]")
     rows = per_row(steering, len(prompt_list))
+    if attributes is not None:
+        rows = with_option(rows, "attributes", attributes)
     texts = [format_prompt(lm, p, chat=chat, system=system) for p in rewrite_prompts(prompt_list, rows)]
     outputs: list[str] = []
     with maybe_bar(progress, len(texts), "generating") as advance:

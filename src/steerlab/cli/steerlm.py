@@ -1,0 +1,194 @@
+"""SteerLM verbs: ``steerlab steerlm train-value | annotate | sft | bootstrap | eval``.
+
+The pipeline, each step writing what the next reads::
+
+    steerlab steerlm train-value --out vm/
+    steerlab steerlm annotate --value-model vm/ --out data/        # annotated.t2v.jsonl, annotated.v2t.jsonl
+    steerlab steerlm sft --data data/annotated.v2t.jsonl --out steerlm-r1/
+    steerlab steerlm bootstrap --adapter steerlm-r1/ --value-model vm/ --data data/annotated.v2t.jsonl --out steerlm-r2/
+    steerlab steerlm eval --adapter steerlm-r1/ --adapter steerlm-r2/ --value-model vm/ --out results/control
+    steerlab generate --steer steerlm-r2/ --attr humor=4 --attr toxicity=0 -p "Tell me about cats"
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from steerlab.cli.common import console, load, out
+from steerlab.errors import SteerlabError
+
+steerlm_app = typer.Typer(no_args_is_help=True, help="SteerLM: value model → annotate → SFT → bootstrap → eval.")
+
+
+def _value_model(path: Path):  # type: ignore[no-untyped-def]
+    from steerlab.methods.steerlm.value_model import ValueModel
+
+    return ValueModel.load(path)
+
+
+def _adapter(path: Path):  # type: ignore[no-untyped-def]
+    from steerlab.core.artifact import load_artifact
+    from steerlab.methods.steerlm import SteerLMAdapter
+
+    art = load_artifact(path)
+    if not isinstance(art, SteerLMAdapter):
+        raise SteerlabError(f"{path} is a {art.method!r} artifact; this verb needs a steerlm adapter")
+    return art
+
+
+@steerlm_app.command("train-value")
+def train_value(out_dir: Path = typer.Option(..., "--out", "-o", help="Value-model directory to write."),
+                n_tweets: int = typer.Option(3000), n_reviews: int = typer.Option(1500),
+                max_per_topic: int = typer.Option(150, help="Cap per chatterbot topic."),
+                heldout: float = typer.Option(0.2), seed: int = typer.Option(0)) -> None:
+    """Train the attribute predictor on labels bootstrapped from packaged corpora and scorers."""
+    from steerlab.methods.steerlm.value_data import value_training_data
+    from steerlab.methods.steerlm.value_model import train_value_model
+
+    with console.status("building labelled rows (scoring toxicity)"):
+        rows = value_training_data(n_tweets=n_tweets, n_reviews=n_reviews, max_per_topic=max_per_topic, seed=seed)
+    vm = train_value_model(rows, heldout=heldout, seed=seed)
+    vm.save(out_dir)
+    table = Table(title=f"value model: held-out metrics ({len(rows)} rows)")
+    for col in ("attribute", "Spearman ρ", "MAE", "accuracy", "AUC", "n test"):
+        table.add_column(col)
+    for name, m in vm.metrics.items():
+        table.add_row(name, f"{m.get('spearman', float('nan')):.3f}", f"{m.get('mae', float('nan')):.3f}",
+                      f"{m.get('accuracy', float('nan')):.3f}", f"{m['auc']:.3f}" if "auc" in m else "—",
+                      str(m.get("n_test", 0)))
+    out.print(table)
+    console.print(f"saved {out_dir}")
+
+
+@steerlm_app.command("annotate")
+def annotate_cmd(value_model: Path = typer.Option(..., "--value-model"),
+                 out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for the jsonl files."),
+                 model: str = typer.Option("smollm2-135m", "--model", "-m"),
+                 samples: int = typer.Option(2, help="Base-model responses per prompt."),
+                 max_per_topic: int = typer.Option(40, help="Chatterbot lines per topic."),
+                 human: bool = typer.Option(True, help="Include the corpus's own replies."),
+                 vary: list[str] = typer.Option([], help="Extra sampling variant DIR=STRENGTH (repeatable)."),
+                 max_new_tokens: int = typer.Option(48), seed: int = typer.Option(0)) -> None:
+    """Label chatterbot replies and base-model samples with the value model (TEXT_TO_VALUE / VALUE_TO_TEXT)."""
+    from steerlab.core.artifact import load_artifact
+    from steerlab.core.steerer import Steer
+    from steerlab.methods.steerlm.annotate import annotate, chat_prompts
+    from steerlab.methods.steerlm.records import write_records
+
+    vm = _value_model(value_model)
+    variants: list[object] = [None]
+    for item in vary:
+        path, _, s = item.rpartition("=")
+        if not path:
+            raise SteerlabError(f"bad --vary {item!r}: use DIR=STRENGTH")
+        variants.append(Steer(load_artifact(path), float(s)))
+    lm = load(model)
+    prompts = chat_prompts("train", max_per_topic=max_per_topic, seed=seed)
+    examples, summary = annotate(lm, vm, prompts=prompts, samples=samples, include_human=human, variants=variants,
+                                 max_new_tokens=max_new_tokens, seed=seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_records(out_dir / "annotated.t2v.jsonl", examples, vm.schema, "TEXT_TO_VALUE")
+    write_records(out_dir / "annotated.v2t.jsonl", examples, vm.schema, "VALUE_TO_TEXT")
+    (out_dir / "annotate_summary.json").write_text(json.dumps({"prompts": len(prompts), **summary}, indent=2) + "\n")
+    console.print(f"{summary['records']} records ({summary['dropped_empty']} empty dropped) → {out_dir}")
+    console.print_json(data=summary["histogram"])
+
+
+def _sft_options(r: int, lora_alpha: float, lr: float, n_steps: int, batch_size: int, max_length: int,
+                 seed: int) -> dict[str, object]:
+    return {"r": r, "lora_alpha": lora_alpha, "lr": lr, "n_steps": n_steps, "batch_size": batch_size,
+            "max_length": max_length, "seed": seed}
+
+
+@steerlm_app.command("sft")
+def sft_cmd(data: Path = typer.Option(..., "--data", "-d", help="VALUE_TO_TEXT jsonl."),
+            out_dir: Path = typer.Option(..., "--out", "-o"),
+            model: str = typer.Option("smollm2-135m", "--model", "-m"),
+            r: int = typer.Option(8), lora_alpha: float = typer.Option(16.0), lr: float = typer.Option(1e-3),
+            n_steps: int = typer.Option(150), batch_size: int = typer.Option(8), max_length: int = typer.Option(128),
+            seed: int = typer.Option(0), name: str = typer.Option("steerlm")) -> None:
+    """Attribute-conditioned SFT: a LoRA adapter on prompt + attribute string → response."""
+    from steerlab.methods.steerlm import DEFAULT_SCHEMA, read_records, train_sft
+
+    examples = read_records(data, DEFAULT_SCHEMA)  # bad data fails before the model loads
+    lm = load(model)
+    art = train_sft(lm, examples, name=name, **_sft_options(r, lora_alpha, lr, n_steps, batch_size, max_length,
+                                                             seed))  # type: ignore[arg-type]
+    art.save(out_dir)
+    _report(art, out_dir)
+
+
+def _report(art, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    t = art.meta["training"]
+    console.print(f"saved {out_dir}: {t['parameters']} LoRA parameters ({t['params_percent_of_model']:.2f}% of the "
+                  f"model), {t['examples']} examples ({t['dropped_truncated']} dropped by truncation), loss "
+                  f"{t['loss_first']:.3f} → {t['loss_last_20']:.3f}, {t['seconds']:.0f} s")
+
+
+@steerlm_app.command("bootstrap")
+def bootstrap_cmd(adapter: Path = typer.Option(..., "--adapter"),
+                  value_model: Path = typer.Option(..., "--value-model"),
+                  out_dir: Path = typer.Option(..., "--out", "-o"),
+                  data: Path | None = typer.Option(None, "--data", help="Round-1 VALUE_TO_TEXT jsonl to mix in."),
+                  samples: int = typer.Option(2), max_per_topic: int = typer.Option(20),
+                  max_new_tokens: int = typer.Option(48), lr: float = typer.Option(1e-3),
+                  n_steps: int = typer.Option(100), batch_size: int = typer.Option(8),
+                  max_length: int = typer.Option(128), seed: int = typer.Option(1)) -> None:
+    """Sample at top quality, re-label with measured values, fine-tune the adapter again."""
+    from steerlab.methods.steerlm.annotate import bootstrap, chat_prompts
+    from steerlab.methods.steerlm.records import read_records, write_records
+
+    art, vm = _adapter(adapter), _value_model(value_model)
+    previous = read_records(data, art.schema) if data else []
+    lm = load(art.model.name if art.model else "smollm2-135m")
+    prompts = chat_prompts("train", max_per_topic=max_per_topic, seed=seed)
+    better, new, summary = bootstrap(lm, art, vm, prompts=prompts, samples=samples, previous=previous,
+                                     max_new_tokens=max_new_tokens, seed=seed, lr=lr, n_steps=n_steps,
+                                     batch_size=batch_size, max_length=max_length)
+    better.save(out_dir)
+    write_records(out_dir.with_name(out_dir.name + ".samples.v2t.jsonl"), new, vm.schema, "VALUE_TO_TEXT")
+    _report(better, out_dir)
+    console.print_json(data=summary["histogram"])
+
+
+@steerlm_app.command("eval")
+def eval_cmd(adapter: list[Path] = typer.Option(..., "--adapter", help="Adapter(s) to compare (repeatable)."),
+             value_model: Path = typer.Option(..., "--value-model"),
+             out_dir: Path = typer.Option(Path("results/steerlm_control"), "--out", "-o"),
+             attribute: list[str] = typer.Option([], "--attribute", help="Only these attributes."),
+             n_prompts: int = typer.Option(8), samples: int = typer.Option(2),
+             prompting: bool = typer.Option(True, help="Add the prompting baseline (base model, told in words)."),
+             max_new_tokens: int = typer.Option(48), seed: int = typer.Option(0)) -> None:
+    """Controllability: sweep each attribute 0→4, measure with the value model and independent scorers."""
+    from steerlab.methods.steerlm.annotate import chat_prompts
+    from steerlab.methods.steerlm.controllability import (
+        measure_controllability,
+        prompting_system,
+        save_results,
+        steerlm_system,
+        to_markdown,
+    )
+
+    vm = _value_model(value_model)
+    arts = [_adapter(a) for a in adapter]
+    systems = {}
+    for path, art in zip(adapter, arts):
+        vm.schema.check_same(art.schema, f"adapter {path}")
+        systems[f"steerlm:{path.name}"] = steerlm_system(art)
+    if prompting:
+        systems["prompting"] = prompting_system(vm.schema)
+    lm = load(arts[0].model.name if arts[0].model else "smollm2-135m")
+    prompts = chat_prompts("eval", max_per_topic=2, seed=seed)[:n_prompts]
+    results, info = measure_controllability(lm, systems, vm, prompts, attributes=attribute or None, samples=samples,
+                                            max_new_tokens=max_new_tokens, seed=seed, chat=arts[0].chat)
+    save_results(results, {**info, "adapters": [str(a) for a in adapter]}, out_dir)
+    out.print(to_markdown(results))
+    console.print(f"saved {out_dir}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(steerlm_app, name="steerlm")
