@@ -13,6 +13,7 @@ The pipeline, each step writing what the next reads::
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import typer
@@ -109,7 +110,7 @@ def sft_cmd(data: Path = typer.Option(..., "--data", "-d", help="VALUE_TO_TEXT j
             out_dir: Path = typer.Option(..., "--out", "-o"),
             model: str = typer.Option("smollm2-135m", "--model", "-m"),
             r: int = typer.Option(8), lora_alpha: float = typer.Option(16.0), lr: float = typer.Option(1e-3),
-            n_steps: int = typer.Option(150), batch_size: int = typer.Option(8), max_length: int = typer.Option(128),
+            n_steps: int = typer.Option(100), batch_size: int = typer.Option(8), max_length: int = typer.Option(128),
             seed: int = typer.Option(0), name: str = typer.Option("steerlm")) -> None:
     """Attribute-conditioned SFT: a LoRA adapter on prompt + attribute string → response."""
     from steerlab.methods.steerlm import DEFAULT_SCHEMA, read_records, train_sft
@@ -136,7 +137,7 @@ def bootstrap_cmd(adapter: Path = typer.Option(..., "--adapter"),
                   data: Path | None = typer.Option(None, "--data", help="Round-1 VALUE_TO_TEXT jsonl to mix in."),
                   samples: int = typer.Option(2), max_per_topic: int = typer.Option(20),
                   max_new_tokens: int = typer.Option(48), lr: float = typer.Option(1e-3),
-                  n_steps: int = typer.Option(100), batch_size: int = typer.Option(8),
+                  n_steps: int = typer.Option(60), batch_size: int = typer.Option(8),
                   max_length: int = typer.Option(128), seed: int = typer.Option(1)) -> None:
     """Sample at top quality, re-label with measured values, fine-tune the adapter again."""
     from steerlab.methods.steerlm.annotate import bootstrap, chat_prompts
@@ -182,7 +183,8 @@ def eval_cmd(adapter: list[Path] = typer.Option(..., "--adapter", help="Adapter(
     if prompting:
         systems["prompting"] = prompting_system(vm.schema)
     lm = load(arts[0].model.name if arts[0].model else "smollm2-135m")
-    prompts = chat_prompts("eval", max_per_topic=2, seed=seed)[:n_prompts]
+    pool = chat_prompts("eval", max_per_topic=1, seed=seed)  # one held-out line per topic
+    prompts = random.Random(seed).sample(pool, min(n_prompts, len(pool)))
     results, info = measure_controllability(lm, systems, vm, prompts, attributes=attribute or None, samples=samples,
                                             max_new_tokens=max_new_tokens, seed=seed, chat=arts[0].chat)
     save_results(results, {**info, "adapters": [str(a) for a in adapter]}, out_dir)

@@ -8,7 +8,7 @@ step). PEFT injects the LoRA layers for training and is unloaded afterwards, so 
 into a :class:`SteerLMAdapter`.
 
 Defaults for SmolLM2-135M on 2 CPU cores: rank 8, alpha 16 on PEFT's default attention
-projections for the architecture, lr 1e-3 (LoRA on a small model with few steps), 150 steps of
+projections for the architecture, lr 1e-3 (LoRA on a small model with few steps), 100 steps of
 8 examples at ≤128 tokens. A step is one forward and backward pass through the whole model.
 """
 
@@ -66,7 +66,7 @@ def train_sft(
     target_modules: list[str] | None = None,
     lr: float = 1e-3,
     weight_decay: float = 0.0,
-    n_steps: int = 150,
+    n_steps: int = 100,
     batch_size: int = 8,
     max_length: int = 128,
     seed: int = 0,
