@@ -83,23 +83,21 @@ def test_harness_sweep_moves_sentiment_the_right_way(real_lm, sentiment) -> None
     assert plus.success > base.success
 
 
-def test_lm_steer_moves_sentiment_both_ways(real_lm) -> None:
+def test_lm_steer_moves_sentiment_both_ways_under_the_harness(real_lm) -> None:
     """A steer trained by ``steerlab train lm-steer --data rt-sentiment`` (300 steps, rank 128),
-    kept as test data. Measured here (greedy, 24 prompts): VADER -0.102 / 0.050 / 0.273 and
-    probe 0.428 / 0.682 / 0.799 at values -10 / 0 / +5."""
+    kept as test data, through the evaluation harness (greedy, 24 prompts). Measured before as plain
+    generation: VADER -0.102 / 0.050 / 0.273 and probe 0.428 / 0.682 / 0.799 at values -10 / 0 / +5."""
     from pathlib import Path
 
-    from steerlab.eval.scorers import get_scorer
+    from steerlab.eval.harness import evaluate
+    from steerlab.eval.protocol import Protocol
 
     art = steerlab.load_artifact(Path(__file__).parent / "data" / "lmsteer-sentiment")
-    prompts = steerlab.load_prompts("sentiment_neutral")[:24]
-    values = [-10.0, 0.0, 5.0]
-    rows = [steerlab.Steer(art, v) if v else None for v in values for _ in prompts]
-    outs = steerlab.generate(real_lm, prompts * 3, steering=rows, max_new_tokens=20)
-    n = len(prompts)
-    vader = get_scorer("vader")(outs)
-    probe = get_scorer("sentiment")([p + o for p, o in zip(prompts * 3, outs)])
-    v_neg, v_base, v_pos = (sum(vader[i * n:(i + 1) * n]) / n for i in range(3))
-    p_neg, p_base, p_pos = (sum(probe[i * n:(i + 1) * n]) / n for i in range(3))
-    assert v_neg < v_base - 0.08 and v_pos > v_base + 0.1, (v_neg, v_base, v_pos)
-    assert p_neg < p_base - 0.15 and p_pos > p_base + 0.05, (p_neg, p_base, p_pos)
+    proto = Protocol(n_prompts=24, samples=1, max_new_tokens=20, temperature=0.0, n_boot=100)
+    report = evaluate(real_lm, "sentiment-positive", art, strengths=[-10.0, 5.0], protocol=proto, reference="self")
+    base = report.row("unsteered")
+    minus, plus = (r for r in report.results if r.kind == "steered")
+    assert minus.attribute < base.attribute - 0.1 < plus.attribute - 0.15, (minus.attribute, base.attribute,
+                                                                              plus.attribute)
+    assert minus.extra["vader_mean"] < base.extra["vader_mean"] < plus.extra["vader_mean"]
+    assert plus.success > base.success > minus.success
