@@ -208,12 +208,12 @@ def test_value_model_round_trip_and_input_conditioning(value_model, tmp_path) ->
 
 
 def test_annotate_bootstrap_and_controllability_run(tiny_llama, value_model, tmp_path) -> None:
-    from steerlab.methods.steerlm.annotate import annotate, bootstrap
-    from steerlab.methods.steerlm.controllability import (
+    from steerlab.eval.controllability import (
         measure_controllability,
         prompting_system,
         steerlm_system,
     )
+    from steerlab.methods.steerlm.annotate import annotate, bootstrap
 
     prompts = ["Tell me a joke", "How are you?"]
     examples, summary = annotate(tiny_llama, value_model, prompts=prompts, samples=2, include_human=False,

@@ -165,14 +165,14 @@ def eval_cmd(adapter: list[Path] = typer.Option(..., "--adapter", help="Adapter(
              prompting: bool = typer.Option(True, help="Add the prompting baseline (base model, told in words)."),
              max_new_tokens: int = typer.Option(48), seed: int = typer.Option(0)) -> None:
     """Controllability: sweep each attribute 0→4, measure with the value model and independent scorers."""
-    from steerlab.methods.steerlm.annotate import chat_prompts
-    from steerlab.methods.steerlm.controllability import (
+    from steerlab.eval.controllability import (
         measure_controllability,
         prompting_system,
         save_results,
         steerlm_system,
         to_markdown,
     )
+    from steerlab.methods.steerlm.annotate import chat_prompts
 
     vm = _value_model(value_model)
     arts = [_adapter(a) for a in adapter]

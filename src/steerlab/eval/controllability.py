@@ -1,4 +1,4 @@
-"""Controllability of attribute knobs: request each level, measure what comes out.
+"""Controllability of attribute knobs (evaluation harness): request each level, measure the output.
 
 For every attribute of the schema and every level low..high (other attributes at their defaults),
 each system answers the same held-out prompts; the value model scores every response, and an
