@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--n-prompts", type=int, default=16)
     ap.add_argument("--samples", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--raw", action="store_true", help="also measure the uncalibrated transfer")
     ap.add_argument("--out", default="results/transfer")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -42,6 +43,8 @@ def main() -> None:
     out = Path(args.out)
     moved.save(out / "transferred")
     steers = {"transferred": moved}
+    if args.raw:  # the official recipe without our sign/scale calibration
+        steers["transferred (uncalibrated)"] = transfer(art, source, target, calibrate=False)
     if args.native:
         steers["native"] = steerlab.load_artifact(args.native)
     prompts = steerlab.load_prompts("sentiment_neutral")[: args.n_prompts]
@@ -66,7 +69,8 @@ def main() -> None:
     fit = moved.meta["provenance"]["transfer"]
     lines = [f"Transfer {source.name} → {target.name}: {fit['shared_tokens']} shared tokens, map fitted on "
              f"{fit['top_k']}, relative error {fit['backward_rel_error']:.3f}; "
-             f"{args.n_prompts} neutral prompts × {args.samples} samples on the target", "",
+             f"{args.n_prompts} neutral prompts × {args.samples} samples on the target; calibration "
+             f"{json.dumps(fit.get('calibration', {}).get('steers', []))}", "",
              "| condition | P(positive) | VADER |", "|---|---|---|"]
     lines += [f"| {k} | {v['probe']:.3f} | {v['vader']:+.3f} |" for k, v in summary.items()]
     (out / "transfer.md").write_text("\n".join(lines) + "\n")

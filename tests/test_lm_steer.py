@@ -111,6 +111,20 @@ def test_transfer_to_itself_is_identity_and_to_another_model_binds_it(tiny_token
         steerlab.patch(other, steerlab.Steer(art, 2.0))  # untransferred: wrong model
 
 
+def test_transfer_calibration_undoes_a_reversed_map(tiny_llama) -> None:
+    from steerlab.methods.lm_steer import LMSteer
+    from steerlab.methods.lm_steer.transfer import _calibrate, shared_vocabulary
+
+    art = _art(tiny_llama)
+    reversed_ = LMSteer({**art.params, "projector2": -2.0 * art.params["projector2"]}, art.adaptor_class, art.epsilon,
+                        art.steer_names, art.dummy_steer, art.rank, art.model, {})
+    src, tgt = shared_vocabulary(tiny_llama, tiny_llama)
+    fit: dict = {}
+    fixed = _calibrate(reversed_, art, tiny_llama, tiny_llama, src, tgt, fit, ["The movie was", "hey there"])
+    assert all(s["flipped"] and abs(s["scale"] - 0.5) < 1e-3 for s in fit["calibration"]["steers"])
+    assert torch.allclose(fixed.params["projector2"], art.params["projector2"], atol=1e-5)
+
+
 def test_max_subspans_hand_case() -> None:
     from steerlab.methods.lm_steer.interpret import max_subspans
 

@@ -29,16 +29,22 @@ def _decode(lm: LoadedModel, ids: Sequence[int]) -> list[str]:
     return [lm.tokenizer.decode([i]) for i in ids]
 
 
-def token_shifts(lm: LoadedModel, steer: LMSteer, texts: Sequence[str], *, value: float = 5.0,
-                 steer_index: int | str = 0, k: int = 20) -> dict[str, list[tuple[str, float]]]:
-    """Tokens whose logits rise / fall most on average when the steer is applied at ``value``."""
+def mean_logit_shift(lm: LoadedModel, steer: LMSteer, texts: Sequence[str], *, value: float = 5.0,
+                     steer_index: int | str = 0) -> torch.Tensor:
+    """(V,) mean change of every logit over the real positions of ``texts`` at ``value``."""
     enc = lm.tokenizer(list(texts), return_tensors="pt", padding=True).to(lm.device)
     mask = enc["attention_mask"].bool()
     with torch.no_grad():
         base = lm.model(**enc).logits
         with patch(lm, Steer(steer, value, {"steer": steer_index})):
             steered = lm.model(**enc).logits
-    shift = (steered - base)[mask].mean(0)  # (V,)
+    return (steered - base)[mask].float().mean(0).cpu()
+
+
+def token_shifts(lm: LoadedModel, steer: LMSteer, texts: Sequence[str], *, value: float = 5.0,
+                 steer_index: int | str = 0, k: int = 20) -> dict[str, list[tuple[str, float]]]:
+    """Tokens whose logits rise / fall most on average when the steer is applied at ``value``."""
+    shift = mean_logit_shift(lm, steer, texts, value=value, steer_index=steer_index)  # (V,)
     up, down = shift.topk(k), (-shift).topk(k)
     return {"up": list(zip(_decode(lm, up.indices.tolist()), up.values.tolist())),
             "down": list(zip(_decode(lm, down.indices.tolist()), (-down.values).tolist()))}

@@ -27,8 +27,18 @@ def shared_vocabulary(source: LoadedModel, target: LoadedModel) -> tuple[list[in
     return [a for a, _ in pairs], [b for _, b in pairs]
 
 
-def transfer(steer: LMSteer, source: LoadedModel, target: LoadedModel, *, top_k: int = 4000) -> LMSteer:
-    """Map ``steer`` (trained on ``source``) onto ``target``'s hidden space."""
+def transfer(steer: LMSteer, source: LoadedModel, target: LoadedModel, *, top_k: int = 4000,
+             calibrate: bool = True, calibration_texts: list[str] | None = None) -> LMSteer:
+    """Map ``steer`` (trained on ``source``) onto ``target``'s hidden space.
+
+    ``calibrate`` (our addition to the official recipe) compares the mean logit shift the steer
+    causes on the source with the mapped steer's shift on the target, over the shared tokens and
+    a few neutral texts. The embedding map says nothing about how each model's *hidden* states sit
+    relative to its embeddings, and between model families the mapped transform can come out
+    reversed (measured smollm2-135m → qwen2.5-0.5b: correlation < 0, so +v made text more
+    negative). A negative correlation flips the steer; the scale makes a value move the shared
+    logits as much on the target as on the source. Both are recorded in the provenance.
+    """
     if steer.adaptor_class != "multiply":
         raise SteerlabError("transfer maps the multiply adaptor's projectors; this steer is "
                             f"{steer.adaptor_class!r}")
@@ -50,5 +60,32 @@ def transfer(steer: LMSteer, source: LoadedModel, target: LoadedModel, *, top_k:
     meta = {"name": f"{steer.name}→{target.name}",
             "provenance": {**steer.meta.get("provenance", {}), "transferred_from": source.name, "transfer": fit},
             "training": steer.meta.get("training", {})}
-    return LMSteer(params, steer.adaptor_class, steer.epsilon, list(steer.steer_names), steer.dummy_steer,
-                   steer.rank, target.fingerprint, meta)
+    moved = LMSteer(params, steer.adaptor_class, steer.epsilon, list(steer.steer_names), steer.dummy_steer,
+                    steer.rank, target.fingerprint, meta)
+    if calibrate:
+        moved = _calibrate(moved, steer, source, target, src_ids, tgt_ids, fit, calibration_texts)
+    return moved
+
+
+def _calibrate(moved: LMSteer, steer: LMSteer, source: LoadedModel, target: LoadedModel, src_ids: list[int],
+               tgt_ids: list[int], fit: dict[str, object], texts: list[str] | None) -> LMSteer:
+    """Sign and scale per steer so the target's shared-token logit shift matches the source's."""
+    from steerlab.data.pairs import load_prompts
+    from steerlab.methods.lm_steer.interpret import mean_logit_shift
+
+    texts = texts or load_prompts("neutral")[:16]
+    p2 = moved.params["projector2"].clone()  # (K, Ht, r)
+    per_steer = []
+    for k in range(steer.num_steers):
+        d_src = mean_logit_shift(source, steer, texts, value=1.0, steer_index=k)[src_ids]  # (n,)
+        d_tgt = mean_logit_shift(target, moved, texts, value=1.0, steer_index=k)[tgt_ids]  # (n,)
+        d_src, d_tgt = d_src - d_src.mean(), d_tgt - d_tgt.mean()  # a uniform shift changes no probability
+        corr = float((d_src @ d_tgt) / (d_src.norm() * d_tgt.norm() + 1e-12))
+        scale = float(d_src.norm() / (d_tgt.norm() + 1e-12))
+        factor = (-1.0 if corr < 0 else 1.0) * scale
+        p2[k] = p2[k] * factor
+        per_steer.append({"steer": moved.steer_names[k], "correlation_before": corr, "flipped": corr < 0,
+                          "scale": scale})
+    fit["calibration"] = {"texts": len(texts), "steers": per_steer}
+    return LMSteer({**moved.params, "projector2": p2}, moved.adaptor_class, moved.epsilon, moved.steer_names,
+                   moved.dummy_steer, moved.rank, moved.model, moved.meta)
