@@ -82,7 +82,8 @@ def explain(path: Path = typer.Argument(..., help="LM-Steer artifact directory."
 def transfer_cmd(path: Path = typer.Argument(..., help="LM-Steer artifact (multiply adaptor)."),
                  to: str = typer.Option(..., "--to", help="Target model."),
                  out_dir: Path = typer.Option(..., "--out", "-o"),
-                 top_k: int = typer.Option(4000, help="Shared tokens used to fit the embedding map.")) -> None:
+                 top_k: int = typer.Option(4000, help="Shared tokens used to fit the embedding map."),
+                 calibrate: bool = typer.Option(True, help="Fix sign and scale on the target's logit shift.")) -> None:
     """Map a trained steer onto another model through their shared vocabulary."""
     from steerlab.core.artifact import load_artifact
     from steerlab.methods.lm_steer import LMSteer
@@ -93,11 +94,14 @@ def transfer_cmd(path: Path = typer.Argument(..., help="LM-Steer artifact (multi
         raise SteerlabError(f"{path} is a {art.method!r} artifact; transfer needs an lm_steer artifact")
     source = load(art.model.name if art.model else "smollm2-135m")
     target = load(to)
-    moved = transfer(art, source, target, top_k=top_k)
+    moved = transfer(art, source, target, top_k=top_k, calibrate=calibrate)
     moved.save(out_dir)
     fit = moved.meta["provenance"]["transfer"]
     console.print(f"saved {out_dir}: {fit['shared_tokens']} shared tokens, map fitted on {fit['top_k']}, "
                   f"relative error {fit['backward_rel_error']:.3f}")
+    for c in fit.get("calibration", {}).get("steers", []):
+        console.print(f"  steer {c['steer']}: logit-shift correlation {c['correlation_before']:+.3f} before "
+                      f"calibration, {'flipped, ' if c['flipped'] else ''}scale {c['scale']:.3g}")
 
 
 def register(app: typer.Typer) -> None:
