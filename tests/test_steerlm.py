@@ -20,6 +20,7 @@ from steerlab.methods.steerlm import (
     train_sft,
     write_records,
 )
+from steerlab.methods.steerlm.artifact import DEFAULT_TEMPLATE, USER_TEMPLATE
 from steerlab.methods.steerlm.steerer import merged_weights
 from tests.conftest import hook_count, logits
 
@@ -87,7 +88,10 @@ def test_sft_leaves_the_model_exactly_as_it_was(tiny_llama) -> None:
     after = tiny_llama.model.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     assert torch.equal(logits(tiny_llama), base)
-    assert {n.rsplit(".", 1)[-1] for n in art.lora} == {"q_proj", "v_proj"}
+    assert {n.rsplit(".", 1)[-1] for n in art.lora} == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                         "up_proj", "down_proj"}  # all-linear by default
+    qv = small_adapter(tiny_llama, target_modules=["q_proj", "v_proj"])
+    assert {n.rsplit(".", 1)[-1] for n in qv.lora} == {"q_proj", "v_proj"}
     t = art.meta["training"]
     assert t["examples"] == 4 and t["r"] == 4 and t["parameters"] == art.parameter_count()
 
@@ -121,10 +125,54 @@ def test_sft_is_deterministic_and_continues_from_init(tiny_llama) -> None:
 
 def test_prompt_carries_attributes_and_strength_zero_leaves_it(tiny_llama) -> None:
     art = small_adapter(tiny_llama)
-    rows = [steerlab.Steer(art, 1.0, {"attributes": {"humor": 4}}), steerlab.Steer(art, 0.0), None]
-    texts = rewrite_prompts(["Hi"] * 3, per_row(rows, 3))
-    assert texts[0] == "Hi\n<attributes>quality:4,toxicity:0,sentiment:2,verbosity:2,humor:4</attributes>"
-    assert texts[1] == texts[2] == "Hi"
+    assert art.placement == "assistant"
+    rows = per_row([steerlab.Steer(art, 1.0, {"attributes": {"humor": 4}}), steerlab.Steer(art, 0.0), None], 3)
+    assert rewrite_prompts(["Hi"] * 3, rows) == ["Hi"] * 3  # the user's turn is left alone
+    texts = rewrite_prompts(["<turn>Hi</turn>"] * 3, rows, formatted=True)
+    assert texts[0] == "<turn>Hi</turn><attributes>quality:4,toxicity:0,sentiment:2,verbosity:2,humor:4</attributes>\n"
+    assert texts[1] == texts[2] == "<turn>Hi</turn>"
+    user = small_adapter(tiny_llama, placement="user", template=USER_TEMPLATE, n_steps=1)
+    rows = per_row([steerlab.Steer(user, 1.0, {"attributes": {"humor": 4}})], 1)
+    assert rewrite_prompts(["Hi"], rows) == ["Hi\n<attributes>quality:4,toxicity:0,sentiment:2,verbosity:2,humor:4</attributes>"]
+    assert rewrite_prompts(["x"], rows, formatted=True) == ["x"]
+    with pytest.raises(SteerlabError, match="cannot hold"):
+        small_adapter(tiny_llama, template=USER_TEMPLATE)
+    with pytest.raises(SteerlabError, match="placement must be"):
+        small_adapter(tiny_llama, placement="system")
+
+
+@pytest.mark.parametrize("placement", ["assistant", "user"])
+@pytest.mark.parametrize("chat", [True, False])
+def test_training_and_inference_see_the_same_prompt(tiny_llama, placement, chat, monkeypatch) -> None:
+    """The SFT's prompt tokens are exactly what generation feeds the model for the same request."""
+    from steerlab.generation.generate import format_prompt
+    from steerlab.methods.steerlm.sft import encode_example
+
+    if chat and not getattr(tiny_llama.tokenizer, "chat_template", None):
+        monkeypatch.setattr(tiny_llama.tokenizer, "chat_template",
+                            "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}"
+                            "{% if add_generation_prompt %}<|assistant|>{% endif %}", raising=False)
+    template = USER_TEMPLATE if placement == "user" else DEFAULT_TEMPLATE
+    art = small_adapter(tiny_llama, placement=placement, template=template, chat=chat, n_steps=1)
+    ex = Example("Tell me a joke", "No.", {"humor": 3, "toxicity": 1})
+    ids, labels = encode_example(tiny_llama, ex, art.schema, art.template, chat, 200, placement)
+    n_prompt = sum(x == -100 for x in labels)
+    rows = per_row([steerlab.Steer(art, 1.0, {"attributes": ex.attributes})], 1)
+    text = rewrite_prompts([format_prompt(tiny_llama, p, chat=chat) for p in rewrite_prompts([ex.prompt], rows)],
+                           rows, formatted=True)[0]
+    assert tiny_llama.tokenizer(text, add_special_tokens=not chat)["input_ids"] == ids[:n_prompt]
+    assert "humor:3" in tiny_llama.tokenizer.decode(ids[:n_prompt])
+
+
+def test_sample_cleaning_keeps_whole_sentences() -> None:
+    from steerlab.methods.steerlm.annotate import clean_response, first_sentence
+
+    assert clean_response("It works. Then it stopp") == "It works."
+    assert clean_response("No sentence ends here") is None
+    assert clean_response('He said "yes." And left') == 'He said "yes."'
+    assert clean_response("Pi is 3.14 exactly!") == "Pi is 3.14 exactly!"
+    assert first_sentence("One. Two? Three!") == "One."
+    assert first_sentence("Only one.") is None
 
 
 def test_per_row_attributes_match_rows_alone(tiny_llama) -> None:
@@ -216,9 +264,11 @@ def test_annotate_bootstrap_and_controllability_run(tiny_llama, value_model, tmp
     from steerlab.methods.steerlm.annotate import annotate, bootstrap
 
     prompts = ["Tell me a joke", "How are you?"]
-    examples, summary = annotate(tiny_llama, value_model, prompts=prompts, samples=2, include_human=False,
+    examples, summary = annotate(tiny_llama, value_model, prompts=prompts, samples=2, include_human=True,
                                  max_new_tokens=6, progress=False)
-    assert summary["records"] + summary["dropped_empty"] == 4
+    sampled = [e for e in examples if ":sample:" in e.source and not e.source.endswith(":terse")]
+    assert len(sampled) + summary["dropped_empty"] + summary["dropped_truncated"] == 4
+    assert any(e.source.startswith("chatterbot:") for e in examples)
     assert all(set(e.attributes) == set(DEFAULT_SCHEMA.names) for e in examples)
     art = small_adapter(tiny_llama)
     better, new, _ = bootstrap(tiny_llama, art, value_model, prompts=prompts, samples=2, previous=examples,

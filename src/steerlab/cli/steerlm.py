@@ -73,7 +73,9 @@ def annotate_cmd(value_model: Path = typer.Option(..., "--value-model"),
                  max_per_topic: int = typer.Option(40, help="Chatterbot lines per topic."),
                  human: bool = typer.Option(True, help="Include the corpus's own replies."),
                  vary: list[str] = typer.Option([], help="Extra sampling variant DIR=STRENGTH (repeatable)."),
-                 max_new_tokens: int = typer.Option(48), seed: int = typer.Option(0)) -> None:
+                 max_new_tokens: int = typer.Option(64), temperature: float = typer.Option(0.8),
+                 terse: bool = typer.Option(True, help="Also keep the first sentence of each sample as a record."),
+                 seed: int = typer.Option(0)) -> None:
     """Label chatterbot replies and base-model samples with the value model (TEXT_TO_VALUE / VALUE_TO_TEXT)."""
     from steerlab.core.artifact import load_artifact
     from steerlab.core.steerer import Steer
@@ -90,27 +92,36 @@ def annotate_cmd(value_model: Path = typer.Option(..., "--value-model"),
     lm = load(model)
     prompts = chat_prompts("train", max_per_topic=max_per_topic, seed=seed)
     examples, summary = annotate(lm, vm, prompts=prompts, samples=samples, include_human=human, variants=variants,
-                                 max_new_tokens=max_new_tokens, seed=seed)
+                                 max_new_tokens=max_new_tokens, temperature=temperature, terse=terse, seed=seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_records(out_dir / "annotated.t2v.jsonl", examples, vm.schema, "TEXT_TO_VALUE")
     write_records(out_dir / "annotated.v2t.jsonl", examples, vm.schema, "VALUE_TO_TEXT")
     (out_dir / "annotate_summary.json").write_text(json.dumps({"prompts": len(prompts), **summary}, indent=2) + "\n")
-    console.print(f"{summary['records']} records ({summary['dropped_empty']} empty dropped) → {out_dir}")
+    console.print(f"{summary['records']} records ({summary['dropped_empty']} empty and "
+                  f"{summary['dropped_truncated']} unfinished samples dropped) → {out_dir}")
     console.print_json(data=summary["histogram"])
 
 
 def _sft_options(r: int, lora_alpha: float, lr: float, n_steps: int, batch_size: int, max_length: int,
-                 seed: int) -> dict[str, object]:
-    return {"r": r, "lora_alpha": lora_alpha, "lr": lr, "n_steps": n_steps, "batch_size": batch_size,
-            "max_length": max_length, "seed": seed}
+                 seed: int, modules: str | None = None, placement: str | None = None) -> dict[str, object]:
+    opts: dict[str, object] = {"r": r, "lora_alpha": lora_alpha, "lr": lr, "n_steps": n_steps,
+                               "batch_size": batch_size, "max_length": max_length, "seed": seed}
+    if modules:
+        opts["target_modules"] = modules if modules == "all-linear" else [m.strip() for m in modules.split(",")]
+    if placement:
+        opts["placement"] = placement
+    return opts
 
 
 @steerlm_app.command("sft")
 def sft_cmd(data: Path = typer.Option(..., "--data", "-d", help="VALUE_TO_TEXT jsonl."),
             out_dir: Path = typer.Option(..., "--out", "-o"),
             model: str = typer.Option("smollm2-135m", "--model", "-m"),
-            r: int = typer.Option(8), lora_alpha: float = typer.Option(16.0), lr: float = typer.Option(1e-3),
-            n_steps: int = typer.Option(100), batch_size: int = typer.Option(8), max_length: int = typer.Option(128),
+            r: int = typer.Option(8), lora_alpha: float = typer.Option(16.0), lr: float = typer.Option(2e-3),
+            n_steps: int = typer.Option(150), batch_size: int = typer.Option(8), max_length: int = typer.Option(128),
+            modules: str = typer.Option("all-linear", help="LoRA targets: all-linear, or names like q_proj,v_proj."),
+            placement: str = typer.Option("assistant", help="Attribute string at the start of the model's turn "
+                                          "(assistant) or after the user's text (user)."),
             seed: int = typer.Option(0), name: str = typer.Option("steerlm")) -> None:
     """Attribute-conditioned SFT: a LoRA adapter on prompt + attribute string → response."""
     from steerlab.methods.steerlm import DEFAULT_SCHEMA, read_records, train_sft
@@ -118,7 +129,7 @@ def sft_cmd(data: Path = typer.Option(..., "--data", "-d", help="VALUE_TO_TEXT j
     examples = read_records(data, DEFAULT_SCHEMA)  # bad data fails before the model loads
     lm = load(model)
     art = train_sft(lm, examples, name=name, **_sft_options(r, lora_alpha, lr, n_steps, batch_size, max_length,
-                                                             seed))  # type: ignore[arg-type]
+                                                             seed, modules, placement))  # type: ignore[arg-type]
     art.save(out_dir)
     _report(art, out_dir)
 
@@ -136,8 +147,8 @@ def bootstrap_cmd(adapter: Path = typer.Option(..., "--adapter"),
                   out_dir: Path = typer.Option(..., "--out", "-o"),
                   data: Path | None = typer.Option(None, "--data", help="Round-1 VALUE_TO_TEXT jsonl to mix in."),
                   samples: int = typer.Option(2), max_per_topic: int = typer.Option(20),
-                  max_new_tokens: int = typer.Option(48), lr: float = typer.Option(1e-3),
-                  n_steps: int = typer.Option(60), batch_size: int = typer.Option(8),
+                  max_new_tokens: int = typer.Option(64), lr: float = typer.Option(2e-3),
+                  n_steps: int = typer.Option(80), batch_size: int = typer.Option(8),
                   max_length: int = typer.Option(128), seed: int = typer.Option(1)) -> None:
     """Sample at top quality, re-label with measured values, fine-tune the adapter again."""
     from steerlab.methods.steerlm.annotate import bootstrap, chat_prompts
@@ -163,7 +174,7 @@ def eval_cmd(adapter: list[Path] = typer.Option(..., "--adapter", help="Adapter(
              attribute: list[str] = typer.Option([], "--attribute", help="Only these attributes."),
              n_prompts: int = typer.Option(8), samples: int = typer.Option(2),
              prompting: bool = typer.Option(True, help="Add the prompting baseline (base model, told in words)."),
-             max_new_tokens: int = typer.Option(48), seed: int = typer.Option(0)) -> None:
+             max_new_tokens: int = typer.Option(64), seed: int = typer.Option(0)) -> None:
     """Controllability: sweep each attribute 0→4, measure with the value model and independent scorers."""
     from steerlab.eval.controllability import (
         measure_controllability,

@@ -97,6 +97,11 @@ class Steerer(ABC):
         """Methods that steer through the prompt (SteerLM) rewrite it here; default: unchanged."""
         return prompt
 
+    def rewrite_formatted(self, text: str, artifact: Artifact, strength: float, options: Any) -> str:
+        """Rewrite the prompt *after* the chat template (e.g. open the model's turn with a control
+        string, as SteerLM does); default: unchanged."""
+        return text
+
     def parse_options(self, options: Mapping[str, Any]) -> Any:
         """Build the options dataclass, rejecting unknown keys with a did-you-mean hint."""
         known = {f.name for f in dataclasses.fields(self.options_cls)}
@@ -273,8 +278,12 @@ def apply(
         handle.remove()
 
 
-def rewrite_prompts(prompts: Sequence[str], rows: Sequence[Sequence[Steer]]) -> list[str]:
-    """Let prompt-steering methods rewrite each row's prompt (identity for hook-only methods)."""
+def rewrite_prompts(prompts: Sequence[str], rows: Sequence[Sequence[Steer]], *, formatted: bool = False) -> list[str]:
+    """Let prompt-steering methods rewrite each row's prompt (identity for hook-only methods).
+
+    ``formatted=False`` rewrites the user's text (before the chat template); ``formatted=True``
+    rewrites the templated text the model will continue (``Steerer.rewrite_formatted``).
+    """
     steerers: dict[str, Steerer] = {}
     parsed: dict[tuple[int, str], Any] = {}  # options parsed once per (artifact, options)
     out = []
@@ -284,6 +293,7 @@ def rewrite_prompts(prompts: Sequence[str], rows: Sequence[Sequence[Steer]]) -> 
             key = (id(st.artifact), repr(sorted(st.options.items())))
             if key not in parsed:
                 parsed[key] = steerer.parse_options(st.options)
-            prompt = steerer.rewrite_prompt(prompt, st.artifact, float(st.strength), parsed[key])
+            rewrite = steerer.rewrite_formatted if formatted else steerer.rewrite_prompt
+            prompt = rewrite(prompt, st.artifact, float(st.strength), parsed[key])
         out.append(prompt)
     return out

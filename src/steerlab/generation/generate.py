@@ -67,6 +67,7 @@ def generate(
     if attributes is not None:
         rows = with_option(rows, "attributes", attributes)
     texts = [format_prompt(lm, p, chat=chat, system=system) for p in rewrite_prompts(prompt_list, rows)]
+    texts = rewrite_prompts(texts, rows, formatted=True)
     outputs: list[str] = []
     with maybe_bar(progress, len(texts), "generating") as advance:
         for start in range(0, len(texts), batch_size):

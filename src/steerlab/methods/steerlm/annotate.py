@@ -5,8 +5,11 @@ the packaged chatterbot conversations (a person's reply to each line) plus respo
 the base model for the same lines, each labelled by the value model. Optional steering variants
 (e.g. a sentiment vector at ±4) are cycled over the sampled responses to widen the spread of
 attribute values the SFT sees; the labels are always the value model's measurement, never the
-variant's intent. Records with an empty response are dropped (the seed's data-cleaning step;
-responses lost to truncation are dropped at SFT time).
+variant's intent. Cleaning (the seed's data-cleaning step): a sampled response cut off by the
+token limit is trimmed back to its last complete sentence (or dropped when it has none), so the
+SFT never learns to stop mid-sentence; empty responses are dropped. With ``terse=True`` the first
+sentence of every multi-sentence sample is kept as a record of its own — the same content said
+briefly — which gives the verbosity knob pairs that differ in length alone.
 
 ``bootstrap`` samples several responses per prompt from the SteerLM model conditioned on top
 quality, re-labels them with the value model's *measured* values and fine-tunes again.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +34,29 @@ from steerlab.models.loading import LoadedModel
 def is_heldout(prompt: str) -> bool:
     """Whether a chatterbot line belongs to the evaluation fifth (stable across runs and machines)."""
     return hashlib.sha1(prompt.encode("utf-8")).digest()[0] % 5 == 0
+
+
+_SENTENCE_END = re.compile(r"[.!?…][\"')\]]*(?=\s|$)")
+
+
+def sentences_end(text: str) -> list[int]:
+    """Character offsets just after each sentence end in ``text`` (., !, ?, … plus closing quotes)."""
+    return [m.end() for m in _SENTENCE_END.finditer(text)]
+
+
+def clean_response(text: str) -> str | None:
+    """``text`` trimmed to its last complete sentence; None when no sentence is complete."""
+    text = text.strip()
+    ends = sentences_end(text)
+    if not ends:
+        return None
+    return text[: ends[-1]].strip()
+
+
+def first_sentence(text: str) -> str | None:
+    """The first sentence of ``text`` when it has more than one, else None."""
+    ends = sentences_end(text)
+    return text[: ends[0]].strip() if len(ends) > 1 else None
 
 
 def chat_prompts(split: str = "train", *, max_per_topic: int = 40, seed: int = 0) -> list[str]:
@@ -58,9 +85,10 @@ def annotate(
     samples: int = 2,
     include_human: bool = True,
     variants: Sequence[Any] = (None,),
-    max_new_tokens: int = 48,
-    temperature: float = 1.0,
+    max_new_tokens: int = 64,
+    temperature: float = 0.8,
     top_p: float = 0.95,
+    terse: bool = True,
     seed: int = 0,
     batch_size: int = 32,
     chat: bool | None = None,
@@ -90,9 +118,19 @@ def annotate(
         outs = generate(lm, rows, steering=steering, max_new_tokens=max_new_tokens, temperature=temperature,
                         top_p=top_p, seed=seed, batch_size=batch_size, progress=progress,
                         chat=bool(getattr(lm.tokenizer, "chat_template", None)) if chat is None else chat)
-        pairs += [(p, o.strip(), f"{lm.name}:sample:variant{i % len(variants)}") for i, (p, o) in
-                  enumerate(zip(rows, outs))]
-    return label(value_model, pairs)
+    dropped_truncated = 0
+    for i, (p, o) in enumerate(zip(rows, outs)):
+        src = f"{lm.name}:sample:variant{i % len(variants)}"
+        text = clean_response(o)
+        if text is None:
+            dropped_truncated += 1
+            continue
+        pairs.append((p, text, src))
+        short = first_sentence(text) if terse else None
+        if short:
+            pairs.append((p, short, src + ":terse"))
+    examples, summary = label(value_model, pairs)
+    return examples, {**summary, "dropped_truncated": dropped_truncated}
 
 
 def label(value_model: ValueModel, pairs: Sequence[tuple[str, str, str]]) -> tuple[list[Example], dict[str, Any]]:
@@ -115,8 +153,8 @@ def bootstrap(
     prompts: Sequence[str] | None = None,
     samples: int = 3,
     previous: Sequence[Example] = (),
-    max_new_tokens: int = 48,
-    temperature: float = 1.0,
+    max_new_tokens: int = 64,
+    temperature: float = 0.8,
     top_p: float = 0.95,
     seed: int = 0,
     progress: bool = True,
@@ -145,7 +183,9 @@ def bootstrap(
             steering.append(Steer(adapter, 1.0, {"attributes": req}))
     outs = generate(lm, rows, steering=steering, max_new_tokens=max_new_tokens, temperature=temperature,
                     top_p=top_p, seed=seed, chat=adapter.chat, progress=progress)
-    new, summary = label(value_model, [(p, o.strip(), "bootstrap") for p, o in zip(rows, outs)])
+    cleaned = [(p, clean_response(o)) for p, o in zip(rows, outs)]
+    new, summary = label(value_model, [(p, o, "bootstrap") for p, o in cleaned if o])
+    summary["dropped_truncated"] = sum(o is None for _, o in cleaned)
     data = [*previous, *new]
     improved = train_sft(lm, data, init=adapter, seed=seed, progress=progress, **sft)
     improved.meta.setdefault("provenance", {})["bootstrap"] = {"samples": len(rows), **summary,

@@ -19,9 +19,17 @@ from steerlab.core.fingerprint import ModelFingerprint
 from steerlab.errors import ArtifactError, SteerlabError
 from steerlab.methods.steerlm.schema import AttributeSchema
 
-DEFAULT_TEMPLATE = "{prompt}\n<attributes>{attributes}</attributes>"
-"""Where the attribute string goes: after the user's prompt, as the seed places it after the
-question. With ``chat=True`` this whole text is the user turn of the model's chat template."""
+DEFAULT_TEMPLATE = "<attributes>{attributes}</attributes>\n"
+"""The attribute string, rendered where ``placement`` says."""
+
+PLACEMENTS = ("assistant", "user")
+"""``assistant`` (default): the template opens the model's own turn, right before the response —
+where the seed's data format puts the label (``<extra_id_2>quality:4,...`` after the assistant
+marker), so the string sits next to the tokens it conditions. ``user``: the template is appended
+to the user's text inside the user turn (older adapters; weaker conditioning in our measurements)."""
+
+USER_TEMPLATE = "{prompt}\n<attributes>{attributes}</attributes>"
+"""The template of ``user``-placed adapters (steerlab ≤ 0.4)."""
 
 
 def render(template: str, prompt: str, attributes: str) -> str:
@@ -30,9 +38,28 @@ def render(template: str, prompt: str, attributes: str) -> str:
     return template.replace("{attributes}", attributes).replace("{prompt}", prompt)
 
 
-def check_template(template: str) -> None:
-    if "{prompt}" not in template or "{attributes}" not in template:
-        raise SteerlabError(f"template must contain {{prompt}} and {{attributes}}, got {template!r}")
+def check_template(template: str, placement: str = "user") -> None:
+    if placement not in PLACEMENTS:
+        raise SteerlabError(f"placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
+    if "{attributes}" not in template:
+        raise SteerlabError(f"template must contain {{attributes}}, got {template!r}")
+    if placement == "user" and "{prompt}" not in template:
+        raise SteerlabError(f"a user-placed template must contain {{prompt}}, got {template!r}")
+    if placement == "assistant" and "{prompt}" in template:
+        raise SteerlabError(f"an assistant-placed template opens the model's turn and cannot hold {{prompt}}, "
+                            f"got {template!r}")
+
+
+def conditioned_prompt(format_prompt: Any, prompt: str, attributes: str, template: str, placement: str) -> str:
+    """The exact text the model continues: the user's ``prompt`` run through ``format_prompt``
+    (the chat template, or identity) with the attribute string placed per ``placement``.
+
+    Training (:func:`~steerlab.methods.steerlm.sft.encode_example`) and inference (the steerer's
+    two rewrite stages) both reduce to this, so they cannot drift apart.
+    """
+    if placement == "user":
+        return format_prompt(render(template, prompt, attributes))
+    return format_prompt(prompt) + render(template, prompt, attributes)
 
 
 @dataclass(eq=False)
@@ -48,9 +75,10 @@ class SteerLMAdapter(Artifact):
     chat: bool = True
     model: ModelFingerprint | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    placement: str = "assistant"
 
     def __post_init__(self) -> None:
-        check_template(self.template)
+        check_template(self.template, self.placement)
         if not self.lora:
             raise ArtifactError("a SteerLM adapter needs at least one adapted module")
         for name, (a, b) in self.lora.items():
@@ -67,13 +95,23 @@ class SteerLMAdapter(Artifact):
         return sum(a.numel() + b.numel() for a, b in self.lora.values())
 
     def prompt(self, prompt: str, attributes: Any = None) -> str:
-        """The conditioned prompt text (before any chat template) for ``attributes``."""
-        return render(self.template, prompt, self.schema.format(attributes))
+        """The user's text for ``attributes`` (before any chat template): ``prompt`` itself unless
+        the adapter is ``user``-placed."""
+        if self.placement == "user":
+            return render(self.template, prompt, self.schema.format(attributes))
+        self.schema.format(attributes)  # validates
+        return prompt
+
+    def response_prefix(self, attributes: Any = None) -> str:
+        """What opens the model's turn for ``attributes`` (empty for ``user``-placed adapters)."""
+        if self.placement == "user":
+            return ""
+        return render(self.template, "", self.schema.format(attributes))
 
     def to_state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
         cfg = {"scaling": self.scaling, "rank": self.rank, "modules": sorted(self.lora),
                "schema": self.schema.to_json(), "schema_digest": self.schema.digest(),
-               "template": self.template, "chat": self.chat, "parameters": self.parameter_count(),
+               "template": self.template, "placement": self.placement, "chat": self.chat, "parameters": self.parameter_count(),
                "training": self.meta.get("training", {})}
         tensors: dict[str, Tensor] = {}
         for name, (a, b) in self.lora.items():
@@ -94,4 +132,5 @@ class SteerLMAdapter(Artifact):
                 raise ArtifactError(f"LoRA weights for {name} are missing") from None
         if config.get("training"):
             meta = {**meta, "training": config["training"]}
-        return cls(lora, float(config["scaling"]), schema, config["template"], bool(config["chat"]), model, meta)
+        return cls(lora, float(config["scaling"]), schema, config["template"], bool(config["chat"]), model, meta,
+                   config.get("placement", "user"))

@@ -2,8 +2,9 @@
 
 Applying a :class:`SteerLMAdapter` does two things:
 
-* ``rewrite_prompt`` puts the attribute string (option ``attributes``; unspecified attributes take
-  the schema's defaults) into the prompt through the adapter's template;
+* ``rewrite_formatted`` opens the model's turn with the attribute string (option ``attributes``;
+  unspecified attributes take the schema's defaults) through the adapter's template
+  (``rewrite_prompt`` instead, for adapters placed in the user turn);
 * ``install`` adds the LoRA update ``strength · scaling · B (A x)`` to each adapted module's output
   with a forward hook. The hook scales per row, so rows of one batch may use the adapter or not,
   ask for different attribute values (only their prompts differ) or add activation vectors.
@@ -70,6 +71,12 @@ class SteerLMSteerer(Steerer):
         art: SteerLMAdapter = artifact
         return art.prompt(prompt, options.attributes)
 
+    def rewrite_formatted(self, text: str, artifact: Any, strength: float, options: Any) -> str:
+        if strength == 0:
+            return text
+        art: SteerLMAdapter = artifact
+        return text + art.response_prefix(options.attributes)
+
     def install(self, lm: LoadedModel, apps: Sequence[Application], hooks: HookSet,
                 tracker: PositionTracker) -> None:
         # Rows asking for different attributes are separate applications of one adapter: sum their
@@ -108,12 +115,12 @@ def merged_weights(lm: LoadedModel, art: SteerLMAdapter) -> dict[str, Tensor]:
     """
     merged = {}
     for name, (a, b) in art.lora.items():
-        w = lm.model.get_submodule(name).weight.detach().float()
+        module = lm.model.get_submodule(name)
+        w = module.weight.detach().float()
         delta = art.scaling * (b @ a)  # (out, in)
-        if tuple(w.shape) == tuple(delta.shape):
-            merged[name] = w + delta
-        elif tuple(w.shape) == tuple(delta.T.shape):
-            merged[name] = w + delta.T
-        else:
+        if type(module).__name__ == "Conv1D":  # weight stored (in, out); square ones are ambiguous by shape
+            delta = delta.T
+        if tuple(w.shape) != tuple(delta.shape):
             raise SteerlabError(f"cannot merge {name}: weight {tuple(w.shape)}, delta {tuple(delta.shape)}")
+        merged[name] = w + delta
     return merged
