@@ -43,6 +43,8 @@ def test_models_lists_packaged(capsys) -> None:
     (["extract", "--data", "/nonexistent.jsonl", "--out", "/tmp/x"], "no such file"),
     (["import-gguf", "/nonexistent.gguf", "/tmp/x"], "no such file"),
     (["steerlm", "sft", "--data", "/nonexistent.jsonl", "--out", "/tmp/x"], "no such records file"),
+    (["steerlm", "sft", "--data", "/nonexistent.jsonl", "--out", "/tmp/x", "--placement", "system"],
+     "--placement must be one of"),
     (["steerlm", "annotate", "--value-model", "/nonexistent", "--out", "/tmp/x"], "not a value model directory"),
     (["steerlm", "eval", "--adapter", "/nonexistent", "--value-model", "/nonexistent"], "not a value model"),
 ])

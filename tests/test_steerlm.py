@@ -131,7 +131,8 @@ def test_prompt_carries_attributes_and_strength_zero_leaves_it(tiny_llama) -> No
     texts = rewrite_prompts(["<turn>Hi</turn>"] * 3, rows, formatted=True)
     assert texts[0] == "<turn>Hi</turn><attributes>quality:4,toxicity:0,sentiment:2,verbosity:2,humor:4</attributes>\n"
     assert texts[1] == texts[2] == "<turn>Hi</turn>"
-    user = small_adapter(tiny_llama, placement="user", template=USER_TEMPLATE, n_steps=1)
+    user = small_adapter(tiny_llama, placement="user", n_steps=1)
+    assert user.template == USER_TEMPLATE
     rows = per_row([steerlab.Steer(user, 1.0, {"attributes": {"humor": 4}})], 1)
     assert rewrite_prompts(["Hi"], rows) == ["Hi\n<attributes>quality:4,toxicity:0,sentiment:2,verbosity:2,humor:4</attributes>"]
     assert rewrite_prompts(["x"], rows, formatted=True) == ["x"]

@@ -126,6 +126,10 @@ def sft_cmd(data: Path = typer.Option(..., "--data", "-d", help="VALUE_TO_TEXT j
     """Attribute-conditioned SFT: a LoRA adapter on prompt + attribute string → response."""
     from steerlab.methods.steerlm import DEFAULT_SCHEMA, read_records, train_sft
 
+    from steerlab.methods.steerlm.artifact import PLACEMENTS
+
+    if placement not in PLACEMENTS:
+        raise SteerlabError(f"--placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
     examples = read_records(data, DEFAULT_SCHEMA)  # bad data fails before the model loads
     lm = load(model)
     art = train_sft(lm, examples, name=name, **_sft_options(r, lora_alpha, lr, n_steps, batch_size, max_length,

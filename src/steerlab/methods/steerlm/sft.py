@@ -24,7 +24,13 @@ import torch
 
 from steerlab.errors import MissingDependencyError, SteerlabError
 from steerlab.generation.generate import format_prompt
-from steerlab.methods.steerlm.artifact import DEFAULT_TEMPLATE, SteerLMAdapter, check_template, conditioned_prompt
+from steerlab.methods.steerlm.artifact import (
+    DEFAULT_TEMPLATE,
+    USER_TEMPLATE,
+    SteerLMAdapter,
+    check_template,
+    conditioned_prompt,
+)
 from steerlab.methods.steerlm.records import Example, as_examples
 from steerlab.methods.steerlm.schema import DEFAULT_SCHEMA, AttributeSchema
 from steerlab.models.loading import LoadedModel
@@ -61,7 +67,7 @@ def train_sft(
     data: Any,
     *,
     schema: AttributeSchema | None = None,
-    template: str = DEFAULT_TEMPLATE,
+    template: str | None = None,
     placement: str = "assistant",
     chat: bool | None = None,
     r: int = 8,
@@ -80,7 +86,8 @@ def train_sft(
 ) -> SteerLMAdapter:
     """Fine-tune a LoRA adapter on ``data`` (a VALUE_TO_TEXT jsonl path or a list of :class:`Example`).
 
-    ``chat`` defaults to whether the tokenizer has a chat template. ``init`` continues from an
+    ``template`` defaults to the one for ``placement`` (:data:`DEFAULT_TEMPLATE` or
+    :data:`USER_TEMPLATE`). ``chat`` defaults to whether the tokenizer has a chat template. ``init`` continues from an
     existing adapter (the bootstrap round), which fixes schema, template, rank and modules.
     """
     peft = _peft()
@@ -89,6 +96,7 @@ def train_sft(
             schema.check_same(init.schema, "the adapter to continue from")
         schema, template, chat, placement = init.schema, init.template, init.chat, init.placement
     schema = schema or DEFAULT_SCHEMA
+    template = template or (USER_TEMPLATE if placement == "user" else DEFAULT_TEMPLATE)
     check_template(template, placement)
     if chat is None:
         chat = bool(getattr(lm.tokenizer, "chat_template", None))
