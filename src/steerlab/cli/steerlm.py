@@ -107,7 +107,8 @@ def _sft_options(r: int, lora_alpha: float, lr: float, n_steps: int, batch_size:
     opts: dict[str, object] = {"r": r, "lora_alpha": lora_alpha, "lr": lr, "n_steps": n_steps,
                                "batch_size": batch_size, "max_length": max_length, "seed": seed}
     if modules:
-        opts["target_modules"] = modules if modules == "all-linear" else [m.strip() for m in modules.split(",")]
+        opts["target_modules"] = (modules if modules in ("all-linear", "attention")
+                                  else [m.strip() for m in modules.split(",")])
     if placement:
         opts["placement"] = placement
     return opts
@@ -117,9 +118,10 @@ def _sft_options(r: int, lora_alpha: float, lr: float, n_steps: int, batch_size:
 def sft_cmd(data: Path = typer.Option(..., "--data", "-d", help="VALUE_TO_TEXT jsonl."),
             out_dir: Path = typer.Option(..., "--out", "-o"),
             model: str = typer.Option("smollm2-135m", "--model", "-m"),
-            r: int = typer.Option(8), lora_alpha: float = typer.Option(16.0), lr: float = typer.Option(2e-3),
+            r: int = typer.Option(8), lora_alpha: float = typer.Option(16.0), lr: float = typer.Option(5e-3),
             n_steps: int = typer.Option(150), batch_size: int = typer.Option(8), max_length: int = typer.Option(128),
-            modules: str = typer.Option("all-linear", help="LoRA targets: all-linear, or names like q_proj,v_proj."),
+            modules: str = typer.Option("attention", help="LoRA targets: attention (q/k/v/o), all-linear, or "
+                                        "names like q_proj,v_proj."),
             placement: str = typer.Option("assistant", help="Attribute string at the start of the model's turn "
                                           "(assistant) or after the user's text (user)."),
             seed: int = typer.Option(0), name: str = typer.Option("steerlm")) -> None:
@@ -151,7 +153,7 @@ def bootstrap_cmd(adapter: Path = typer.Option(..., "--adapter"),
                   out_dir: Path = typer.Option(..., "--out", "-o"),
                   data: Path | None = typer.Option(None, "--data", help="Round-1 VALUE_TO_TEXT jsonl to mix in."),
                   samples: int = typer.Option(2), max_per_topic: int = typer.Option(20),
-                  max_new_tokens: int = typer.Option(64), lr: float = typer.Option(2e-3),
+                  max_new_tokens: int = typer.Option(64), lr: float = typer.Option(5e-3),
                   n_steps: int = typer.Option(80), batch_size: int = typer.Option(8),
                   max_length: int = typer.Option(128), seed: int = typer.Option(1)) -> None:
     """Sample at top quality, re-label with measured values, fine-tune the adapter again."""

@@ -8,10 +8,14 @@ step). PEFT injects the LoRA layers for training and is unloaded afterwards, so 
 :class:`~steerlab.models.loading.LoadedModel` is left exactly as it was; the factors are copied
 into a :class:`SteerLMAdapter`.
 
-Defaults for SmolLM2-135M on 2 CPU cores: rank 8, alpha 16 on every linear projection
-(PEFT's ``all-linear``: attention and MLP; with only q/v the adapter learnt the response style but
-ignored the attribute string), lr 2e-3, 150 steps of 8 examples at ≤128 tokens. A step is one
-forward and backward pass through the whole model.
+Defaults for SmolLM2-135M on 2 CPU cores: rank 8, alpha 16 on the attention projections q, k,
+v and o (``target_modules="attention"``), lr 5e-3, 150 steps of 8 examples at ≤128 tokens. Why:
+the attribute digits barely reach the response position in the frozen model (the last prompt
+token's hidden state differs by ~1% between ``toxicity:0`` and ``toxicity:4``), so the adapter
+must learn to *attend* to them. On a synthetic check (same prompt, response decided by one
+digit) LoRA on all linear layers at lr 2e-3 settled at the unconditional optimum, at lr 1e-2 it
+diverged, while q/k/v/o at 5e-3 learnt the rule (loss 0.0003 with the right digit, 0.88 with
+the wrong one). A step is one forward and backward pass through the whole model.
 """
 
 from __future__ import annotations
@@ -73,8 +77,8 @@ def train_sft(
     r: int = 8,
     lora_alpha: float = 16.0,
     lora_dropout: float = 0.05,
-    target_modules: list[str] | str | None = "all-linear",
-    lr: float = 2e-3,
+    target_modules: list[str] | str | None = "attention",
+    lr: float = 5e-3,
     weight_decay: float = 0.0,
     n_steps: int = 150,
     batch_size: int = 8,
@@ -121,6 +125,8 @@ def train_sft(
         r, modules = init.rank, sorted({n.rsplit(".", 1)[-1] for n in init.lora})
         target_modules = target_modules or modules
         lora_alpha = init.scaling * r
+    if target_modules == "attention":
+        target_modules = attention_modules(model)
     config = peft.LoraConfig(r=r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, bias="none",
                              target_modules=target_modules)
     pm = peft.get_peft_model(model, config)
@@ -177,6 +183,19 @@ def train_sft(
         "provenance": {"examples": len(examples), "sources": sorted({ex.source for ex in examples if ex.source})},
     }
     return art
+
+
+def attention_modules(model: torch.nn.Module) -> list[str]:
+    """Full names of the linear projections inside attention blocks (q/k/v/o, GPT-2's c_attn/c_proj).
+
+    Full names, because PEFT matches list entries by suffix and GPT-2's MLP also has a ``c_proj``.
+    """
+    names = [n for n, m in model.named_modules()
+             if type(m).__name__ in ("Linear", "Conv1D") and any(part in ("attn", "self_attn", "attention")
+                                                                   for part in n.split(".")[:-1])]
+    if not names:
+        raise SteerlabError("found no linear projection inside an attention block; pass target_modules")
+    return names
 
 
 def _lora_modules(pm: Any) -> dict[str, Any]:
