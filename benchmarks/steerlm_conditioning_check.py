@@ -20,7 +20,8 @@ from steerlab.methods.steerlm.sft import _collate, encode_example
 
 def response_loss(lm, art, examples: list[Example], with_adapter: bool, max_length: int) -> float:  # type: ignore[no-untyped-def]
     """Mean per-token loss over the responses (prompt tokens masked)."""
-    enc = [e for e in (encode_example(lm, x, art.schema, art.template, art.chat, max_length, art.placement) for x in examples) if e]
+    enc = [encode_example(lm, x, art.schema, art.template, art.chat, max_length, art.placement) for x in examples]
+    enc = [e for e in enc if e]
     total, count = 0.0, 0
     for i in range(0, len(enc), 16):
         ids, labels, mask = _collate(enc[i:i + 16], lm.tokenizer.pad_token_id or 0)

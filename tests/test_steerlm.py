@@ -125,6 +125,8 @@ def test_sft_is_deterministic_and_continues_from_init(tiny_llama) -> None:
     c = small_adapter(tiny_llama, init=a, n_steps=2)
     assert c.meta["training"]["rounds"] == 2 and set(c.lora) == set(a.lora)
     assert any(not torch.equal(a.lora[n][1], c.lora[n][1]) for n in a.lora)
+    qv = small_adapter(tiny_llama, target_modules=["q_proj", "v_proj"], n_steps=1)
+    assert set(small_adapter(tiny_llama, init=qv, n_steps=1).lora) == set(qv.lora)  # init fixes the modules
 
 
 def test_prompt_carries_attributes_and_strength_zero_leaves_it(tiny_llama) -> None:
@@ -138,7 +140,8 @@ def test_prompt_carries_attributes_and_strength_zero_leaves_it(tiny_llama) -> No
     user = small_adapter(tiny_llama, placement="user", n_steps=1)
     assert user.template == USER_TEMPLATE
     rows = per_row([steerlab.Steer(user, 1.0, {"attributes": {"humor": 4}})], 1)
-    assert rewrite_prompts(["Hi"], rows) == ["Hi\n<attributes>quality:4,toxicity:0,sentiment:2,verbosity:2,humor:4</attributes>"]
+    attrs = "<attributes>quality:4,toxicity:0,sentiment:2,verbosity:2,humor:4</attributes>"
+    assert rewrite_prompts(["Hi"], rows) == [f"Hi\n{attrs}"]
     assert rewrite_prompts(["x"], rows, formatted=True) == ["x"]
     with pytest.raises(SteerlabError, match="cannot hold"):
         small_adapter(tiny_llama, template=USER_TEMPLATE)

@@ -127,7 +127,6 @@ def sft_cmd(data: Path = typer.Option(..., "--data", "-d", help="VALUE_TO_TEXT j
             seed: int = typer.Option(0), name: str = typer.Option("steerlm")) -> None:
     """Attribute-conditioned SFT: a LoRA adapter on prompt + attribute string → response."""
     from steerlab.methods.steerlm import DEFAULT_SCHEMA, read_records, train_sft
-
     from steerlab.methods.steerlm.artifact import PLACEMENTS
 
     if placement not in PLACEMENTS:

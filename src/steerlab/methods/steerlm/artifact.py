@@ -50,16 +50,25 @@ def check_template(template: str, placement: str = "user") -> None:
                             f"got {template!r}")
 
 
-def conditioned_prompt(format_prompt: Any, prompt: str, attributes: str, template: str, placement: str) -> str:
-    """The exact text the model continues: the user's ``prompt`` run through ``format_prompt``
-    (the chat template, or identity) with the attribute string placed per ``placement``.
+def user_text(template: str, placement: str, prompt: str, attributes: str) -> str:
+    """The user's turn: ``prompt``, with the attribute string appended for ``user`` placement."""
+    return render(template, prompt, attributes) if placement == "user" else prompt
 
-    Training (:func:`~steerlab.methods.steerlm.sft.encode_example`) and inference (the steerer's
-    two rewrite stages) both reduce to this, so they cannot drift apart.
+
+def turn_prefix(template: str, placement: str, attributes: str) -> str:
+    """What opens the model's turn: the attribute string for ``assistant`` placement, else nothing."""
+    return render(template, "", attributes) if placement == "assistant" else ""
+
+
+def conditioned_prompt(format_prompt: Any, prompt: str, attributes: str, template: str, placement: str) -> str:
+    """The exact text the model continues: :func:`user_text` run through ``format_prompt`` (the
+    chat template, or identity), then :func:`turn_prefix`.
+
+    Training (:func:`~steerlab.methods.steerlm.sft.encode_example`) uses this; inference applies
+    the same two pieces in the steerer's two rewrite stages, so they cannot drift apart.
     """
-    if placement == "user":
-        return format_prompt(render(template, prompt, attributes))
-    return format_prompt(prompt) + render(template, prompt, attributes)
+    return format_prompt(user_text(template, placement, prompt, attributes)) + turn_prefix(
+        template, placement, attributes)
 
 
 @dataclass(eq=False)
@@ -97,21 +106,17 @@ class SteerLMAdapter(Artifact):
     def prompt(self, prompt: str, attributes: Any = None) -> str:
         """The user's text for ``attributes`` (before any chat template): ``prompt`` itself unless
         the adapter is ``user``-placed."""
-        if self.placement == "user":
-            return render(self.template, prompt, self.schema.format(attributes))
-        self.schema.format(attributes)  # validates
-        return prompt
+        return user_text(self.template, self.placement, prompt, self.schema.format(attributes))
 
     def response_prefix(self, attributes: Any = None) -> str:
         """What opens the model's turn for ``attributes`` (empty for ``user``-placed adapters)."""
-        if self.placement == "user":
-            return ""
-        return render(self.template, "", self.schema.format(attributes))
+        return turn_prefix(self.template, self.placement, self.schema.format(attributes))
 
     def to_state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
         cfg = {"scaling": self.scaling, "rank": self.rank, "modules": sorted(self.lora),
                "schema": self.schema.to_json(), "schema_digest": self.schema.digest(),
-               "template": self.template, "placement": self.placement, "chat": self.chat, "parameters": self.parameter_count(),
+               "template": self.template, "placement": self.placement, "chat": self.chat,
+               "parameters": self.parameter_count(),
                "training": self.meta.get("training", {})}
         tensors: dict[str, Tensor] = {}
         for name, (a, b) in self.lora.items():

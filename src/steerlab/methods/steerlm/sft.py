@@ -2,7 +2,8 @@
 
 Each example becomes ``chat_template(prompt) + template(attribute string) + response + EOS`` (the
 attribute string opens the assistant turn; see :data:`~steerlab.methods.steerlm.artifact.PLACEMENTS`
-for the older in-user-turn layout); the loss covers the response and EOS only (the seed's ``answer_only_loss``). Examples whose response
+for the older in-user-turn layout); the loss covers the response and EOS only (the seed's
+``answer_only_loss``). Examples whose response
 does not survive truncation to ``max_length`` are dropped and counted (the seed's data-cleaning
 step). PEFT injects the LoRA layers for training and is unloaded afterwards, so the
 :class:`~steerlab.models.loading.LoadedModel` is left exactly as it was; the factors are copied
@@ -91,8 +92,9 @@ def train_sft(
     """Fine-tune a LoRA adapter on ``data`` (a VALUE_TO_TEXT jsonl path or a list of :class:`Example`).
 
     ``template`` defaults to the one for ``placement`` (:data:`DEFAULT_TEMPLATE` or
-    :data:`USER_TEMPLATE`). ``chat`` defaults to whether the tokenizer has a chat template. ``init`` continues from an
-    existing adapter (the bootstrap round), which fixes schema, template, rank and modules.
+    :data:`USER_TEMPLATE`). ``chat`` defaults to whether the tokenizer has a chat template.
+    ``init`` continues from an existing adapter (the bootstrap round), which fixes schema,
+    template, placement, rank and the adapted modules.
     """
     peft = _peft()
     if init is not None:
@@ -122,8 +124,7 @@ def train_sft(
     grads = {n: p.requires_grad for n, p in model.named_parameters()}
     was_training = model.training
     if init is not None:
-        r, modules = init.rank, sorted({n.rsplit(".", 1)[-1] for n in init.lora})
-        target_modules = target_modules or modules
+        r, target_modules = init.rank, sorted(init.lora)  # full names: leaf names are ambiguous (GPT-2 c_proj)
         lora_alpha = init.scaling * r
     if target_modules == "attention":
         target_modules = attention_modules(model)
