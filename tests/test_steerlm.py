@@ -77,6 +77,20 @@ def test_records_round_trip_in_nemo_layout(tmp_path) -> None:
         read_records(path, DEFAULT_SCHEMA)
 
 
+def test_contrast_subset_keeps_extreme_pairs_per_prompt() -> None:
+    from steerlab.methods.steerlm.records import contrast_subset
+
+    def ex(prompt: str, tox: int, verb: int) -> Example:
+        return Example(prompt, f"{prompt} {tox} {verb}", DEFAULT_SCHEMA.resolve({"toxicity": tox, "verbosity": verb}))
+
+    a = [ex("p", 0, 2), ex("p", 1, 2), ex("p", 4, 3)]  # toxicity pair 0/4; verbosity only 1 apart
+    b = [ex("q", 1, 0), ex("q", 2, 4)]  # verbosity pair 0/4
+    c = [ex("r", 3, 3)]  # alone: no pair
+    got = contrast_subset(a + b + c, ["toxicity", "verbosity"], min_gap=2)
+    assert {e.response for e in got} == {"p 0 2", "p 4 3", "q 1 0", "q 2 4"}
+    assert contrast_subset(a, ["verbosity"], min_gap=2) == []
+
+
 def test_sft_leaves_the_model_exactly_as_it_was(tiny_llama) -> None:
     base = logits(tiny_llama)
     before = {n: p.detach().clone() for n, p in tiny_llama.model.state_dict().items()}
@@ -261,6 +275,21 @@ def test_value_model_round_trip_and_input_conditioning(value_model, tmp_path) ->
     (path / "value_config.json").write_text("{}")
     with pytest.raises(SteerlabError, match="malformed"):
         ValueModel.load(path)
+
+
+def test_value_model_balance_weights_rare_levels() -> None:
+    from steerlab.methods.steerlm.value_model import train_value_model
+
+    rows = tiny_value_rows()[:-6]  # toxicity 1 rarer than 0
+    full = train_value_model(rows, balance="levels", heldout=0.0, progress=False)
+    none = train_value_model(rows, balance="none", heldout=0.0, progress=False)
+    sqrt = train_value_model(rows, balance="sqrt", heldout=0.0, progress=False)
+    assert sqrt.provenance["balance"] == "sqrt"
+    mean = {k: float(v.predict([r.prompt for r in rows], [r.response for r in rows])[:, 1].mean())
+            for k, v in (("levels", full), ("none", none), ("sqrt", sqrt))}
+    assert mean["none"] <= mean["sqrt"] + 1e-6 <= mean["levels"] + 2e-6  # up-weighting the rare level raises it
+    with pytest.raises(SteerlabError, match="balance must be"):
+        train_value_model(rows, balance="inverse", progress=False)
 
 
 def test_annotate_bootstrap_and_controllability_run(tiny_llama, value_model, tmp_path) -> None:

@@ -45,14 +45,16 @@ def _adapter(path: Path):  # type: ignore[no-untyped-def]
 def train_value(out_dir: Path = typer.Option(..., "--out", "-o", help="Value-model directory to write."),
                 n_tweets: int = typer.Option(3000), n_reviews: int = typer.Option(1500),
                 max_per_topic: int = typer.Option(150, help="Cap per chatterbot topic."),
-                heldout: float = typer.Option(0.2), seed: int = typer.Option(0)) -> None:
+                heldout: float = typer.Option(0.2),
+                balance: str = typer.Option("sqrt", help="Up-weight rare label levels: sqrt | levels | none."),
+                seed: int = typer.Option(0)) -> None:
     """Train the attribute predictor on labels bootstrapped from packaged corpora and scorers."""
     from steerlab.methods.steerlm.value_data import value_training_data
     from steerlab.methods.steerlm.value_model import train_value_model
 
     with console.status("building labelled rows (scoring toxicity)"):
         rows = value_training_data(n_tweets=n_tweets, n_reviews=n_reviews, max_per_topic=max_per_topic, seed=seed)
-    vm = train_value_model(rows, heldout=heldout, seed=seed)
+    vm = train_value_model(rows, heldout=heldout, balance=balance, seed=seed)
     vm.save(out_dir)
     table = Table(title=f"value model: held-out metrics ({len(rows)} rows)")
     for col in ("attribute", "Spearman ρ", "MAE", "accuracy", "AUC", "n test"):
