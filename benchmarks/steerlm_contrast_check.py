@@ -60,6 +60,9 @@ def main() -> None:
     ap.add_argument("--n-eval", type=int, default=64)
     ap.add_argument("--warmup", type=int, default=0, help="First train on the contrast records of this many prompts.")
     ap.add_argument("--warmup-steps", type=int, default=60)
+    ap.add_argument("--lr2", type=float, default=0.0, help="lr after the warm-up (default --lr)")
+    ap.add_argument("--mix-warmup", action="store_true", help="keep the warm-up records in the later rounds")
+    ap.add_argument("--value-model", default="", help="probe generation: measured attribute at level 0 vs 4")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
     lm = steerlab.load_model("smollm2-135m")
@@ -86,7 +89,8 @@ def main() -> None:
                   f"{g.pop('_true_loss'):.3f}; flip gaps " + " ".join(f"{k} {v:+.4f}" for k, v in g.items()), flush=True)
     for rnd in range(args.rounds):
         t0 = time.perf_counter()
-        art = train_sft(lm, train, n_steps=args.steps, lr=args.lr, init=art, seed=rnd, progress=False)
+        data = train + (small if args.warmup and args.mix_warmup else [])
+        art = train_sft(lm, data, n_steps=args.steps, lr=args.lr2 or args.lr, init=art, seed=rnd, progress=False)
         dt = time.perf_counter() - t0
         for label, subset in (("train", train_eval), ("held-out", test_eval)):
             g = flip_gaps(lm, art, subset, args.max_length)
@@ -94,6 +98,24 @@ def main() -> None:
                   "flip gaps " + " ".join(f"{k} {v:+.4f}" for k, v in g.items()), flush=True)
         if args.out:
             art.save(args.out)
+    if args.value_model and art is not None:
+        probe(lm, art, sorted(held)[:12], args.value_model)
+
+
+def probe(lm, art, prompts: list[str], vm_path: str) -> None:  # type: ignore[no-untyped-def]
+    """Greedy generations on held-out prompts with one attribute at 0 and at 4; the value model's means."""
+    from steerlab.methods.steerlm.value_model import ValueModel
+
+    vm = ValueModel.load(vm_path)
+    for name in ("verbosity", "toxicity", "sentiment", "humor"):
+        means = []
+        for level in (0, 4):
+            texts = steerlab.generate(lm, prompts, art, attributes={name: level}, max_new_tokens=48, chat=art.chat,
+                                      progress=False)
+            scores = vm.score(prompts, texts)
+            means.append(sum(s[name] for s in scores) / len(scores))
+        print(f"probe {name}: measured {means[0]:.2f} at 0 vs {means[1]:.2f} at 4 ({len(prompts)} held-out prompts)",
+              flush=True)
 
 
 if __name__ == "__main__":
