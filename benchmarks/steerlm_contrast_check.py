@@ -74,7 +74,8 @@ def main() -> None:
     train = contrast_subset([e for e in examples if e.prompt not in held], attrs, args.min_gap)
     test = contrast_subset([e for e in examples if e.prompt in held], attrs, args.min_gap)
     rng = random.Random(1)
-    test_eval, train_eval = rng.sample(test, min(args.n_eval, len(test))), rng.sample(train, min(args.n_eval, len(train)))
+    test_eval = rng.sample(test, min(args.n_eval, len(test)))
+    train_eval = rng.sample(train, min(args.n_eval, len(train)))
     print(f"contrast subset: {len(train)} train / {len(test)} held-out examples", flush=True)
     art = None
     if args.warmup:
@@ -85,8 +86,9 @@ def main() -> None:
         dt = time.perf_counter() - t0
         for label, subset in (("warm-up set", small[: args.n_eval]), ("held-out", test_eval)):
             g = flip_gaps(lm, art, subset, args.max_length)
+            gaps = " ".join(f"{k} {v:+.4f}" for k, v in g.items() if k != "_true_loss")
             print(f"warm-up {args.warmup_steps} steps on {len(small)} examples ({dt:.0f}s) {label}: loss "
-                  f"{g.pop('_true_loss'):.3f}; flip gaps " + " ".join(f"{k} {v:+.4f}" for k, v in g.items()), flush=True)
+                  f"{g['_true_loss']:.3f}; flip gaps {gaps}", flush=True)
     for rnd in range(args.rounds):
         t0 = time.perf_counter()
         data = train + (small if args.warmup and args.mix_warmup else [])

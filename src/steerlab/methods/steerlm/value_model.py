@@ -11,8 +11,9 @@ all-MiniLM-L6-v2). Two feature sets:
 Features are standardised per head; rare label levels (jokes, toxic text) are up-weighted by the
 square root of their inverse frequency (``balance="sqrt"``): full level balancing (``"levels"``)
 gave a toxic level 20× the weight of a clean one and pushed benign chatbot replies to toxicity
-1–2, no balancing lets the 90 % clean rows flatten the head. Predictions are clipped to the attribute's range. The model saves as a
-directory of JSON (schema, heads, held-out metrics, provenance) + safetensors, never pickle.
+1–2, no balancing lets the 90 % clean rows flatten the head. Predictions are clipped to the
+attribute's range. The model saves as a directory of JSON (schema, heads, held-out metrics,
+provenance) + safetensors, never pickle.
 
 Seed 000's simpler variant is :meth:`ValueModel.condition_on_input`: predict the attributes of
 the user's *input* and re-weight them by user weights to choose the attribute values to generate with.
