@@ -11,7 +11,7 @@ all-MiniLM-L6-v2). Two feature sets:
 Features are standardised per head; rare label levels (jokes, toxic text) are up-weighted by the
 square root of their inverse frequency (``balance="sqrt"``): full level balancing (``"levels"``)
 gave a toxic level 20× the weight of a clean one and pushed benign chatbot replies to toxicity
-1–2, no balancing lets the 90 % clean rows flatten the head. Predictions are clipped to the
+1–2, while without any weighting the 88 % clean rows dominate the toxicity fit. Predictions are clipped to the
 attribute's range. The model saves as a directory of JSON (schema, heads, held-out metrics,
 provenance) + safetensors, never pickle.
 
