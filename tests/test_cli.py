@@ -45,6 +45,8 @@ def test_models_lists_packaged(capsys) -> None:
     (["steerlm", "sft", "--data", "/nonexistent.jsonl", "--out", "/tmp/x"], "no such records file"),
     (["steerlm", "sft", "--data", "/nonexistent.jsonl", "--out", "/tmp/x", "--placement", "system"],
      "--placement must be one of"),
+    (["steerlm", "sft", "--data", "/nonexistent.jsonl", "--out", "/tmp/x", "--contrast-gap", "-1"],
+     "--contrast-gap must be >= 0"),
     (["steerlm", "annotate", "--value-model", "/nonexistent", "--out", "/tmp/x"], "not a value model directory"),
     (["steerlm", "eval", "--adapter", "/nonexistent", "--value-model", "/nonexistent"], "not a value model"),
 ])
@@ -53,6 +55,18 @@ def test_bad_input_is_one_line(capsys, argv, match) -> None:
     assert code != 0
     lines = [ln for ln in err.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and match in lines[0], err
+
+
+def test_sft_contrast_gap_without_pairs_is_refused_before_loading(tmp_path: Path, capsys) -> None:
+    from steerlab.methods.steerlm import DEFAULT_SCHEMA, Example, write_records
+
+    data = tmp_path / "v2t.jsonl"
+    pair = [Example("hi", "hello", DEFAULT_SCHEMA.resolve({"toxicity": 0})),
+            Example("hi", "hey", DEFAULT_SCHEMA.resolve({"toxicity": 1}))]  # 1 level apart only
+    write_records(data, pair, DEFAULT_SCHEMA, "VALUE_TO_TEXT")
+    code, _, err = run(["steerlm", "sft", "--data", str(data), "--out", str(tmp_path / "a"), "--contrast-gap", "2",
+                        "--model", "no-such-model"], capsys)
+    assert code != 0 and "no prompt has responses 2 levels apart" in err and not (tmp_path / "a").exists()
 
 
 def test_inspect_and_export(tiny_llama, tmp_path: Path, capsys) -> None:

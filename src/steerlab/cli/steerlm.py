@@ -126,14 +126,27 @@ def sft_cmd(data: Path = typer.Option(..., "--data", "-d", help="VALUE_TO_TEXT j
                                         "names like q_proj,v_proj."),
             placement: str = typer.Option("assistant", help="Attribute string at the start of the model's turn "
                                           "(assistant) or after the user's text (user)."),
+            contrast_gap: int = typer.Option(0, help="Train only on contrast pairs: per prompt and attribute, "
+                                             "the lowest- and highest-labelled responses if this many levels "
+                                             "apart (0 = all records)."),
             seed: int = typer.Option(0), name: str = typer.Option("steerlm")) -> None:
     """Attribute-conditioned SFT: a LoRA adapter on prompt + attribute string → response."""
     from steerlab.methods.steerlm import DEFAULT_SCHEMA, read_records, train_sft
     from steerlab.methods.steerlm.artifact import PLACEMENTS
+    from steerlab.methods.steerlm.records import contrast_subset
 
     if placement not in PLACEMENTS:
         raise SteerlabError(f"--placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
+    if contrast_gap < 0:
+        raise SteerlabError(f"--contrast-gap must be >= 0, got {contrast_gap}")
     examples = read_records(data, DEFAULT_SCHEMA)  # bad data fails before the model loads
+    if contrast_gap:
+        attrs = [a for a in DEFAULT_SCHEMA.names if a != "quality"]  # quality is a property of the pair
+        picked = contrast_subset(examples, attrs, contrast_gap)
+        if not picked:
+            raise SteerlabError(f"no prompt has responses {contrast_gap} levels apart on any of {attrs}")
+        console.print(f"contrast subset: {len(picked)} of {len(examples)} records")
+        examples = picked
     lm = load(model)
     art = train_sft(lm, examples, name=name, **_sft_options(r, lora_alpha, lr, n_steps, batch_size, max_length,
                                                              seed, modules, placement))  # type: ignore[arg-type]
