@@ -318,6 +318,15 @@ def test_annotate_bootstrap_and_controllability_run(tiny_llama, value_model, tmp
     assert {(r.system, r.attribute) for r in results} == {(s, a) for s in ("steerlm", "prompting")
                                                            for a in ("humor", "verbosity")}
     assert all(len(r.level_means) == 5 for r in results)
+    # the saved rows re-score to the same table without generating again
+    from steerlab.eval.controllability import load_outputs, save_results, score_outputs
+
+    save_results(results, info, tmp_path / "control")
+    rows = load_outputs(tmp_path / "control" / "controllability.json")
+    assert len(rows) == info["rows"]
+    again = score_outputs(rows, value_model)
+    assert [r.to_dict() for r in again] == [r.to_dict() for r in results]
+    assert all(r.spearman_independent is None for r in score_outputs(rows, value_model, independent=False))
 
 
 def test_generate_attributes_argument_sets_the_knob_per_row(tiny_llama) -> None:

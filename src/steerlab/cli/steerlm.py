@@ -188,24 +188,47 @@ def bootstrap_cmd(adapter: Path = typer.Option(..., "--adapter"),
 
 
 @steerlm_app.command("eval")
-def eval_cmd(adapter: list[Path] = typer.Option(..., "--adapter", help="Adapter(s) to compare (repeatable)."),
+def eval_cmd(adapter: list[Path] = typer.Option([], "--adapter", help="Adapter(s) to compare (repeatable)."),
              value_model: Path = typer.Option(..., "--value-model"),
              out_dir: Path = typer.Option(Path("results/steerlm_control"), "--out", "-o"),
              attribute: list[str] = typer.Option([], "--attribute", help="Only these attributes."),
-             n_prompts: int = typer.Option(8), samples: int = typer.Option(2),
+             n_prompts: int = typer.Option(8), per_topic: int = typer.Option(1, help="Held-out lines per topic "
+                                                                             "in the prompt pool."),
+             samples: int = typer.Option(2),
              prompting: bool = typer.Option(True, help="Add the prompting baseline (base model, told in words)."),
-             max_new_tokens: int = typer.Option(64), seed: int = typer.Option(0)) -> None:
+             independent: bool = typer.Option(True, help="Also score with the independent scorers."),
+             rescore: Path | None = typer.Option(None, "--rescore", help="Score the outputs saved in this "
+                                                 "controllability.json instead of generating."),
+             max_new_tokens: int = typer.Option(64), temperature: float = typer.Option(0.7),
+             seed: int = typer.Option(0)) -> None:
     """Controllability: sweep each attribute 0→4, measure with the value model and independent scorers."""
     from steerlab.eval.controllability import (
+        load_outputs,
         measure_controllability,
         prompting_system,
         save_results,
+        score_outputs,
         steerlm_system,
         to_markdown,
     )
     from steerlab.methods.steerlm.annotate import chat_prompts
 
     vm = _value_model(value_model)
+    if rescore is not None:
+        rows = load_outputs(rescore)
+        if attribute:
+            rows = [r for r in rows if r["attribute"] in attribute]
+        results = score_outputs(rows, vm, independent=independent)
+        old = json.loads(rescore.read_text())
+        info = {k: v for k, v in old.items() if k != "results"}
+        save_results(results, {**info, "rescored_with": str(value_model)}, out_dir)
+        out.print(to_markdown(results))
+        console.print(f"saved {out_dir}")
+        return
+    if not adapter:
+        raise SteerlabError("give at least one --adapter (or --rescore a saved sweep)")
+    if n_prompts < 1 or samples < 1 or per_topic < 1:
+        raise SteerlabError("--n-prompts, --samples and --per-topic must be >= 1")
     arts = [_adapter(a) for a in adapter]
     systems = {}
     for path, art in zip(adapter, arts):
@@ -214,10 +237,11 @@ def eval_cmd(adapter: list[Path] = typer.Option(..., "--adapter", help="Adapter(
     if prompting:
         systems["prompting"] = prompting_system(vm.schema)
     lm = load(arts[0].model.name if arts[0].model else "smollm2-135m")
-    pool = chat_prompts("eval", max_per_topic=1, seed=seed)  # one held-out line per topic
+    pool = chat_prompts("eval", max_per_topic=per_topic, seed=seed)  # held-out lines, spread over topics
     prompts = random.Random(seed).sample(pool, min(n_prompts, len(pool)))
     results, info = measure_controllability(lm, systems, vm, prompts, attributes=attribute or None, samples=samples,
-                                            max_new_tokens=max_new_tokens, seed=seed, chat=arts[0].chat)
+                                            max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
+                                            chat=arts[0].chat, independent=independent)
     save_results(results, {**info, "adapters": [str(a) for a in adapter]}, out_dir)
     out.print(to_markdown(results))
     console.print(f"saved {out_dir}")

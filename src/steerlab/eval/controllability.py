@@ -75,15 +75,43 @@ def measure_controllability(
     top_p: float = 0.95,
     seed: int = 0,
     chat: bool | None = None,
+    independent: bool = True,
     progress: bool = True,
 ) -> tuple[list[ControlResult], dict[str, Any]]:
-    """One batched generation over systems × attributes × levels × prompts × samples; see module docs."""
-    from scipy.stats import spearmanr
+    """One batched generation over systems × attributes × levels × prompts × samples; see module docs.
 
-    from steerlab.eval.scorers import get_scorer
+    ``info["outputs"]`` keeps every generated row, so :func:`score_outputs` can re-score a sweep
+    later (another value model, or the independent scorers on a machine that has them) without
+    generating again. ``independent=False`` skips the independent scorers.
+    """
+    rows = generate_sweep(lm, systems, value_model.schema, prompts, attributes=attributes, samples=samples,
+                          max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                          chat=chat, progress=progress)
+    results = score_outputs(rows, value_model, independent=independent)
+    examples = {f"{r['system']} | {r['attribute']}={r['level']}": (r["prompt"], r["output"]) for r in rows}
+    info = {"rows": len(rows), "prompts": len(prompts), "samples": samples, "max_new_tokens": max_new_tokens,
+            "temperature": temperature, "top_p": top_p, "seed": seed, "examples": examples, "outputs": rows}
+    return results, info
+
+
+def generate_sweep(
+    lm: LoadedModel,
+    systems: Mapping[str, System],
+    schema: AttributeSchema,
+    prompts: Sequence[str],
+    *,
+    attributes: Sequence[str] | None = None,
+    samples: int = 1,
+    max_new_tokens: int = 48,
+    temperature: float = 0.7,
+    top_p: float = 0.95,
+    seed: int = 0,
+    chat: bool | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Rows ``{system, attribute, level, prompt, output}``: every system asked every level of every attribute."""
     from steerlab.generation.generate import generate
 
-    schema = value_model.schema
     if chat is None:
         chat = bool(getattr(lm.tokenizer, "chat_template", None))
     attrs = list(attributes or schema.names)
@@ -99,32 +127,61 @@ def measure_controllability(
                         keys.append((sname, a, level, p))
     outs = generate(lm, texts, steering=steering, max_new_tokens=max_new_tokens, temperature=temperature,
                     top_p=top_p, seed=seed, chat=chat, progress=progress)
-    outs = [o.strip() for o in outs]
-    measured = value_model.score([k[3] for k in keys], outs)
-    independent: dict[str, list[float]] = {}
-    for a in attrs:
+    return [{"system": k[0], "attribute": k[1], "level": k[2], "prompt": k[3], "output": o.strip()}
+            for k, o in zip(keys, outs)]
+
+
+def score_outputs(rows: Sequence[Mapping[str, Any]], value_model: ValueModel, *,
+                  independent: bool = True) -> list[ControlResult]:
+    """Per system and attribute: Spearman ρ, mean measured value per level, monotonicity (see module docs)."""
+    from scipy.stats import spearmanr
+
+    from steerlab.eval.scorers import get_scorer
+
+    schema = value_model.schema
+    outs = [str(r["output"]) for r in rows]
+    measured = value_model.score([str(r["prompt"]) for r in rows], outs)
+    systems = list(dict.fromkeys(str(r["system"]) for r in rows))
+    attrs = list(dict.fromkeys(str(r["attribute"]) for r in rows))
+    scores: dict[str, list[float]] = {}
+    for a in attrs if independent else []:
         kind = INDEPENDENT.get(a)
         if kind == "words":
-            independent[a] = [float(len(o.split())) for o in outs]
+            scores[a] = [float(len(o.split())) for o in outs]
         elif kind:
-            independent[a] = [float(x) for x in get_scorer(kind)(outs)]
+            scores[a] = [float(x) for x in get_scorer(kind)(outs)]
     results = []
     for sname in systems:
         for a in attrs:
-            idx = [i for i, k in enumerate(keys) if k[0] == sname and k[1] == a]
-            req = np.array([keys[i][2] for i in idx], dtype=float)
+            idx = [i for i, r in enumerate(rows) if r["system"] == sname and r["attribute"] == a]
+            if not idx:
+                continue
+            req = np.array([rows[i]["level"] for i in idx], dtype=float)
             got = np.array([measured[i][a] for i in idx])
             levels = list(range(schema[a].low, schema[a].high + 1))
-            means = [float(got[req == lv].mean()) for lv in levels]
-            ind = independent.get(a)
+            means = [float(got[req == lv].mean()) if (req == lv).any() else float("nan") for lv in levels]
+            ind = scores.get(a)
             ind_vals = np.array([ind[i] for i in idx]) if ind else None
             results.append(ControlResult(
                 sname, a, _rho(spearmanr, req, got),
                 _rho(spearmanr, req, ind_vals) if ind_vals is not None else None,
                 means, [float(ind_vals[req == lv].mean()) for lv in levels] if ind_vals is not None else None,
                 all(x <= y for x, y in zip(means, means[1:]))))
-    examples = {f"{k[0]} | {k[1]}={k[2]}": (k[3], outs[i]) for i, k in enumerate(keys)}
-    return results, {"rows": len(texts), "prompts": len(prompts), "samples": samples, "examples": examples}
+    return results
+
+
+def load_outputs(path: str | Path) -> list[dict[str, Any]]:
+    """The rows saved by :func:`save_results` (``controllability.json``'s ``outputs``)."""
+    from steerlab.errors import DataError
+
+    try:
+        rows = json.loads(Path(path).read_text())["outputs"]
+    except (OSError, KeyError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: no saved sweep outputs ({e})") from None
+    need = {"system", "attribute", "level", "prompt", "output"}
+    if not rows or not all(need <= set(r) for r in rows):
+        raise DataError(f"{path}: sweep rows need the keys {sorted(need)}")
+    return list(rows)
 
 
 def _rho(spearmanr: Any, x: np.ndarray, y: np.ndarray) -> float:

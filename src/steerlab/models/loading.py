@@ -118,10 +118,13 @@ def load_model(
     name_or_path: str = DEFAULT_MODEL,
     *,
     dtype: torch.dtype = torch.float32,
-    device: str = "cpu",
+    device: str | None = None,
     layout: Layout | None = None,
 ) -> LoadedModel:
     """Load a model by packaged name (see ``steerlab models``), local dir, ``.gguf`` file or hub id.
+
+    ``device`` defaults to the ``STEERLAB_DEVICE`` environment variable, else ``cpu``, so every CLI
+    verb runs on a GPU with ``STEERLAB_DEVICE=cuda`` and no per-verb flag.
 
     Packaged GGUF models are converted once into a safetensors cache, so only the first load pays
     for de-quantisation.
@@ -155,7 +158,7 @@ def load_model(
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
     except OSError as e:
         raise ModelNotFoundError(f"could not load {name_or_path!r}: {str(e).splitlines()[0]}") from None
-    model.to(device)
+    model.to(device or os.environ.get("STEERLAB_DEVICE", "cpu"))
     lm = wrap_model(model, tokenizer, name=name_or_path, layout=layout)
     lm.source, lm.info = source, info
     lm.load_seconds = time.perf_counter() - start
