@@ -8,6 +8,7 @@ positions, so row i's output equals generating row i alone with its spec.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,7 +44,7 @@ def generate(
     chat: bool = False,
     system: str | None = None,
     stop: Sequence[str] | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     allow_mismatch: bool = False,
     progress: bool = True,
     attributes: Mapping[str, Any] | str | Sequence[Mapping[str, Any] | str | None] | None = None,
@@ -54,8 +55,13 @@ def generate(
     (0 disables top-k) from ``seed``. ``stop`` strings end a row and are cut from its text.
     ``attributes`` (e.g. ``{"humor": 4, "toxicity": 0}``, or a list with one entry per prompt) sets
     the ``attributes`` option of every steer in the row whose method has attribute knobs (SteerLM).
+    ``batch_size`` rows are decoded together (default: ``$STEERLAB_GEN_BATCH`` or 32; a GPU wants
+    128 or more, since a small model's decoding step costs about the same at any batch size there).
     """
     single = isinstance(prompts, str)
+    batch_size = batch_size or int(os.environ.get("STEERLAB_GEN_BATCH", "32"))
+    if batch_size < 1:
+        raise SteerlabError(f"batch_size must be >= 1, got {batch_size}")
     prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
     if not prompt_list:
         return []

@@ -90,7 +90,7 @@ def annotate(
     top_p: float = 0.95,
     terse: bool = True,
     seed: int = 0,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     chat: bool | None = None,
     progress: bool = True,
 ) -> tuple[list[Example], dict[str, Any]]:
