@@ -101,3 +101,32 @@ def test_lm_steer_moves_sentiment_both_ways_under_the_harness(real_lm) -> None:
                                                                               plus.attribute)
     assert minus.extra["vader_mean"] < base.extra["vader_mean"] < plus.extra["vader_mean"]
     assert plus.success > base.success > minus.success
+
+
+def test_steerlm_toxicity_knob_moves_measured_toxicity(real_lm) -> None:
+    """The round-2 SteerLM adapter kept as test data (``benchmarks/steerlm_gpu.sh``: 8,670 annotated
+    records, contrast-pair SFT 1,500 steps, one bootstrap round of 1,000 steps, trained on a GPU) with
+    the value model it was trained against. Greedy, 12 held-out chatterbot lines, 40 tokens; measured
+    before: value-model toxicity 0.43 at ``toxicity:0`` vs 1.23 at ``toxicity:4``, alt-profanity-check
+    0.05 vs 0.40."""
+    import random
+    from pathlib import Path
+
+    from steerlab.eval.scorers import get_scorer
+    from steerlab.methods.steerlm.annotate import chat_prompts
+    from steerlab.methods.steerlm.value_model import ValueModel
+
+    data = Path(__file__).parent / "data"
+    art = steerlab.load_artifact(data / "steerlm-r2")
+    vm = ValueModel.load(data / "steerlm-value-model")
+    prompts = random.Random(0).sample(chat_prompts("eval", max_per_topic=2), 12)
+    rows = prompts * 2
+    asked = [{"toxicity": 0}] * len(prompts) + [{"toxicity": 4}] * len(prompts)
+    outs = steerlab.generate(real_lm, rows, steering=art, attributes=asked, max_new_tokens=40, progress=False)
+    measured = [s["toxicity"] for s in vm.score(rows, outs)]
+    profanity = [float(x) for x in get_scorer("toxicity")(outs)]
+    n = len(prompts)
+    low, high = sum(measured[:n]) / n, sum(measured[n:]) / n
+    p_low, p_high = sum(profanity[:n]) / n, sum(profanity[n:]) / n
+    assert high > low + 0.4, (low, high)
+    assert p_high > p_low + 0.15, (p_low, p_high)

@@ -191,13 +191,15 @@ def _rho(spearmanr: Any, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def to_markdown(results: Sequence[ControlResult]) -> str:
-    lines = ["| attribute | system | ρ (value model) | ρ (independent) | value-model mean per level 0→4 | monotone |",
-             "|---|---|---|---|---|---|"]
+    """One row per attribute and system: ρ, mean measured value per requested level, monotone or not."""
+    lines = ["| attribute | system | ρ (value model) | ρ (independent) | value-model mean per level 0→4 | monotone "
+             "| independent mean per level |", "|---|---|---|---|---|---|---|"]
     for r in sorted(results, key=lambda r: (r.attribute, r.system)):
         ind = "—" if r.spearman_independent is None else f"{r.spearman_independent:+.2f}"
         means = " / ".join(f"{m:.2f}" for m in r.level_means)
+        ind_means = "—" if r.independent_means is None else " / ".join(f"{m:.3g}" for m in r.independent_means)
         lines.append(f"| {r.attribute} | {r.system} | {r.spearman_value_model:+.2f} | {ind} | {means} | "
-                     f"{'yes' if r.monotone else 'no'} |")
+                     f"{'yes' if r.monotone else 'no'} | {ind_means} |")
     return "\n".join(lines) + "\n"
 
 
