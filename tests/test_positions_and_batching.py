@@ -80,3 +80,35 @@ def test_stop_strings_cut_the_output(tiny_llama) -> None:
     stop = full[2:4]
     cut = steerlab.generate(tiny_llama, ["The movie was"], max_new_tokens=12, stop=[stop])[0]
     assert stop not in cut and full.startswith(cut)
+
+
+def test_generation_batch_size_comes_from_the_environment(tiny_llama, monkeypatch) -> None:
+    import importlib
+
+    gen = importlib.import_module("steerlab.generation.generate")  # the module, not the function
+    sizes: list[int] = []
+    real = gen._generate_chunk
+
+    def spy(lm, texts, **kw):  # type: ignore[no-untyped-def]
+        sizes.append(len(texts))
+        return real(lm, texts, **kw)
+
+    monkeypatch.setattr(gen, "_generate_chunk", spy)
+    monkeypatch.setenv("STEERLAB_GEN_BATCH", "2")
+    steerlab.generate(tiny_llama, ["a", "b", "c"], max_new_tokens=2, progress=False)
+    assert sizes == [2, 1]
+    sizes.clear()
+    steerlab.generate(tiny_llama, ["a", "b", "c"], max_new_tokens=2, batch_size=3, progress=False)
+    assert sizes == [3]  # an explicit batch_size wins
+    monkeypatch.setenv("STEERLAB_GEN_BATCH", "0")
+    with pytest.raises(steerlab.SteerlabError, match="batch_size"):
+        steerlab.generate(tiny_llama, ["a"], max_new_tokens=2, progress=False)
+
+
+def test_load_model_device_comes_from_the_environment(tiny_llama, tmp_path, monkeypatch) -> None:
+    tiny_llama.model.save_pretrained(tmp_path)
+    tiny_llama.tokenizer.save_pretrained(tmp_path)
+    monkeypatch.setenv("STEERLAB_DEVICE", "meta")  # any device torch knows; meta needs no memory
+    assert steerlab.load_model(str(tmp_path)).device.type == "meta"
+    monkeypatch.delenv("STEERLAB_DEVICE")
+    assert steerlab.load_model(str(tmp_path)).device.type == "cpu"
