@@ -49,6 +49,11 @@ def test_models_lists_packaged(capsys) -> None:
      "--contrast-gap must be >= 0"),
     (["steerlm", "annotate", "--value-model", "/nonexistent", "--out", "/tmp/x"], "not a value model directory"),
     (["steerlm", "eval", "--adapter", "/nonexistent", "--value-model", "/nonexistent"], "not a value model"),
+    (["steerlm", "eval", "--value-model", "tests/data/steerlm-value-model"], "give at least one --adapter"),
+    (["steerlm", "eval", "--value-model", "tests/data/steerlm-value-model", "--rescore", "/nonexistent.json"],
+     "no saved sweep outputs"),
+    (["steerlm", "eval", "--adapter", "tests/data/steerlm-r2", "--value-model", "tests/data/steerlm-value-model",
+      "--samples", "0"], "must be >= 1"),
 ])
 def test_bad_input_is_one_line(capsys, argv, match) -> None:
     code, _, err = run(argv, capsys)
@@ -91,3 +96,14 @@ def test_explain_refuses_a_vector(tiny_llama, tmp_path: Path, capsys) -> None:
     path = steerlab.extract(tiny_llama, PAIRS, layers=[1]).save(tmp_path / "v")
     code, _, err = run(["explain", str(path), "--text", "hi"], capsys)
     assert code == 2 and "lm_steer" in err
+
+
+def test_rescore_refuses_attributes_the_value_model_lacks(tmp_path: Path, capsys) -> None:
+    import json
+
+    sweep = tmp_path / "controllability.json"
+    sweep.write_text(json.dumps({"outputs": [{"system": "s", "attribute": "formality", "level": 0, "prompt": "hi",
+                                              "output": "hello"}]}))
+    code, _, err = run(["steerlm", "eval", "--value-model", "tests/data/steerlm-value-model", "--rescore", str(sweep),
+                        "--out", str(tmp_path / "o")], capsys)
+    assert code != 0 and "formality" in err and not (tmp_path / "o").exists()

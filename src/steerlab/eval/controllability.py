@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from steerlab.errors import DataError
 from steerlab.methods.steerlm.schema import AttributeSchema
 from steerlab.methods.steerlm.value_model import ValueModel
 from steerlab.models.loading import LoadedModel
@@ -139,6 +140,10 @@ def score_outputs(rows: Sequence[Mapping[str, Any]], value_model: ValueModel, *,
     from steerlab.eval.scorers import get_scorer
 
     schema = value_model.schema
+    unknown = sorted({str(r["attribute"]) for r in rows} - set(schema.names))
+    if unknown:
+        raise DataError(f"the sweep asks for {', '.join(unknown)}, which the value model does not score "
+                        f"(it scores {', '.join(schema.names)})")
     outs = [str(r["output"]) for r in rows]
     measured = value_model.score([str(r["prompt"]) for r in rows], outs)
     systems = list(dict.fromkeys(str(r["system"]) for r in rows))
@@ -172,8 +177,6 @@ def score_outputs(rows: Sequence[Mapping[str, Any]], value_model: ValueModel, *,
 
 def load_outputs(path: str | Path) -> list[dict[str, Any]]:
     """The rows saved by :func:`save_results` (``controllability.json``'s ``outputs``)."""
-    from steerlab.errors import DataError
-
     try:
         rows = json.loads(Path(path).read_text())["outputs"]
     except (OSError, KeyError, json.JSONDecodeError) as e:
