@@ -327,6 +327,29 @@ def test_annotate_bootstrap_and_controllability_run(tiny_llama, value_model, tmp
     again = score_outputs(rows, value_model)
     assert [r.to_dict() for r in again] == [r.to_dict() for r in results]
     assert all(r.spearman_independent is None for r in score_outputs(rows, value_model, independent=False))
+    assert all(r.spearman_ci is None or r.spearman_ci[0] <= r.spearman_ci[1] for r in again)
+
+
+def test_controllability_interval_resamples_prompts() -> None:
+    """A knob that works on every prompt gets an interval above 0; noise gets one around 0."""
+    import random
+
+    from steerlab.eval.controllability import score_outputs
+
+    class WordCount:  # a stand-in value model: verbosity = word count
+        schema = DEFAULT_SCHEMA
+
+        def score(self, prompts, outputs):  # type: ignore[no-untyped-def]
+            return [{"verbosity": float(len(o.split()))} for o in outputs]
+
+    rng = random.Random(0)
+    rows = [{"system": s, "attribute": "verbosity", "level": lv, "prompt": f"p{p}",
+             "output": "w " * (lv + 1 if s == "works" else rng.randint(1, 5))}
+            for s in ("works", "noise") for p in range(8) for lv in range(5)]
+    res = {r.system: r for r in score_outputs(rows, WordCount(), independent=False, n_boot=200)}
+    assert res["works"].spearman_value_model == pytest.approx(1.0) and res["works"].spearman_ci[0] > 0.99
+    lo, hi = res["noise"].spearman_ci
+    assert lo < res["noise"].spearman_value_model < hi and lo < 0.05 and hi - lo > 0.1
 
 
 def test_generate_attributes_argument_sets_the_knob_per_row(tiny_llama) -> None:

@@ -58,6 +58,7 @@ class ControlResult:
     level_means: list[float]  # value-model mean per requested level
     independent_means: list[float] | None
     monotone: bool
+    spearman_ci: list[float] | None = None  # 95% bootstrap interval of the value-model ρ, resampling prompts
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -133,8 +134,13 @@ def generate_sweep(
 
 
 def score_outputs(rows: Sequence[Mapping[str, Any]], value_model: ValueModel, *,
-                  independent: bool = True) -> list[ControlResult]:
-    """Per system and attribute: Spearman ρ, mean measured value per level, monotonicity (see module docs)."""
+                  independent: bool = True, n_boot: int = 1000, seed: int = 0) -> list[ControlResult]:
+    """Per system and attribute: Spearman ρ, mean measured value per level, monotonicity (see module docs).
+
+    The value-model ρ gets a 95% percentile interval from ``n_boot`` resamples of the *prompts*
+    (all levels and samples of a drawn prompt move together), since responses to one prompt are
+    not independent; an interval above 0 is the evidence that a knob works.
+    """
     from scipy.stats import spearmanr
 
     from steerlab.eval.scorers import get_scorer
@@ -171,8 +177,30 @@ def score_outputs(rows: Sequence[Mapping[str, Any]], value_model: ValueModel, *,
                 sname, a, _rho(spearmanr, req, got),
                 _rho(spearmanr, req, ind_vals) if ind_vals is not None else None,
                 means, [float(ind_vals[req == lv].mean()) for lv in levels] if ind_vals is not None else None,
-                all(x <= y for x, y in zip(means, means[1:]))))
+                all(x <= y for x, y in zip(means, means[1:])),
+                _rho_ci(spearmanr, req, got, [str(rows[i]["prompt"]) for i in idx], n_boot, seed)))
     return results
+
+
+def _rho_ci(spearmanr: Any, req: np.ndarray, got: np.ndarray, prompts: Sequence[str], n_boot: int,
+            seed: int) -> list[float] | None:
+    """95% percentile interval of ρ over bootstrap resamples of the prompts; None without ≥ 2 prompts."""
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(prompts):
+        groups.setdefault(p, []).append(i)
+    if n_boot < 1 or len(groups) < 2:
+        return None
+    members = [np.array(g) for g in groups.values()]
+    rng = np.random.default_rng(seed)
+    stats = []
+    for _ in range(n_boot):
+        pick = np.concatenate([members[j] for j in rng.integers(0, len(members), len(members))])
+        rho = _rho(spearmanr, req[pick], got[pick])
+        if not np.isnan(rho):
+            stats.append(rho)
+    if not stats:
+        return None
+    return [float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))]
 
 
 def load_outputs(path: str | Path) -> list[dict[str, Any]]:
@@ -195,13 +223,14 @@ def _rho(spearmanr: Any, x: np.ndarray, y: np.ndarray) -> float:
 
 def to_markdown(results: Sequence[ControlResult]) -> str:
     """One row per attribute and system: ρ, mean measured value per requested level, monotone or not."""
-    lines = ["| attribute | system | ρ (value model) | ρ (independent) | value-model mean per level 0→4 | monotone "
-             "| independent mean per level |", "|---|---|---|---|---|---|---|"]
+    lines = ["| attribute | system | ρ (value model) [95% CI] | ρ (independent) | value-model mean per level 0→4 "
+             "| monotone | independent mean per level |", "|---|---|---|---|---|---|---|"]
     for r in sorted(results, key=lambda r: (r.attribute, r.system)):
         ind = "—" if r.spearman_independent is None else f"{r.spearman_independent:+.2f}"
         means = " / ".join(f"{m:.2f}" for m in r.level_means)
         ind_means = "—" if r.independent_means is None else " / ".join(f"{m:.3g}" for m in r.independent_means)
-        lines.append(f"| {r.attribute} | {r.system} | {r.spearman_value_model:+.2f} | {ind} | {means} | "
+        ci = "" if not r.spearman_ci else f" [{r.spearman_ci[0]:+.2f}, {r.spearman_ci[1]:+.2f}]"
+        lines.append(f"| {r.attribute} | {r.system} | {r.spearman_value_model:+.2f}{ci} | {ind} | {means} | "
                      f"{'yes' if r.monotone else 'no'} | {ind_means} |")
     return "\n".join(lines) + "\n"
 
