@@ -14,6 +14,7 @@ run side by side in one batched generation, without the evaluation knowing any m
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -70,29 +71,24 @@ def measure_controllability(
     value_model: ValueModel,
     prompts: Sequence[str],
     *,
-    attributes: Sequence[str] | None = None,
-    samples: int = 1,
-    max_new_tokens: int = 48,
-    temperature: float = 0.7,
-    top_p: float = 0.95,
-    seed: int = 0,
-    chat: bool | None = None,
     independent: bool = True,
-    progress: bool = True,
+    **sweep: Any,
 ) -> tuple[list[ControlResult], dict[str, Any]]:
     """One batched generation over systems × attributes × levels × prompts × samples; see module docs.
 
+    ``sweep`` takes the keyword arguments of :func:`generate_sweep` (``attributes``, ``samples``,
+    ``max_new_tokens``, ``temperature``, ``top_p``, ``seed``, ``chat``, ``progress``).
     ``info["outputs"]`` keeps every generated row, so :func:`score_outputs` can re-score a sweep
     later (another value model, or the independent scorers on a machine that has them) without
     generating again. ``independent=False`` skips the independent scorers.
     """
-    rows = generate_sweep(lm, systems, value_model.schema, prompts, attributes=attributes, samples=samples,
-                          max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
-                          chat=chat, progress=progress)
+    rows = generate_sweep(lm, systems, value_model.schema, prompts, **sweep)
     results = score_outputs(rows, value_model, independent=independent)
+    settings = {k: p.default for k, p in inspect.signature(generate_sweep).parameters.items()
+                if p.kind is p.KEYWORD_ONLY and k != "progress"}
+    settings.update((k, v) for k, v in sweep.items() if k != "progress")
     examples = {f"{r['system']} | {r['attribute']}={r['level']}": (r["prompt"], r["output"]) for r in rows}
-    info = {"rows": len(rows), "prompts": len(prompts), "samples": samples, "max_new_tokens": max_new_tokens,
-            "temperature": temperature, "top_p": top_p, "seed": seed, "examples": examples, "outputs": rows}
+    info = {"rows": len(rows), "prompts": len(prompts), **settings, "examples": examples, "outputs": rows}
     return results, info
 
 
