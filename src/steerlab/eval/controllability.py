@@ -166,16 +166,21 @@ def score_outputs(rows: Sequence[Mapping[str, Any]], value_model: ValueModel, *,
             req = np.array([rows[i]["level"] for i in idx], dtype=float)
             got = np.array([measured[i][a] for i in idx])
             levels = list(range(schema[a].low, schema[a].high + 1))
-            means = [float(got[req == lv].mean()) if (req == lv).any() else float("nan") for lv in levels]
+            means = _level_means(got, req, levels)
             ind = scores.get(a)
             ind_vals = np.array([ind[i] for i in idx]) if ind else None
             results.append(ControlResult(
                 sname, a, _rho(spearmanr, req, got),
                 _rho(spearmanr, req, ind_vals) if ind_vals is not None else None,
-                means, [float(ind_vals[req == lv].mean()) for lv in levels] if ind_vals is not None else None,
+                means, _level_means(ind_vals, req, levels) if ind_vals is not None else None,
                 all(x <= y for x, y in zip(means, means[1:])),
                 _rho_ci(spearmanr, req, got, [str(rows[i]["prompt"]) for i in idx], n_boot, seed)))
     return results
+
+
+def _level_means(values: np.ndarray, req: np.ndarray, levels: Sequence[int]) -> list[float]:
+    """Mean of ``values`` per requested level (NaN for a level nobody asked for)."""
+    return [float(values[req == lv].mean()) if (req == lv).any() else float("nan") for lv in levels]
 
 
 def _rho_ci(spearmanr: Any, req: np.ndarray, got: np.ndarray, prompts: Sequence[str], n_boot: int,
