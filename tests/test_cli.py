@@ -107,3 +107,25 @@ def test_rescore_refuses_attributes_the_value_model_lacks(tmp_path: Path, capsys
     code, _, err = run(["steerlm", "eval", "--value-model", "tests/data/steerlm-value-model", "--rescore", str(sweep),
                         "--out", str(tmp_path / "o")], capsys)
     assert code != 0 and "formality" in err and not (tmp_path / "o").exists()
+
+
+def test_sft_init_continues_an_adapter(tiny_llama, tmp_path: Path, capsys) -> None:
+    from steerlab.methods.steerlm import DEFAULT_SCHEMA, Example, train_sft, write_records
+
+    tiny_llama.model.save_pretrained(tmp_path / "m")
+    tiny_llama.tokenizer.save_pretrained(tmp_path / "m")
+    lm = steerlab.load_model(str(tmp_path / "m"))
+    data = tmp_path / "v2t.jsonl"
+    write_records(data, [Example("hi", "hello there.", DEFAULT_SCHEMA.resolve({"humor": 0})),
+                         Example("hi", "ha ha, a joke.", DEFAULT_SCHEMA.resolve({"humor": 4}))],
+                  DEFAULT_SCHEMA, "VALUE_TO_TEXT")
+    first = train_sft(lm, data, r=4, target_modules=["q_proj", "v_proj"], n_steps=1, batch_size=2,
+                      max_length=400, progress=False)
+    first.save(tmp_path / "a")
+    code, _, err = run(["steerlm", "sft", "--data", str(data), "--out", str(tmp_path / "b"), "--init",
+                        str(tmp_path / "a"), "--n-steps", "1", "--batch-size", "2", "--max-length", "400"], capsys)
+    assert code == 0, err
+    second = steerlab.load_artifact(tmp_path / "b")
+    assert second.meta["training"]["rounds"] == 2
+    assert set(second.lora) == set(first.lora) and second.rank == 4  # the adapter fixed modules and rank
+    assert not all(bool((second.lora[k][1] == first.lora[k][1]).all()) for k in first.lora)  # it trained

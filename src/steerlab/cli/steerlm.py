@@ -129,6 +129,8 @@ def sft_cmd(data: Path = typer.Option(..., "--data", "-d", help="VALUE_TO_TEXT j
             contrast_gap: int = typer.Option(0, help="Train only on contrast pairs: per prompt and attribute, "
                                              "the lowest- and highest-labelled responses if this many levels "
                                              "apart (0 = all records)."),
+            init: Path | None = typer.Option(None, "--init", help="Continue this adapter (a further round; "
+                                             "fixes schema, template, placement, rank and modules)."),
             seed: int = typer.Option(0), name: str = typer.Option("steerlm")) -> None:
     """Attribute-conditioned SFT: a LoRA adapter on prompt + attribute string → response."""
     from steerlab.methods.steerlm import DEFAULT_SCHEMA, read_records, train_sft
@@ -139,17 +141,22 @@ def sft_cmd(data: Path = typer.Option(..., "--data", "-d", help="VALUE_TO_TEXT j
         raise SteerlabError(f"--placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
     if contrast_gap < 0:
         raise SteerlabError(f"--contrast-gap must be >= 0, got {contrast_gap}")
-    examples = read_records(data, DEFAULT_SCHEMA)  # bad data fails before the model loads
+    start = _adapter(init) if init is not None else None
+    schema = start.schema if start is not None else DEFAULT_SCHEMA
+    examples = read_records(data, schema)  # bad data fails before the model loads
     if contrast_gap:
-        attrs = [a for a in DEFAULT_SCHEMA.names if a != "quality"]  # quality is a property of the pair
+        attrs = [a for a in schema.names if a != "quality"]  # quality is a property of the pair
         picked = contrast_subset(examples, attrs, contrast_gap)
         if not picked:
             raise SteerlabError(f"no prompt has responses {contrast_gap} levels apart on any of {attrs}")
         console.print(f"contrast subset: {len(picked)} of {len(examples)} records")
         examples = picked
-    lm = load(model)
-    art = train_sft(lm, examples, name=name, **_sft_options(r, lora_alpha, lr, n_steps, batch_size, max_length,
-                                                             seed, modules, placement))  # type: ignore[arg-type]
+    lm = load(start.model.name if start is not None and start.model else model)
+    opts = _sft_options(r, lora_alpha, lr, n_steps, batch_size, max_length, seed, modules, placement)
+    if start is not None:  # the adapter decides these
+        for key in ("target_modules", "placement"):
+            opts.pop(key, None)
+    art = train_sft(lm, examples, name=name, init=start, **opts)  # type: ignore[arg-type]
     art.save(out_dir)
     _report(art, out_dir)
 
