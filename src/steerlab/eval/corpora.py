@@ -104,3 +104,54 @@ def chatterbot(language: str = "english") -> tuple[Turn, ...]:
             for a, b in zip(lines, lines[1:]):
                 out.append(Turn(a, b, path.stem, ci))
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class RatedLine:
+    """A line of the Mallard humour corpus with a person's funniness rating (when it has one)."""
+
+    text: str
+    context: str  # the setup the line answers ("" for a free-standing line)
+    kind: str  # joke (a reply to a setup) / candidate (engine output) / slate_winner (best-of-N pick)
+    score: int | None  # the rater's funniness score, 0 (not funny) to 5; None when unrated
+    register: str  # the generator's register (absurdist, dry, flat, warm, …) or ""
+
+
+@lru_cache(maxsize=1)
+def mallard_humor() -> tuple[RatedLine, ...]:
+    """Rated humorous replies from the Mallard corpus (``pip install --no-deps humor-mcp==0.1.3``).
+
+    828 lines (the 320 single "word" entries are left out): 256 replies to 165 everyday setups
+    ("A goose looked at me like I owed it back rent."), 431 engine candidates and 141 best-of-N
+    winners; 655 carry a 0–5 funniness rating by one rater (0: 305, 1: 142, 2: 181, 3: 27). Some
+    replies are deliberately plain ("Geese can be territorial…", rated 0). Licence CC-BY-4.0:
+    "Mallard humor corpus, James Barker, 2026. https://james.barker-ai.net/work#humor".
+    """
+    import json
+
+    path = _package_file("humor_mcp", "packs/mallard/lines.jsonl", "pip install --no-deps humor-mcp==0.1.3")
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        if r.get("kind") == "word" or not (r.get("text") or "").strip():
+            continue
+        meta = json.loads(r["meta"]) if isinstance(r.get("meta"), str) and r["meta"] else {}
+        score = r.get("score")
+        out.append(RatedLine(r["text"].strip(), (r.get("context") or "").strip(), r.get("kind") or "",
+                             int(score) if isinstance(score, (int, float)) else None,
+                             str(meta.get("register") or "") if not str(meta.get("register", "")).startswith("prob=")
+                             else ""))
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def pyjokes_en() -> tuple[str, ...]:
+    """pyjokes' English one-liners (``pip install --no-deps pyjokes==0.8.3``, BSD): 283 jokes."""
+    spec = importlib.util.find_spec("pyjokes")
+    if spec is None:
+        raise MissingDependencyError("the pyjokes corpus is not installed: pip install --no-deps pyjokes==0.8.3")
+    from pyjokes.jokes_en import jokes_en
+
+    return tuple(dict.fromkeys(j.strip() for j in jokes_en["all"] if j.strip()))

@@ -11,6 +11,12 @@ SFT never learns to stop mid-sentence; empty responses are dropped. With ``terse
 sentence of every multi-sentence sample is kept as a record of its own — the same content said
 briefly — which gives the verbosity knob pairs that differ in length alone.
 
+With ``humor_corpus=True`` the replies of the Mallard humour corpus to its everyday setups join
+the data (397 replies to 164 setups, plain and funny replies to the same setup): their humour
+level is the one a person's rating gives (:func:`~steerlab.methods.steerlm.value_data.humor_level`),
+kept in the record's ``given`` labels; the value model labels their other attributes.
+:func:`relabel` re-scores existing records with a newer value model and keeps ``given`` labels.
+
 ``bootstrap`` samples several responses per prompt from the SteerLM model conditioned on top
 quality, re-labels them with the value model's *measured* values and fine-tunes again.
 Chatterbot lines are split by a hash of the text: one line in five is held out for evaluation.
@@ -21,12 +27,13 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from steerlab.errors import DataError
 from steerlab.methods.steerlm.artifact import SteerLMAdapter
 from steerlab.methods.steerlm.records import Example
+from steerlab.methods.steerlm.schema import AttributeSchema
 from steerlab.methods.steerlm.value_model import ValueModel
 from steerlab.models.loading import LoadedModel
 
@@ -89,6 +96,7 @@ def annotate(
     temperature: float = 0.8,
     top_p: float = 0.95,
     terse: bool = True,
+    humor_corpus: bool = False,
     seed: int = 0,
     batch_size: int | None = None,
     chat: bool | None = None,
@@ -129,20 +137,54 @@ def annotate(
         short = first_sentence(text) if terse else None
         if short:
             pairs.append((p, short, src + ":terse"))
-    examples, summary = label(value_model, pairs)
+    given: list[dict[str, int]] = [{} for _ in pairs]
+    if humor_corpus:
+        extra, extra_given = humor_corpus_pairs()
+        pairs += extra
+        given += extra_given
+    examples, summary = label(value_model, pairs, given)
     return examples, {**summary, "dropped_truncated": dropped_truncated}
 
 
-def label(value_model: ValueModel, pairs: Sequence[tuple[str, str, str]]) -> tuple[list[Example], dict[str, Any]]:
-    """Score (prompt, response, source) triples; drop empty responses; summarise the labels."""
-    kept = [(p, r, s) for p, r, s in pairs if r.strip()]
+def label(value_model: ValueModel, pairs: Sequence[tuple[str, str, str]],
+          given: Sequence[Mapping[str, int]] | None = None) -> tuple[list[Example], dict[str, Any]]:
+    """Score (prompt, response, source) triples; drop empty responses; summarise the labels.
+
+    ``given`` (one mapping per pair) holds labels a person gave; they replace the value model's.
+    """
+    if given is not None and len(given) != len(pairs):
+        raise DataError(f"{len(given)} given-label sets for {len(pairs)} pairs")
+    keep = [i for i, (_, r, _) in enumerate(pairs) if r.strip()]
+    kept = [pairs[i] for i in keep]
     scores = value_model.score([p for p, _, _ in kept], [r for _, r, _ in kept]) if kept else []
-    examples = [Example(p, r, {k: int(round(v)) for k, v in sc.items()}, s, sc)
-                for (p, r, s), sc in zip(kept, scores)]
-    hist = {a: {str(v): sum(ex.attributes[a] == v for ex in examples)
-                for v in range(value_model.schema[a].low, value_model.schema[a].high + 1)}
-            for a in value_model.schema.names}
-    return examples, {"records": len(examples), "dropped_empty": len(pairs) - len(kept), "histogram": hist}
+    examples = []
+    for i, (p, r, s), sc in zip(keep, kept, scores):
+        fixed = {k: int(v) for k, v in (given[i] if given is not None else {}).items()}
+        attrs = value_model.schema.resolve({**{k: int(round(v)) for k, v in sc.items()}, **fixed})
+        examples.append(Example(p, r, attrs, s, sc, fixed))
+    return examples, {"records": len(examples), "dropped_empty": len(pairs) - len(kept),
+                      "histogram": histogram(examples, value_model.schema)}
+
+
+def histogram(examples: Sequence[Example], schema: AttributeSchema) -> dict[str, dict[str, int]]:
+    """Records per level of every attribute."""
+    return {a.name: {str(v): sum(ex.attributes[a.name] == v for ex in examples) for v in range(a.low, a.high + 1)}
+            for a in schema.attributes}
+
+
+def relabel(value_model: ValueModel, examples: Sequence[Example]) -> tuple[list[Example], dict[str, Any]]:
+    """Re-score ``examples`` with ``value_model`` (e.g. one trained on better labels), keeping ``given`` labels."""
+    return label(value_model, [(ex.prompt, ex.response, ex.source) for ex in examples],
+                 [ex.given for ex in examples])
+
+
+def humor_corpus_pairs() -> tuple[list[tuple[str, str, str]], list[dict[str, int]]]:
+    """(setup, reply, source) triples of the Mallard corpus and each reply's human humour level."""
+    from steerlab.methods.steerlm.value_data import mallard_levels
+
+    picked = [(r, level) for r, level in mallard_levels() if r.context]
+    return ([(r.context, r.text, f"mallard:{r.kind}") for r, _ in picked],
+            [{"humor": level} for _, level in picked])
 
 
 def bootstrap(

@@ -36,6 +36,7 @@ class Example:
     attributes: dict[str, int]
     source: str = ""
     scores: dict[str, float] = field(default_factory=dict)  # the value model's raw outputs, if any
+    given: dict[str, int] = field(default_factory=dict)  # labels a person gave (kept over the value model's)
 
 
 def to_record(ex: Example, schema: AttributeSchema, kind: str) -> dict[str, Any]:
@@ -50,6 +51,8 @@ def to_record(ex: Example, schema: AttributeSchema, kind: str) -> dict[str, Any]
         rec["source"] = ex.source
     if ex.scores:
         rec["scores"] = {k: round(v, 4) for k, v in ex.scores.items()}
+    if ex.given:
+        rec["given"] = dict(ex.given)
     return rec
 
 
@@ -78,8 +81,12 @@ def read_records(path: str | Path, schema: AttributeSchema) -> list[Example]:
         except (json.JSONDecodeError, KeyError, StopIteration, TypeError) as e:
             raise DataError(f"{p}:{i}: not a SteerLM record ({type(e).__name__}: {e})") from None
         attrs = schema.parse(asst["label"], complete=False)
+        given = rec.get("given") or {}
+        if not isinstance(given, dict):
+            raise DataError(f"{p}:{i}: 'given' must map attribute names to levels, got {given!r}")
+        given = {k: v for k, v in schema.resolve(given).items() if k in given}  # validates names and ranges
         out.append(Example(user["value"], asst["value"], schema.resolve(attrs), rec.get("source", ""),
-                           dict(rec.get("scores", {}))))
+                           dict(rec.get("scores", {})), given))
     if not out:
         raise DataError(f"{p} holds no records")
     return out
@@ -92,7 +99,8 @@ def as_examples(data: Any, schema: AttributeSchema) -> list[Example]:
     if isinstance(data, Sequence) and all(isinstance(x, Example) for x in data):
         if not data:
             raise DataError("no training examples")
-        return [Example(x.prompt, x.response, schema.resolve(x.attributes), x.source, x.scores) for x in data]
+        return [Example(x.prompt, x.response, schema.resolve(x.attributes), x.source, x.scores, x.given)
+                for x in data]
     raise DataError(f"cannot read SteerLM training data from {type(data).__name__}")
 
 

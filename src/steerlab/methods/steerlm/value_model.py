@@ -182,6 +182,21 @@ def _metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     return out
 
 
+def _by_source(sources: Sequence[str], y: np.ndarray, pred: np.ndarray, min_rows: int = 20) -> dict[str, Any]:
+    """Held-out metrics per label source (``"mallard"`` from ``"mallard:joke"``) with ≥ ``min_rows`` rows.
+
+    A head can look good overall by telling sources apart (jokes vs tweets); these show how it
+    ranks *within* a source, e.g. funnier vs flatter Mallard lines.
+    """
+    keys = np.array([s.split(":")[0] or "given" for s in sources])
+    out = {}
+    for key in sorted(set(keys.tolist())):
+        m = keys == key
+        if m.sum() >= min_rows and len(set(y[m].tolist())) > 1:
+            out[key] = _metrics(y[m], pred[m])
+    return out
+
+
 def train_value_model(rows: Sequence[LabelledText] | None = None, *, schema: AttributeSchema = DEFAULT_SCHEMA,
                       encoder: str | None = None, heldout: float = 0.2, alphas: Sequence[float] = (1.0, 10.0, 100.0,
                       1e3, 1e4, 1e5), balance: str = "sqrt", seed: int = 0, progress: bool = True) -> ValueModel:
@@ -229,7 +244,8 @@ def train_value_model(rows: Sequence[LabelledText] | None = None, *, schema: Att
             pred = np.clip(head(x[te]), attr.low, attr.high) if te.any() else np.zeros(0)
             metrics[attr.name] = {**(_metrics(y[te], pred) if te.any() else {}), "n_train": int(tr.sum()),
                                   "alpha": float(model.alpha_),
-                                  "label_counts": {str(int(lv)): int(c) for lv, c in zip(levels, counts)}}
+                                  "label_counts": {str(int(lv)): int(c) for lv, c in zip(levels, counts)},
+                                  "by_source": _by_source([r.source for r, t in zip(rows, te) if t], y[te], pred)}
             advance(1, attr.name)
     sources: dict[str, int] = {}
     for r in rows:
