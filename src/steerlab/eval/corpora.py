@@ -12,6 +12,7 @@ import bz2
 import csv
 import importlib.util
 import io
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -121,14 +122,13 @@ class RatedLine:
 def mallard_humor() -> tuple[RatedLine, ...]:
     """Rated humorous replies from the Mallard corpus (``pip install --no-deps humor-mcp==0.1.3``).
 
-    828 lines (the 320 single "word" entries are left out): 256 replies to 165 everyday setups
+    828 lines (the 320 single "word" entries are left out): 256 replies to everyday setups
     ("A goose looked at me like I owed it back rent."), 431 engine candidates and 141 best-of-N
-    winners; 655 carry a 0–5 funniness rating by one rater (0: 305, 1: 142, 2: 181, 3: 27). Some
-    replies are deliberately plain ("Geese can be territorial…", rated 0). Licence CC-BY-4.0:
+    winners (397 lines answer one of 164 setups); 655 carry a 0–5 funniness rating by one rater
+    (0: 305, 1: 142, 2: 181, 3: 27). Some replies are deliberately plain ("Geese can be
+    territorial…", rated 0). Licence CC-BY-4.0:
     "Mallard humor corpus, James Barker, 2026. https://james.barker-ai.net/work#humor".
     """
-    import json
-
     path = _package_file("humor_mcp", "packs/mallard/lines.jsonl", "pip install --no-deps humor-mcp==0.1.3")
     out = []
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -138,11 +138,12 @@ def mallard_humor() -> tuple[RatedLine, ...]:
         if r.get("kind") == "word" or not (r.get("text") or "").strip():
             continue
         meta = json.loads(r["meta"]) if isinstance(r.get("meta"), str) and r["meta"] else {}
+        register = str(meta.get("register") or "")
+        if register.startswith("prob="):  # best-of-N picks store a probability there, not a register
+            register = ""
         score = r.get("score")
         out.append(RatedLine(r["text"].strip(), (r.get("context") or "").strip(), r.get("kind") or "",
-                             int(score) if isinstance(score, (int, float)) else None,
-                             str(meta.get("register") or "") if not str(meta.get("register", "")).startswith("prob=")
-                             else ""))
+                             int(score) if isinstance(score, (int, float)) else None, register))
     return tuple(out)
 
 
