@@ -32,16 +32,17 @@ from steerlab.methods.steerlm.sft import _collate, encode_example
 def losses(lm, art, examples: list[Example], attribute: str, digit: int, batch: int = 16) -> list[float]:
     """Mean per-token loss of each example's response with ``attribute`` set to ``digit``."""
     out = []
-    for i in range(0, len(examples), batch):
-        chunk = [Example(e.prompt, e.response, {**e.attributes, attribute: digit}) for e in examples[i:i + batch]]
-        enc = [encode_example(lm, e, art.schema, art.template, art.chat, 160, art.placement) for e in chunk]
-        ids, labels, mask = _collate([e for e in enc if e], lm.tokenizer.pad_token_id or 0)
-        with torch.no_grad(), steerlab.apply(lm, art):
+    with torch.no_grad(), steerlab.apply(lm, art):  # installed once for all batches
+        for i in range(0, len(examples), batch):
+            chunk = [Example(e.prompt, e.response, {**e.attributes, attribute: digit})
+                     for e in examples[i:i + batch]]
+            enc = [encode_example(lm, e, art.schema, art.template, art.chat, 160, art.placement) for e in chunk]
+            ids, labels, mask = _collate([e for e in enc if e], lm.tokenizer.pad_token_id or 0)
             logits = lm.model(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
-        tok = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:], ignore_index=-100,
-                                                reduction="none")  # (B, T-1)
-        n = (labels[:, 1:] != -100).sum(1).clamp(min=1)
-        out += (tok.sum(1) / n).tolist()
+            tok = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:],
+                                                    ignore_index=-100, reduction="none")  # (B, T-1)
+            n = (labels[:, 1:] != -100).sum(1).clamp(min=1)
+            out += (tok.sum(1) / n).tolist()
     return out
 
 

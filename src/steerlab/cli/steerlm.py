@@ -122,10 +122,10 @@ def relabel_cmd(data: list[Path] = typer.Option(..., "--data", "-d", help="Recor
     from steerlab.methods.steerlm.annotate import relabel
     from steerlab.methods.steerlm.records import write_records
 
-    vm = _value_model(value_model)
-    examples = [ex for path in data for ex in read_records(path, vm.schema) if ex.response.strip()]
     if out.resolve() in {p.resolve() for p in data}:
         raise SteerlabError(f"--out {out} is one of the inputs; write the relabelled records elsewhere")
+    vm = _value_model(value_model)
+    examples = [ex for path in data for ex in read_records(path, vm.schema) if ex.response.strip()]
     with console.status(f"re-scoring {len(examples)} records"):
         relabelled, summary = relabel(vm, examples)
     write_records(out, relabelled, vm.schema, "VALUE_TO_TEXT")
