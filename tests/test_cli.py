@@ -152,3 +152,10 @@ def test_relabel_rescores_records_and_keeps_given_labels(tmp_path: Path, capsys)
     code, _, err = run(["steerlm", "relabel", "-d", str(data), "--value-model", "tests/data/steerlm-value-model",
                         "-o", str(data)], capsys)
     assert code != 0 and "is one of the inputs" in err
+
+
+def test_bootstrap_refuses_unknown_focus_before_loading(tmp_path: Path, capsys) -> None:
+    code, _, err = run(["steerlm", "bootstrap", "--adapter", "tests/data/steerlm-r2", "--value-model",
+                        "tests/data/steerlm-value-model", "-o", str(tmp_path / "b"), "--focus", "humour"], capsys)
+    assert code != 0 and "unknown attribute 'humour'" in err and "'humor'" in err
+    assert not (tmp_path / "b").exists()

@@ -292,6 +292,22 @@ def test_value_model_balance_weights_rare_levels() -> None:
         train_value_model(rows, balance="inverse", progress=False)
 
 
+def test_bootstrap_requests_focus_walks_every_level() -> None:
+    from steerlab.methods.steerlm.annotate import bootstrap_requests
+
+    plain = bootstrap_requests(DEFAULT_SCHEMA, 30, 5, seed=3)
+    assert len(plain) == 150 and all(r["quality"] == 4 for r in plain)
+    assert set(plain[0]) == set(DEFAULT_SCHEMA.names)
+    focused = bootstrap_requests(DEFAULT_SCHEMA, 30, 5, focus=["humor"], seed=3)
+    for i in range(30):  # each prompt's five samples ask for humour 0..4, once each
+        assert sorted(r["humor"] for r in focused[5 * i: 5 * i + 5]) == [0, 1, 2, 3, 4]
+    assert len({tuple(r["humor"] for r in focused[5 * i: 5 * i + 5]) for i in range(30)}) > 1  # random starts
+    assert all(r["quality"] == 4 for r in focused)
+    assert bootstrap_requests(DEFAULT_SCHEMA, 30, 5, focus=["humor"], seed=3) == focused  # seeded
+    with pytest.raises(SteerlabError, match="unknown attribute 'humour'.*'humor'"):
+        bootstrap_requests(DEFAULT_SCHEMA, 2, 5, focus=["humour"])
+
+
 def test_annotate_bootstrap_and_controllability_run(tiny_llama, value_model, tmp_path) -> None:
     from steerlab.eval.controllability import (
         measure_controllability,
@@ -309,8 +325,10 @@ def test_annotate_bootstrap_and_controllability_run(tiny_llama, value_model, tmp
     assert all(set(e.attributes) == set(DEFAULT_SCHEMA.names) for e in examples)
     art = small_adapter(tiny_llama)
     better, new, _ = bootstrap(tiny_llama, art, value_model, prompts=prompts, samples=2, previous=examples,
-                               max_new_tokens=6, progress=False, n_steps=1, batch_size=2, max_length=120)
+                               max_new_tokens=6, progress=False, n_steps=1, batch_size=2, max_length=120,
+                               focus=["humor"])
     assert better.meta["training"]["rounds"] == 2 and len(new) <= 4
+    assert better.meta["provenance"]["bootstrap"]["focus"] == ["humor"]
     results, info = measure_controllability(
         tiny_llama, {"steerlm": steerlm_system(better), "prompting": prompting_system(DEFAULT_SCHEMA)},
         value_model, prompts, attributes=["humor", "verbosity"], max_new_tokens=5, progress=False)

@@ -207,17 +207,22 @@ def bootstrap_cmd(adapter: Path = typer.Option(..., "--adapter"),
                   samples: int = typer.Option(2), max_per_topic: int = typer.Option(20),
                   max_new_tokens: int = typer.Option(64), lr: float = typer.Option(5e-3),
                   n_steps: int = typer.Option(80), batch_size: int = typer.Option(8),
-                  max_length: int = typer.Option(128), seed: int = typer.Option(1)) -> None:
+                  max_length: int = typer.Option(128), seed: int = typer.Option(1),
+                  focus: list[str] = typer.Option([], "--focus", help="Knob(s) whose requested value walks its "
+                                                  "whole range on each prompt (repeatable); use --samples >= "
+                                                  "its range size.")) -> None:
     """Sample at top quality, re-label with measured values, fine-tune the adapter again."""
     from steerlab.methods.steerlm.annotate import bootstrap, chat_prompts
     from steerlab.methods.steerlm.records import read_records, write_records
 
     art, vm = _adapter(adapter), _value_model(value_model)
+    for name in focus:
+        art.schema[name]  # unknown knob → clear error before loading the model
     previous = read_records(data, art.schema) if data else []
     lm = load(art.model.name if art.model else "smollm2-135m")
     prompts = chat_prompts("train", max_per_topic=max_per_topic, seed=seed)
     better, new, summary = bootstrap(lm, art, vm, prompts=prompts, samples=samples, previous=previous,
-                                     max_new_tokens=max_new_tokens, seed=seed, lr=lr, n_steps=n_steps,
+                                     max_new_tokens=max_new_tokens, seed=seed, focus=focus, lr=lr, n_steps=n_steps,
                                      batch_size=batch_size, max_length=max_length)
     better.save(out_dir)
     write_records(out_dir.with_name(out_dir.name + ".samples.v2t.jsonl"), new, vm.schema, "VALUE_TO_TEXT")

@@ -199,14 +199,17 @@ def bootstrap(
     temperature: float = 0.8,
     top_p: float = 0.95,
     seed: int = 0,
+    focus: Sequence[str] = (),
     progress: bool = True,
     **sft: Any,
 ) -> tuple[SteerLMAdapter, list[Example], dict[str, Any]]:
     """One bootstrap round: sample, re-label with measured values, fine-tune ``adapter`` further.
 
     Each sample asks for the top ``quality``; the other attributes are drawn uniformly from their
-    ranges (seeded) so the re-labelled set covers every knob. ``previous`` examples (round-1 data)
-    are mixed in to keep what the first round learnt.
+    ranges (seeded) so the re-labelled set covers every knob. ``focus`` names knobs to bootstrap
+    harder: each prompt's samples walk through their whole range (see :func:`bootstrap_requests`),
+    so a weak knob gets measured samples at every requested level of the same prompt.
+    ``previous`` examples (round-1 data) are mixed in to keep what the first round learnt.
     """
     from steerlab.core.steerer import Steer
     from steerlab.generation.generate import generate
@@ -214,15 +217,9 @@ def bootstrap(
 
     value_model.schema.check_same(adapter.schema, "the adapter")
     prompts = list(prompts) if prompts is not None else chat_prompts("train")
-    rng = random.Random(seed)
-    schema = adapter.schema
-    rows, steering = [], []
-    for p in prompts:
-        for _ in range(samples):
-            req = {a.name: rng.randint(a.low, a.high) for a in schema.attributes}
-            req["quality"] = schema["quality"].high if "quality" in schema.names else req.get("quality", 0)
-            rows.append(p)
-            steering.append(Steer(adapter, 1.0, {"attributes": req}))
+    requests = bootstrap_requests(adapter.schema, len(prompts), samples, focus=focus, seed=seed)
+    rows = [p for p in prompts for _ in range(samples)]
+    steering = [Steer(adapter, 1.0, {"attributes": req}) for req in requests]
     outs = generate(lm, rows, steering=steering, max_new_tokens=max_new_tokens, temperature=temperature,
                     top_p=top_p, seed=seed, chat=adapter.chat, progress=progress)
     cleaned = [(p, clean_response(o)) for p, o in zip(rows, outs)]
@@ -231,5 +228,31 @@ def bootstrap(
     data = [*previous, *new]
     improved = train_sft(lm, data, init=adapter, seed=seed, progress=progress, **sft)
     improved.meta.setdefault("provenance", {})["bootstrap"] = {"samples": len(rows), **summary,
-                                                                "previous": len(previous)}
+                                                                "previous": len(previous), "focus": list(focus)}
     return improved, new, summary
+
+
+def bootstrap_requests(schema: AttributeSchema, n_prompts: int, samples: int, *, focus: Sequence[str] = (),
+                       seed: int = 0) -> list[dict[str, int]]:
+    """The attribute values a bootstrap round asks for: ``samples`` requests per prompt, prompt-major.
+
+    ``quality`` asks for its top value (the seed's step 4); other knobs are drawn uniformly. A knob
+    in ``focus`` instead walks its range from a random start per prompt (``low + (start + i) %
+    size`` for sample ``i``), so with ``samples >= size`` every prompt is sampled at every level —
+    what a knob the previous round barely learnt needs to get measured examples at its extremes.
+    """
+    for name in focus:
+        schema[name]  # unknown attribute → clear error
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n_prompts):
+        start = {name: rng.randrange(schema[name].high - schema[name].low + 1) for name in focus}
+        for i in range(samples):
+            req = {a.name: rng.randint(a.low, a.high) for a in schema.attributes}
+            if "quality" in schema.names:
+                req["quality"] = schema["quality"].high
+            for name in focus:
+                a = schema[name]
+                req[name] = a.low + (start[name] + i) % (a.high - a.low + 1)
+            out.append(req)
+    return out
