@@ -452,3 +452,36 @@ def test_value_model_reports_held_out_metrics_per_source() -> None:
     by = vm.metrics["humor"]["by_source"]
     assert set(by) == {"a", "b"} and sum(m["n_test"] for m in by.values()) == vm.metrics["humor"]["n_test"]
     assert all(m["auc"] > 0.9 for m in by.values())
+
+
+def test_digit_sensitivity_matches_hand_computed_losses(tiny_llama) -> None:
+    import math
+
+    import steerlab
+    from steerlab.methods.steerlm.diagnostics import digit_sensitivity, response_losses
+    from steerlab.methods.steerlm.sft import encode_example
+
+    art = small_adapter(tiny_llama)
+    ex = [Example("Tell me a joke", "Why did the chicken cross the road?", DEFAULT_SCHEMA.resolve({"humor": 4})),
+          Example("Tell me a joke", "I do not know any jokes.", DEFAULT_SCHEMA.resolve({"humor": 0})),
+          Example("How are you?", "Fine, thanks.", DEFAULT_SCHEMA.resolve({"humor": 1}))]
+    got = response_losses(tiny_llama, art, ex, "humor", 3, batch_size=2)
+    # by hand, one example at a time: mean next-token loss over the response tokens
+    for e, value in zip(ex, got):
+        ids, labels = encode_example(tiny_llama, Example(e.prompt, e.response, {**e.attributes, "humor": 3}),
+                                     art.schema, art.template, art.chat, 160, art.placement)
+        with torch.no_grad(), steerlab.apply(tiny_llama, art):
+            logits = tiny_llama.model(input_ids=torch.tensor([ids])).logits[0]  # (T, V)
+        y = torch.tensor(labels[1:])
+        keep = y != -100
+        want = torch.nn.functional.cross_entropy(logits[:-1][keep], y[keep]).item()
+        assert value == pytest.approx(want, rel=1e-4, abs=1e-5)
+    # a limit that leaves no response token gives NaN rather than a shifted row
+    assert all(math.isnan(v) for v in response_losses(tiny_llama, art, ex, "humor", 3, max_length=4))
+    d = digit_sensitivity(tiny_llama, art, ex, "humor")
+    assert (d.n_high, d.n_low) == (1, 2) and d.effect == pytest.approx(d.high_gain + d.low_gain)
+    assert 0.0 <= d.high_favoured <= 1.0 and d.to_dict()["effect"] == d.effect
+    with pytest.raises(SteerlabError, match="need responses labelled both"):
+        digit_sensitivity(tiny_llama, art, ex[1:], "humor")
+    with pytest.raises(SteerlabError, match="out of range"):
+        response_losses(tiny_llama, art, ex, "humor", 9)
