@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,22 @@ def test_bootstrap_refuses_unknown_focus_before_loading(tmp_path: Path, capsys) 
                         "tests/data/steerlm-value-model", "-o", str(tmp_path / "b"), "--focus", "humour"], capsys)
     assert code != 0 and "unknown attribute 'humour'" in err and "'humor'" in err
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_digits_tells_an_adapter_that_reads_the_humour_digit(tmp_path: Path, capsys) -> None:
+    """Likelihood check on 16 plain and 16 funny Mallard replies (~45 s). Measured on all 397: round 2
+    (its humour labels were noise) +0.011 nats/token, funny replies favoured by ``humor:4`` 31%; r3h3
+    (three CPU rounds on Mallard + re-labelled data, which includes these setups) +0.222, 93%. On
+    this draw: r2 +0.017 (44%), r3h3 +0.298 (88%)."""
+    figures = tmp_path / "digits.json"
+    code, text, err = run(["steerlm", "digits", "--adapter", "tests/data/steerlm-r2", "--adapter",
+                           "tests/data/steerlm-r3h3", "--limit", "16", "--json", str(figures)], capsys)
+    assert code == 0, err
+    got = json.loads(figures.read_text())
+    r2, r3 = got["tests/data/steerlm-r2"], got["tests/data/steerlm-r3h3"]
+    assert r2["n_high"] == r2["n_low"] == 16 and "effect" in text
+    assert r3["effect"] > 0.15 and r3["high_favoured"] > 0.7, r3
+    assert r3["effect"] > r2["effect"] + 0.15, (r2, r3)
+    code, _, err = run(["steerlm", "digits", "--adapter", "tests/data/steerlm-r2", "--attribute", "quality"], capsys)
+    assert code != 0 and "give --data" in err

@@ -1,4 +1,4 @@
-"""SteerLM verbs: ``steerlab steerlm train-value | annotate | sft | bootstrap | eval``.
+"""SteerLM verbs: ``steerlab steerlm train-value | annotate | relabel | sft | bootstrap | digits | eval``.
 
 The pipeline, each step writing what the next reads::
 
@@ -7,6 +7,7 @@ The pipeline, each step writing what the next reads::
     steerlab steerlm sft --data data/annotated.v2t.jsonl --out steerlm-r1/
     steerlab steerlm bootstrap --adapter steerlm-r1/ --value-model vm/ --data data/annotated.v2t.jsonl --out steerlm-r2/
     steerlab steerlm eval --adapter steerlm-r1/ --adapter steerlm-r2/ --value-model vm/ --out results/control
+    steerlab steerlm digits --adapter steerlm-r1/ --adapter steerlm-r2/ --attribute humor   # likelihood check
     steerlab generate --steer steerlm-r2/ --attr humor=4 --attr toxicity=0 -p "Tell me about cats"
 """
 
@@ -228,6 +229,53 @@ def bootstrap_cmd(adapter: Path = typer.Option(..., "--adapter"),
     write_records(out_dir.with_name(out_dir.name + ".samples.v2t.jsonl"), new, vm.schema, "VALUE_TO_TEXT")
     _report(better, out_dir)
     console.print_json(data=summary["histogram"])
+
+
+@steerlm_app.command("digits")
+def digits_cmd(adapter: list[Path] = typer.Option(..., "--adapter", help="Adapter(s) to check (repeatable)."),
+               attribute: str = typer.Option("humor", "--attribute"),
+               data: Path | None = typer.Option(None, "--data", "-d", help="Records jsonl with low and high "
+                                                "labels (default for humor: the Mallard setups' replies)."),
+               low: int | None = typer.Option(None, help="Low digit (default: the range's bottom)."),
+               high: int | None = typer.Option(None, help="High digit (default: the range's top)."),
+               limit: int = typer.Option(0, help="Score at most this many low and this many high "
+                                         "responses (0 = all)."),
+               json_out: Path | None = typer.Option(None, "--json", help="Also write the figures here."),
+               seed: int = typer.Option(0)) -> None:
+    """Does an adapter read one knob's digit? Likelihood of low vs high responses under both digits."""
+    from steerlab.methods.steerlm import Example, read_records
+    from steerlab.methods.steerlm.annotate import humor_corpus_pairs
+    from steerlab.methods.steerlm.diagnostics import digit_sensitivity
+
+    arts = [_adapter(a) for a in adapter]
+    schema = arts[0].schema
+    for path, art in zip(adapter[1:], arts[1:]):
+        schema.check_same(art.schema, f"adapter {path}")
+    a = schema[attribute]
+    if data is not None:
+        examples = read_records(data, schema)
+    elif attribute == "humor":
+        pairs, given = humor_corpus_pairs()
+        examples = [Example(p, r, schema.resolve(g), s) for (p, r, s), g in zip(pairs, given)]
+    else:
+        raise SteerlabError(f"no packaged records for {attribute!r}: give --data with low and high labels")
+    if limit > 0:
+        rng = random.Random(seed)
+        lo = [e for e in examples if e.attributes[attribute] <= a.low + 1]
+        hi = [e for e in examples if e.attributes[attribute] >= a.high - 1]
+        examples = rng.sample(lo, min(limit, len(lo))) + rng.sample(hi, min(limit, len(hi)))
+    lm = load(arts[0].model.name if arts[0].model else "smollm2-135m")
+    table = Table("adapter", "effect (nats/token)", "high responses: gain, favoured", "low responses: gain, favoured")
+    results = {}
+    for path, art in zip(adapter, arts):
+        with console.status(f"scoring {len(examples)} responses under two digits with {path}"):
+            d = digit_sensitivity(lm, art, examples, attribute, low=low, high=high)
+        results[str(path)] = d.to_dict()
+        table.add_row(str(path), f"{d.effect:+.4f}", f"{d.high_gain:+.4f}, {d.high_favoured:.0%} of {d.n_high}",
+                      f"{d.low_gain:+.4f}, {d.low_favoured:.0%} of {d.n_low}")
+    out.print(table)
+    if json_out is not None:
+        json_out.write_text(json.dumps(results, indent=2) + "\n")
 
 
 @steerlm_app.command("eval")
