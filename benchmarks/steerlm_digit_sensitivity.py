@@ -24,8 +24,8 @@ import argparse
 from pathlib import Path
 
 import steerlab
-from steerlab.methods.steerlm import Example, read_records
-from steerlab.methods.steerlm.annotate import humor_corpus_pairs
+from steerlab.methods.steerlm import read_records
+from steerlab.methods.steerlm.annotate import humor_corpus_examples
 from steerlab.methods.steerlm.diagnostics import digit_sensitivity
 
 
@@ -44,8 +44,7 @@ def main() -> None:
     if args.records:
         examples = read_records(args.records, schema)
     else:
-        pairs, given = humor_corpus_pairs()
-        examples = [Example(p, r, schema.resolve(g), s) for (p, r, s), g in zip(pairs, given)]
+        examples = humor_corpus_examples(schema)
     for path, art in zip(args.adapters, arts):
         d = digit_sensitivity(lm, art, examples, args.attribute, low=args.low, high=args.high, low_max=1,
                               high_min=3)

@@ -243,33 +243,27 @@ def digits_cmd(adapter: list[Path] = typer.Option(..., "--adapter", help="Adapte
                json_out: Path | None = typer.Option(None, "--json", help="Also write the figures here."),
                seed: int = typer.Option(0)) -> None:
     """Does an adapter read one knob's digit? Likelihood of low vs high responses under both digits."""
-    from steerlab.methods.steerlm import Example, read_records
-    from steerlab.methods.steerlm.annotate import humor_corpus_pairs
+    from steerlab.methods.steerlm import read_records
+    from steerlab.methods.steerlm.annotate import humor_corpus_examples
     from steerlab.methods.steerlm.diagnostics import digit_sensitivity
 
     arts = [_adapter(a) for a in adapter]
     schema = arts[0].schema
     for path, art in zip(adapter[1:], arts[1:]):
         schema.check_same(art.schema, f"adapter {path}")
-    a = schema[attribute]
+    schema[attribute]  # unknown knob → clear error before loading anything
     if data is not None:
         examples = read_records(data, schema)
     elif attribute == "humor":
-        pairs, given = humor_corpus_pairs()
-        examples = [Example(p, r, schema.resolve(g), s) for (p, r, s), g in zip(pairs, given)]
+        examples = humor_corpus_examples(schema)
     else:
         raise SteerlabError(f"no packaged records for {attribute!r}: give --data with low and high labels")
-    if limit > 0:
-        rng = random.Random(seed)
-        lo = [e for e in examples if e.attributes[attribute] <= a.low + 1]
-        hi = [e for e in examples if e.attributes[attribute] >= a.high - 1]
-        examples = rng.sample(lo, min(limit, len(lo))) + rng.sample(hi, min(limit, len(hi)))
     lm = load(arts[0].model.name if arts[0].model else "smollm2-135m")
     table = Table("adapter", "effect (nats/token)", "high responses: gain, favoured", "low responses: gain, favoured")
     results = {}
     for path, art in zip(adapter, arts):
-        with console.status(f"scoring {len(examples)} responses under two digits with {path}"):
-            d = digit_sensitivity(lm, art, examples, attribute, low=low, high=high)
+        with console.status(f"scoring responses under two digits with {path}"):
+            d = digit_sensitivity(lm, art, examples, attribute, low=low, high=high, limit=limit, seed=seed)
         results[str(path)] = d.to_dict()
         table.add_row(str(path), f"{d.effect:+.4f}", f"{d.high_gain:+.4f}, {d.high_favoured:.0%} of {d.n_high}",
                       f"{d.low_gain:+.4f}, {d.low_favoured:.0%} of {d.n_low}")

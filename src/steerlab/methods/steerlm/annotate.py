@@ -187,6 +187,12 @@ def humor_corpus_pairs() -> tuple[list[tuple[str, str, str]], list[dict[str, int
             [{"humor": level} for _, level in picked])
 
 
+def humor_corpus_examples(schema: AttributeSchema) -> list[Example]:
+    """The Mallard setups' replies as examples: humour from a person's rating, other knobs at defaults."""
+    pairs, given = humor_corpus_pairs()
+    return [Example(p, r, schema.resolve(g), s) for (p, r, s), g in zip(pairs, given)]
+
+
 def bootstrap(
     lm: LoadedModel,
     adapter: SteerLMAdapter,

@@ -16,6 +16,7 @@ It costs one forward pass per response and digit.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -86,10 +87,12 @@ class DigitSensitivity:
 
 def digit_sensitivity(lm: LoadedModel, adapter: SteerLMAdapter, examples: Sequence[Example], attribute: str,
                       *, low: int | None = None, high: int | None = None, low_max: int | None = None,
-                      high_min: int | None = None, batch_size: int = 16) -> DigitSensitivity:
+                      high_min: int | None = None, limit: int | None = None, seed: int = 0,
+                      batch_size: int = 16) -> DigitSensitivity:
     """Score ``examples`` labelled ≤ ``low_max`` (low) or ≥ ``high_min`` (high) on ``attribute``.
 
     Digits default to the attribute's range ends; the label cut-offs to one level in from them.
+    ``limit`` scores a seeded random draw of at most that many low and that many high responses.
     """
     a = adapter.schema[attribute]
     low = a.low if low is None else low
@@ -98,6 +101,9 @@ def digit_sensitivity(lm: LoadedModel, adapter: SteerLMAdapter, examples: Sequen
     high_min = a.high - 1 if high_min is None else high_min
     lo = [e for e in examples if e.attributes[attribute] <= low_max]
     hi = [e for e in examples if e.attributes[attribute] >= high_min]
+    if limit is not None and limit > 0:
+        rng = random.Random(seed)
+        lo, hi = rng.sample(lo, min(limit, len(lo))), rng.sample(hi, min(limit, len(hi)))
     if not lo or not hi:
         raise DataError(f"need responses labelled both <= {low_max} and >= {high_min} on {attribute!r}; "
                         f"got {len(lo)} low and {len(hi)} high")
