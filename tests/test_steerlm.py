@@ -308,6 +308,38 @@ def test_bootstrap_requests_focus_walks_every_level() -> None:
         bootstrap_requests(DEFAULT_SCHEMA, 2, 5, focus=["humour"])
 
 
+def test_mismatched_pairs_take_other_conversations_replies() -> None:
+    """Quality 0 = a reply from another topic, 2 = from another conversation of the same topic (value_data)."""
+    from steerlab.eval.corpora import chatterbot
+    from steerlab.methods.steerlm.annotate import chat_prompts, is_heldout, mismatched_pairs
+
+    turns = chatterbot()
+    home = {}
+    for t in turns:
+        home.setdefault(t.prompt, (t.topic, t.conversation))
+    donor_topic = {}
+    for t in turns:
+        if not is_heldout(t.prompt):
+            donor_topic.setdefault(t.reply, set()).add((t.topic, t.conversation))
+    prompts = chat_prompts("train", max_per_topic=5)
+    pairs, given = mismatched_pairs(prompts, per_prompt=3, seed=1)
+    assert len(pairs) == len(given) == 3 * len(prompts)
+    own = {(t.prompt, t.reply) for t in turns}
+    for k, ((prompt, reply, source), g) in enumerate(zip(pairs, given)):
+        assert (prompt, reply) not in own and source.startswith("chatterbot:mismatched:")
+        topic, conv = home[prompt]
+        origins = donor_topic[reply]  # only the training fifth's replies are donors
+        if g == {"quality": 2}:
+            assert k % 3 == 1 and any(o[0] == topic and o[1] != conv for o in origins)
+        else:  # other topic; also the same-topic slot of a topic with a single conversation
+            assert g == {"quality": 0} and any(o[0] != topic for o in origins)
+    assert sum(g["quality"] == 2 for g in given) > 0.8 * len(prompts)
+    assert mismatched_pairs(prompts, per_prompt=3, seed=1) == (pairs, given)  # seeded
+    assert mismatched_pairs(["not a chatterbot line"], per_prompt=2)[1] == [{"quality": 0}] * 2
+    with pytest.raises(SteerlabError, match="≥ 0"):
+        mismatched_pairs(prompts, per_prompt=-1)
+
+
 def test_annotate_bootstrap_and_controllability_run(tiny_llama, value_model, tmp_path) -> None:
     from steerlab.eval.controllability import (
         measure_controllability,
@@ -318,7 +350,10 @@ def test_annotate_bootstrap_and_controllability_run(tiny_llama, value_model, tmp
 
     prompts = ["Tell me a joke", "How are you?"]
     examples, summary = annotate(tiny_llama, value_model, prompts=prompts, samples=2, include_human=True,
-                                 max_new_tokens=6, progress=False)
+                                 max_new_tokens=6, mismatched=2, progress=False)
+    mism = [e for e in examples if e.source.startswith("chatterbot:mismatched:")]
+    assert len(mism) == 4 and all(e.given["quality"] in (0, 2) and e.attributes["quality"] == e.given["quality"]
+                                  for e in mism)
     sampled = [e for e in examples if ":sample:" in e.source and not e.source.endswith(":terse")]
     assert len(sampled) + summary["dropped_empty"] + summary["dropped_truncated"] == 4
     assert any(e.source.startswith("chatterbot:") for e in examples)

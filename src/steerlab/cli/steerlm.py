@@ -86,6 +86,8 @@ def annotate_cmd(value_model: Path = typer.Option(..., "--value-model"),
                  terse: bool = typer.Option(True, help="Also keep the first sentence of each sample as a record."),
                  humor_corpus: bool = typer.Option(True, help="Add the Mallard corpus's replies to its setups, "
                                                    "humour level from a person's rating."),
+                 mismatched: int = typer.Option(0, help="Replies from other conversations per prompt "
+                                                "(quality 0 from another topic, 2 from the same)."),
                  seed: int = typer.Option(0)) -> None:
     """Label chatterbot replies and base-model samples with the value model (TEXT_TO_VALUE / VALUE_TO_TEXT)."""
     from steerlab.core.artifact import load_artifact
@@ -104,7 +106,7 @@ def annotate_cmd(value_model: Path = typer.Option(..., "--value-model"),
     prompts = chat_prompts("train", max_per_topic=max_per_topic, seed=seed)
     examples, summary = annotate(lm, vm, prompts=prompts, samples=samples, include_human=human, variants=variants,
                                  max_new_tokens=max_new_tokens, temperature=temperature, terse=terse,
-                                 humor_corpus=humor_corpus, seed=seed)
+                                 humor_corpus=humor_corpus, mismatched=mismatched, seed=seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_records(out_dir / "annotated.t2v.jsonl", examples, vm.schema, "TEXT_TO_VALUE")
     write_records(out_dir / "annotated.v2t.jsonl", examples, vm.schema, "VALUE_TO_TEXT")

@@ -15,6 +15,12 @@ With ``humor_corpus=True`` the replies of the Mallard humour corpus to its every
 the data (397 replies to 164 setups, plain and funny replies to the same setup): their humour
 level is the one a person's rating gives (:func:`~steerlab.methods.steerlm.value_data.humor_level`),
 kept in the record's ``given`` labels; the value model labels their other attributes.
+
+With ``mismatched=N`` each prompt also gets N replies a person wrote in *other* chatterbot
+conversations — alternately from another topic (quality 0) and from the same topic (quality 2),
+the construction the value model's quality labels come from (``value_data``). Sampled responses
+are almost always on topic, so without them no record has quality 0 and the bottom of the quality
+knob is never trained (measured: r3q's training mix had 0 records at quality 0 and 418 at 1).
 :func:`relabel` re-scores existing records with a newer value model and keeps ``given`` labels.
 
 ``bootstrap`` samples several responses per prompt from the SteerLM model conditioned on top
@@ -97,6 +103,7 @@ def annotate(
     top_p: float = 0.95,
     terse: bool = True,
     humor_corpus: bool = False,
+    mismatched: int = 0,
     seed: int = 0,
     batch_size: int | None = None,
     chat: bool | None = None,
@@ -142,6 +149,10 @@ def annotate(
         extra, extra_given = humor_corpus_pairs()
         pairs += extra
         given += extra_given
+    if mismatched:
+        extra, extra_given = mismatched_pairs(prompts, per_prompt=mismatched, seed=seed)
+        pairs += extra
+        given += extra_given
     examples, summary = label(value_model, pairs, given)
     return examples, {**summary, "dropped_truncated": dropped_truncated}
 
@@ -185,6 +196,42 @@ def humor_corpus_pairs() -> tuple[list[tuple[str, str, str]], list[dict[str, int
     picked = [(r, level) for r, level in mallard_levels() if r.context]
     return ([(r.context, r.text, f"mallard:{r.kind}") for r, _ in picked],
             [{"humor": level} for _, level in picked])
+
+
+def mismatched_pairs(prompts: Sequence[str], *, per_prompt: int = 2, seed: int = 0
+                     ) -> tuple[list[tuple[str, str, str]], list[dict[str, int]]]:
+    """(prompt, someone else's reply, source) triples and their quality: 0 (other topic) or 2 (same topic).
+
+    Donor replies come only from the training fifth of chatterbot (never a held-out line's reply)
+    and never a reply a person gave to the prompt itself (chatterbot repeats lines across
+    conversations). The k-th reply of a prompt is from another topic
+    for even k and from the same topic for odd k; a prompt that is not a chatterbot line (topic
+    unknown) gets other-topic replies only, from any topic.
+    """
+    from steerlab.eval.corpora import chatterbot
+
+    if per_prompt < 0:
+        raise DataError(f"mismatched replies per prompt must be ≥ 0, got {per_prompt}")
+    donors = [t for t in chatterbot() if not is_heldout(t.prompt)]
+    home: dict[str, tuple[str, int]] = {}
+    own: dict[str, set[str]] = {}  # every reply a person gave to a line, in any conversation
+    for t in chatterbot():
+        home.setdefault(t.prompt, (t.topic, t.conversation))
+        own.setdefault(t.prompt, set()).add(t.reply)
+    rng = random.Random(seed)
+    pairs: list[tuple[str, str, str]] = []
+    given: list[dict[str, int]] = []
+    for prompt in prompts:
+        topic, conv = home.get(prompt, (None, -1))
+        mine = own.get(prompt, set())
+        same = [t for t in donors if t.topic == topic and t.conversation != conv and t.reply not in mine]
+        other = [t for t in donors if t.topic != topic and t.reply not in mine]
+        for k in range(per_prompt):
+            pool, quality = (same, 2) if k % 2 and same else (other, 0)
+            donor = rng.choice(pool)
+            pairs.append((prompt, donor.reply, f"chatterbot:mismatched:{donor.topic}"))
+            given.append({"quality": quality})
+    return pairs, given
 
 
 def humor_corpus_examples(schema: AttributeSchema) -> list[Example]:
