@@ -383,6 +383,20 @@ def test_annotate_bootstrap_and_controllability_run(tiny_llama, value_model, tmp
     assert all(r.spearman_ci is None or r.spearman_ci[0] <= r.spearman_ci[1] for r in again)
 
 
+def test_guided_sweep_leaves_defaults_and_prompting_rows_alone(tiny_llama) -> None:
+    from steerlab.eval.controllability import generate_sweep, prompting_system, steerlm_system
+
+    art = small_adapter(tiny_llama)
+    systems = {"steerlm": steerlm_system(art), "prompting": prompting_system(DEFAULT_SCHEMA)}
+    kw = dict(attributes=["humor"], max_new_tokens=5, temperature=0.0, progress=False)
+    plain = generate_sweep(tiny_llama, systems, DEFAULT_SCHEMA, ["Tell me a joke"], **kw)
+    guided = generate_sweep(tiny_llama, systems, DEFAULT_SCHEMA, ["Tell me a joke"], guidance=4.0, **kw)
+    same = [(p["system"], p["level"]) for p, g in zip(plain, guided) if p["output"] == g["output"]]
+    assert ("steerlm", 0) in same  # humor 0 is the default: both branches are the same request
+    assert all(("prompting", k) in same for k in range(5))
+    assert len(same) < len(plain)
+
+
 def test_controllability_interval_resamples_prompts() -> None:
     """A knob that works on every prompt gets an interval above 0; noise gets one around 0."""
     import random
@@ -420,6 +434,23 @@ def test_generate_attributes_argument_sets_the_knob_per_row(tiny_llama) -> None:
                           progress=False)
     with pytest.raises(SteerlabError, match="out of range"):
         steerlab.generate(tiny_llama, "x", steering=art, attributes={"humor": 7}, max_new_tokens=2, progress=False)
+
+
+def test_attribute_guidance_contrasts_with_reference_attributes(tiny_llama) -> None:
+    """Guidance against reference attributes: a row asking for the reference itself decodes as
+    unguided (both branches identical); other rows move; per-row requests match rows alone."""
+    art = small_adapter(tiny_llama)
+    prompts = ["Tell me a joke", "How are you?", "Tell me a joke"]
+    attrs = [{}, {"humor": 4, "sentiment": 0}, {"humor": 4}]
+    kw = dict(steering=art, max_new_tokens=6, progress=False)
+    plain = steerlab.generate(tiny_llama, prompts, attributes=attrs, **kw)
+    guided = steerlab.generate(tiny_llama, prompts, attributes=attrs, guidance=4.0, guidance_reference={}, **kw)
+    assert guided[0] == plain[0]  # defaults vs defaults: nothing to amplify
+    assert guided[1:] != plain[1:]
+    alone = [steerlab.generate(tiny_llama, [p], attributes=[a], guidance=4.0, guidance_reference={}, **kw)[0]
+             for p, a in zip(prompts, attrs)]
+    assert guided == alone
+    assert hook_count(tiny_llama.model) == 0
 
 
 def test_humour_corpora_load_with_ratings_and_levels() -> None:

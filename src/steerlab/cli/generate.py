@@ -23,6 +23,11 @@ def generate(
     positions: str = typer.Option("all", help="all, prompt, generated, or an index k (positions >= k)."),
     operator: str = typer.Option("add", help="add, ablate or clamp."),
     attr: list[str] = typer.Option([], "--attr", help="SteerLM attribute name=value (repeatable), e.g. humor=4."),
+    guidance: float = typer.Option(1.0, help="Classifier-free guidance scale (1 = off): amplify what the "
+                                   "steering changes, against the unsteered model or --guidance-attr."),
+    guidance_attr: list[str] = typer.Option([], "--guidance-attr", help="Reference SteerLM attribute "
+                                            "name=value for --guidance (repeatable; 'defaults' = every "
+                                            "knob at its default)."),
     model: str = typer.Option("", "--model", "-m", help="Model (default: the artifact's, else smollm2-135m)."),
     max_new_tokens: int = typer.Option(48, help="Tokens to generate."),
     temperature: float = typer.Option(0.0, help="0 = greedy."),
@@ -54,11 +59,15 @@ def generate(
     if operator != "add":
         options["operator"] = operator
     steers = tuple(Steer(a, s, options) for a, s in zip(artifacts, strengths))
+    reference: str | None = None
+    if guidance_attr:
+        reference = "" if guidance_attr == ["defaults"] else ",".join(a.replace("=", ":", 1) for a in guidance_attr)
     name = model or next((a.model.name for a in artifacts if a.model), "smollm2-135m")
     lm = load(name)
     texts = do_generate(lm, prompts, steers or None, max_new_tokens=max_new_tokens,
                         temperature=temperature, top_p=top_p, seed=seed,
                         attributes=",".join(a.replace("=", ":", 1) for a in attr) if attr else None,
+                        guidance=guidance, guidance_reference=reference,
                         chat=any(getattr(a, "chat", False) for a in artifacts) if chat is None else chat)
     if json_out:
         print_json([{"prompt": p, "completion": t} for p, t in zip(prompts, texts)])

@@ -287,6 +287,9 @@ def eval_cmd(adapter: list[Path] = typer.Option([], "--adapter", help="Adapter(s
              rescore: Path | None = typer.Option(None, "--rescore", help="Score the outputs saved in this "
                                                  "controllability.json instead of generating."),
              max_new_tokens: int = typer.Option(64), temperature: float = typer.Option(0.7),
+             guidance: float = typer.Option(1.0, help="Classifier-free guidance scale against the adapter "
+                                            "at default attributes (1 = off; the prompting baseline is "
+                                            "never guided)."),
              seed: int = typer.Option(0)) -> None:
     """Controllability: sweep each attribute 0→4, measure with the value model and independent scorers."""
     from steerlab.eval.controllability import (
@@ -328,7 +331,7 @@ def eval_cmd(adapter: list[Path] = typer.Option([], "--adapter", help="Adapter(s
     prompts = random.Random(seed).sample(pool, min(n_prompts, len(pool)))
     results, info = measure_controllability(lm, systems, vm, prompts, attributes=attribute or None, samples=samples,
                                             max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
-                                            chat=arts[0].chat, independent=independent)
+                                            chat=arts[0].chat, guidance=guidance, independent=independent)
     save_results(results, {**info, "adapters": [str(a) for a in adapter]}, out_dir)
     out.print(to_markdown(results))
     console.print(f"saved {out_dir}")

@@ -105,9 +105,16 @@ def generate_sweep(
     top_p: float = 0.95,
     seed: int = 0,
     chat: bool | None = None,
+    guidance: float = 1.0,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Rows ``{system, attribute, level, prompt, output}``: every system asked every level of every attribute."""
+    """Rows ``{system, attribute, level, prompt, output}``: every system asked every level of every attribute.
+
+    ``guidance`` ≠ 1 decodes attribute-steered rows with classifier-free guidance against the
+    same adapter at the schema's defaults (``guidance_reference={}``), so each knob is pushed away
+    from its default by the requested level; rows without attribute knobs (the prompting baseline)
+    have identical branches and decode as without guidance.
+    """
     from steerlab.generation.generate import generate
 
     if chat is None:
@@ -123,8 +130,9 @@ def generate_sweep(
                         texts.append(rewrite(p))
                         steering.append(steer)
                         keys.append((sname, a, level, p))
+    guide: dict[str, Any] = {"guidance": guidance, "guidance_reference": {}} if guidance != 1.0 else {}
     outs = generate(lm, texts, steering=steering, max_new_tokens=max_new_tokens, temperature=temperature,
-                    top_p=top_p, seed=seed, chat=chat, progress=progress)
+                    top_p=top_p, seed=seed, chat=chat, progress=progress, **guide)
     return [{"system": k[0], "attribute": k[1], "level": k[2], "prompt": k[3], "output": o.strip()}
             for k, o in zip(keys, outs)]
 

@@ -16,6 +16,7 @@ import torch
 
 from steerlab.core.steerer import patch, per_row, rewrite_prompts, with_option
 from steerlab.errors import SteerlabError
+from steerlab.generation.guidance import check_scale, guided_generate_ids
 from steerlab.models.loading import LoadedModel
 from steerlab.progress import maybe_bar
 
@@ -48,6 +49,8 @@ def generate(
     allow_mismatch: bool = False,
     progress: bool = True,
     attributes: Mapping[str, Any] | str | Sequence[Mapping[str, Any] | str | None] | None = None,
+    guidance: float = 1.0,
+    guidance_reference: Mapping[str, Any] | str | Sequence[Mapping[str, Any] | str | None] | None = None,
 ) -> list[str]:
     """Continue each prompt; returns the new text of each row (prompt excluded).
 
@@ -57,6 +60,12 @@ def generate(
     the ``attributes`` option of every steer in the row whose method has attribute knobs (SteerLM).
     ``batch_size`` rows are decoded together (default: ``$STEERLAB_GEN_BATCH`` or 32; a GPU wants
     128 or more, since a small model's decoding step costs about the same at any batch size there).
+
+    ``guidance`` ≠ 1 decodes with classifier-free guidance (:mod:`steerlab.generation.guidance`):
+    log-probs ``ref + guidance · (cond − ref)``, where ``ref`` is each prompt unsteered, or, when
+    ``guidance_reference`` is given, the row's steering with its ``attributes`` option set to
+    that reference (``{}`` = every knob at its default; per row as a list). It costs a second
+    batch row per prompt.
     """
     single = isinstance(prompts, str)
     batch_size = batch_size or int(os.environ.get("STEERLAB_GEN_BATCH", "32"))
@@ -69,11 +78,19 @@ def generate(
         raise SteerlabError("max_new_tokens must be >= 1")
     if temperature < 0 or not 0 < top_p <= 1:
         raise SteerlabError("temperature must be >= 0 and top_p in (0, 1]")
+    scale = check_scale(guidance)
+    if guidance_reference is not None and scale == 1.0:
+        raise SteerlabError("guidance_reference needs guidance != 1 (1 = no guidance)")
     rows = per_row(steering, len(prompt_list))
     if attributes is not None:
         rows = with_option(rows, "attributes", attributes)
-    texts = [format_prompt(lm, p, chat=chat, system=system) for p in rewrite_prompts(prompt_list, rows)]
-    texts = rewrite_prompts(texts, rows, formatted=True)
+    texts = _conditioned_texts(lm, prompt_list, rows, chat=chat, system=system)
+    ref_rows: list[list[Any]] = []
+    ref_texts: list[str] = []
+    if scale != 1.0:
+        ref_rows = ([[] for _ in rows] if guidance_reference is None
+                    else with_option(rows, "attributes", guidance_reference))
+        ref_texts = _conditioned_texts(lm, prompt_list, ref_rows, chat=chat, system=system)
     outputs: list[str] = []
     with maybe_bar(progress, len(texts), "generating") as advance:
         for start in range(0, len(texts), batch_size):
@@ -83,16 +100,34 @@ def generate(
             steer_arg = tuple(chunk_rows[0]) if shared else [tuple(r) for r in chunk_rows]
             if seed is not None:
                 torch.manual_seed(seed + start)
-            handle = patch(lm, steer_arg, batch_size=1 if shared else len(chunk_rows),
+            if scale != 1.0:  # conditioned rows, then their references, in one batch
+                steer_arg = [tuple(r) for r in chunk_rows] + [tuple(ref_rows[i]) for i in idx]
+                shared = False
+            handle = patch(lm, steer_arg, batch_size=1 if shared else len(steer_arg),
                            allow_mismatch=allow_mismatch)
             try:
-                outputs += _generate_chunk(lm, [texts[i] for i in idx], max_new_tokens=max_new_tokens,
-                                           temperature=temperature, top_p=top_p, top_k=top_k,
-                                           stop=stop, chat=chat)
+                if scale != 1.0:
+                    ids = guided_generate_ids(
+                        lm, [texts[i] for i in idx], [ref_texts[i] for i in idx], scale=scale,
+                        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                        top_k=top_k, stop=stop, add_special_tokens=not chat)
+                    decoded = lm.tokenizer.batch_decode(ids, skip_special_tokens=True)
+                    outputs += [_cut(t, stop) for t in decoded]
+                else:
+                    outputs += _generate_chunk(lm, [texts[i] for i in idx], max_new_tokens=max_new_tokens,
+                                               temperature=temperature, top_p=top_p, top_k=top_k,
+                                               stop=stop, chat=chat)
             finally:
                 handle.remove()
             advance(len(idx))
     return outputs[:1] if single else outputs
+
+
+def _conditioned_texts(lm: LoadedModel, prompts: Sequence[str], rows: Sequence[Sequence[Any]], *,
+                       chat: bool, system: str | None) -> list[str]:
+    """The text the model continues for each row: steering's prompt rewrites around the chat template."""
+    texts = [format_prompt(lm, p, chat=chat, system=system) for p in rewrite_prompts(prompts, rows)]
+    return rewrite_prompts(texts, rows, formatted=True)
 
 
 def _generate_chunk(lm: LoadedModel, texts: list[str], *, max_new_tokens: int, temperature: float,
