@@ -86,8 +86,9 @@ def annotate_cmd(value_model: Path = typer.Option(..., "--value-model"),
                  terse: bool = typer.Option(True, help="Also keep the first sentence of each sample as a record."),
                  humor_corpus: bool = typer.Option(True, help="Add the Mallard corpus's replies to its setups, "
                                                    "humour level from a person's rating."),
-                 mismatched: int = typer.Option(0, help="Replies from other conversations per prompt "
-                                                "(quality 0 from another topic, 2 from the same)."),
+                 mismatched: int = typer.Option(2, help="Replies from other conversations per prompt "
+                                                "(quality 0 from another topic, 2 from the same; "
+                                                "0 = none, as in rounds up to r3h3)."),
                  seed: int = typer.Option(0)) -> None:
     """Label chatterbot replies and base-model samples with the value model (TEXT_TO_VALUE / VALUE_TO_TEXT)."""
     from steerlab.core.artifact import load_artifact

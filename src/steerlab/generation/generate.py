@@ -80,7 +80,7 @@ def generate(
         raise SteerlabError("temperature must be >= 0 and top_p in (0, 1]")
     scale = check_scale(guidance)
     if guidance_reference is not None and scale == 1.0:
-        raise SteerlabError("guidance_reference needs guidance != 1 (1 = no guidance)")
+        raise SteerlabError("guidance_reference (--guidance-attr) needs guidance != 1 (1 = no guidance)")
     rows = per_row(steering, len(prompt_list))
     if attributes is not None:
         rows = with_option(rows, "attributes", attributes)

@@ -103,7 +103,7 @@ def annotate(
     top_p: float = 0.95,
     terse: bool = True,
     humor_corpus: bool = False,
-    mismatched: int = 0,
+    mismatched: int = 2,
     seed: int = 0,
     batch_size: int | None = None,
     chat: bool | None = None,
