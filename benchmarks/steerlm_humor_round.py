@@ -18,6 +18,8 @@ labels from the Mallard corpus and pyjokes (``steerlab steerlm train-value``), t
 6. optionally (session 9, round r3m) adds replies a person wrote in other conversations to each
    chatterbot prompt of the mix (``--mismatched``: quality 0 from another topic, 2 from the same),
    so the bottom of the quality knob has records at all,
+7. optionally (session 10, round r4t) appends an earlier mix's humour records once more
+   (``--humor-again``), so a round that adds quality and toxicity data does not dilute humour,
 
 and writes one VALUE_TO_TEXT file for ``steerlab steerlm sft --init ADAPTER``.
 
@@ -53,6 +55,9 @@ def main() -> None:
                     help="extra copies of every record at the top toxicity level (after the rest is mixed)")
     ap.add_argument("--mismatched", type=int, default=0,
                     help="replies from other conversations per prompt of the mix (quality 0 / 2)")
+    ap.add_argument("--humor-again", type=Path,
+                    help="an earlier humour mix whose Mallard replies and humour ≥ 3 records (toxicity ≤ "
+                         "--max-toxicity) are appended once more, so a round that adds other data keeps humour")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if args.base is None and not args.records:
@@ -96,6 +101,11 @@ def main() -> None:
         mism, _ = label(vm, *mismatched_pairs(lines, per_prompt=args.mismatched, seed=args.seed))
         mix += mism
         parts["mismatched"] = len(mism)
+    if args.humor_again:
+        again = [e for e in read_records(args.humor_again, vm.schema) if e.source.startswith("mallard")
+                 or (e.attributes["humor"] >= 3 and e.attributes["toxicity"] <= args.max_toxicity)]
+        mix += again
+        parts["humour_again"] = len(again)
     if args.top_toxic:
         top = vm.schema["toxicity"].high
         unique = {(e.prompt, e.response): e for e in mix + examples if e.attributes["toxicity"] == top}
