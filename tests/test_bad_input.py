@@ -103,7 +103,7 @@ def test_save_is_atomic_and_keeps_the_old_artifact_on_failure(vec, tmp_path: Pat
 
     monkeypatch.setattr("steerlab.core.artifact.save_file", boom)
     with pytest.raises(OSError, match="disk full"):
-        (2 * vec).save(path)
+        (2 * vec).save(path, overwrite=True)
     assert (path / "steer_config.json").read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["v"]  # no temporary leftovers
 

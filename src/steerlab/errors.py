@@ -33,3 +33,20 @@ class LayerError(SteerlabError):
 
 class MissingDependencyError(SteerlabError):
     """An optional extra is not installed; the message says what to install."""
+
+
+class OutputError(SteerlabError):
+    """An output path that would destroy something steerlab did not write, or cannot be written."""
+
+
+class CheckpointMismatchError(SteerlabError):
+    """A training checkpoint made with other data or settings than the run asked to resume it."""
+
+
+class NonFiniteError(SteerlabError):
+    """A number that is NaN, infinite or too large to compute with (an input, or a generation that
+    overflowed)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a long job; ``str()`` says what was kept (e.g. the checkpoint to resume from)."""

@@ -7,7 +7,8 @@ Layout of an artifact directory::
     steer_weights.safetensors  every tensor the method needs
 
 Nothing is pickled and nothing is loaded with ``torch.load``: a downloaded artifact can hold data,
-never code. Saves are atomic (a temporary sibling directory renamed into place).
+never code. Saves are atomic (a temporary sibling directory renamed into place) and never
+replace anything but an earlier artifact, and that only with ``overwrite=True``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
@@ -28,11 +28,13 @@ from steerlab._version import __version__
 from steerlab.core.atomic import atomic_dir
 from steerlab.core.fingerprint import ModelFingerprint
 from steerlab.core.registry import Registry
-from steerlab.errors import ArtifactError
+from steerlab.core.validate import check_tensor_values
+from steerlab.errors import ArtifactError, SteerlabError
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "steer_config.json"
 WEIGHTS_NAME = "steer_weights.safetensors"
+ARTIFACT_FILES = frozenset({CONFIG_NAME, WEIGHTS_NAME})
 
 A = TypeVar("A", bound="Artifact")
 
@@ -71,20 +73,28 @@ class Artifact(ABC):
         """A human label (from meta, else the method name)."""
         return str(self.meta.get("name") or self.method)
 
-    def save(self, path: str | Path) -> Path:
-        """Write the artifact directory atomically; returns its path."""
-        return save_artifact(self, path)
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the artifact directory atomically; returns its path.
+
+        An existing artifact at ``path`` is replaced only with ``overwrite=True``; a folder holding
+        anything else, or a file, is never replaced (:class:`~steerlab.errors.OutputError`).
+        """
+        return save_artifact(self, path, overwrite=overwrite)
 
     def check_tensors(self) -> None:
-        """Raise :class:`ArtifactError` if any tensor holds NaN or inf."""
+        """Raise :class:`ArtifactError` if any tensor holds NaN, inf or values too large to steer with."""
         _, tensors = self.to_state()
         for key, t in tensors.items():
-            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                raise ArtifactError(f"tensor {key!r} of {self.name!r} contains NaN or inf values")
+            check_tensor_values(f"tensor {key!r} of {self.name!r}", t)
+
+    def __repr__(self) -> str:
+        model = self.model.name if self.model else "any model"
+        return f"{type(self).__name__}({self.name!r}, method={self.method!r}, model={model!r})"
 
 
-def save_artifact(artifact: Artifact, path: str | Path) -> Path:
-    """Write ``artifact`` to directory ``path`` (replacing it atomically if it exists)."""
+def save_artifact(artifact: Artifact, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``artifact`` to directory ``path``; an earlier artifact there is replaced atomically
+    only with ``overwrite=True`` (see :func:`~steerlab.core.atomic.atomic_dir`)."""
     artifact.check_tensors()
     config, tensors = artifact.to_state()
     doc = {
@@ -101,7 +111,7 @@ def save_artifact(artifact: Artifact, path: str | Path) -> Path:
         "eval_card": artifact.meta.get("eval_card", {}),
     }
     target = Path(path)
-    with atomic_dir(target) as tmp:
+    with atomic_dir(target, ARTIFACT_FILES, overwrite=overwrite, what="steerlab artifact") as tmp:
         (tmp / CONFIG_NAME).write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
         contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         save_file(contiguous, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
@@ -123,11 +133,24 @@ def read_config(path: str | Path) -> dict[str, Any]:
     if not isinstance(doc, dict) or "method" not in doc or "config" not in doc:
         raise ArtifactError(f"{cfg_path} lacks the 'method' / 'config' fields of a steerlab artifact")
     version = doc.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ArtifactError(f"{cfg_path}: format_version must be a positive integer, got {version!r}")
+    if version > FORMAT_VERSION:
         raise ArtifactError(
             f"{cfg_path} has format_version {version!r}; this steerlab ({__version__}) reads up to "
             f"{FORMAT_VERSION}. Upgrade steerlab."
         )
+    if not isinstance(doc["method"], str) or not doc["method"]:
+        raise ArtifactError(f"{cfg_path}: 'method' must be a method name, got {doc['method']!r}")
+    if not isinstance(doc["config"], dict):
+        raise ArtifactError(f"{cfg_path}: 'config' must be an object, got {type(doc['config']).__name__}")
+    for key in ("provenance", "eval_card"):
+        if doc.get(key) is not None and not isinstance(doc[key], dict):
+            raise ArtifactError(f"{cfg_path}: {key!r} must be an object, got {type(doc[key]).__name__}")
+    if doc.get("name") is not None and not isinstance(doc["name"], str):
+        raise ArtifactError(f"{cfg_path}: 'name' must be a string, got {doc['name']!r}")
+    if doc.get("model") is not None and not isinstance(doc["model"], dict):
+        raise ArtifactError(f"{cfg_path}: 'model' must be a model fingerprint object, got {doc['model']!r}")
     return doc
 
 
@@ -137,7 +160,10 @@ def load_artifact(path: str | Path) -> Artifact:
 
     root = Path(path)
     doc = read_config(root)
-    cls = ARTIFACTS.get(doc["method"])
+    try:
+        cls = ARTIFACTS.get(doc["method"])
+    except SteerlabError as e:
+        raise ArtifactError(f"{root}: {e}") from None
     weights = root / WEIGHTS_NAME
     if not weights.is_file():
         raise ArtifactError(f"{root}: {WEIGHTS_NAME} is missing")
@@ -145,18 +171,20 @@ def load_artifact(path: str | Path) -> Artifact:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
         raise ArtifactError(f"{weights} is corrupt or truncated: {e}") from None
-    model = ModelFingerprint.from_dict(doc["model"]) if doc.get("model") else None
+    model = ModelFingerprint.from_dict(doc["model"], source=str(root)) if doc.get("model") else None
     meta = {
         "name": doc.get("name"),
-        "provenance": doc.get("provenance", {}),
-        "eval_card": doc.get("eval_card", {}),
+        "provenance": doc.get("provenance") or {},
+        "eval_card": doc.get("eval_card") or {},
         "created": doc.get("created"),
         "library_version": doc.get("library_version"),
     }
     try:
         artifact = cls.from_state(doc["config"], tensors, model, meta)
-    except (KeyError, TypeError, ValueError) as e:
-        raise ArtifactError(f"{root}: config and weights do not match ({e})") from None
+    except SteerlabError as e:
+        raise ArtifactError(f"{root}: {e}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as e:
+        raise ArtifactError(f"{root}: config and weights do not match ({type(e).__name__}: {e})") from None
     artifact.check_tensors()
     return artifact
 
@@ -168,7 +196,7 @@ def update_eval_card(path: str | Path, card: dict[str, Any]) -> None:
     root = Path(path)
     doc = read_config(root)
     doc.setdefault("eval_card", {}).update(card)
-    with atomic_file(root / CONFIG_NAME) as tmp:
+    with atomic_file(root / CONFIG_NAME, overwrite=True) as tmp:  # rewrites our own file in place
         tmp.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
 
 

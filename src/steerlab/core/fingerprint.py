@@ -43,7 +43,22 @@ class ModelFingerprint:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelFingerprint:
+    def from_dict(cls, d: Any, *, source: str = "artifact") -> ModelFingerprint:
+        """Rebuild a fingerprint, refusing anything but a complete one with the right types."""
+        from steerlab.errors import ArtifactError
+
+        if not isinstance(d, dict):
+            raise ArtifactError(f"{source}: the model fingerprint must be an object, got {d!r}")
+        missing = [k for k in cls.__dataclass_fields__ if k not in d]
+        if missing:
+            raise ArtifactError(f"{source}: the model fingerprint lacks {', '.join(missing)}")
+        ints = ("hidden_size", "num_layers", "vocab_size")
+        for k in cls.__dataclass_fields__:
+            v = d[k]
+            ok = (isinstance(v, int) and not isinstance(v, bool) and v > 0) if k in ints else isinstance(v, str)
+            if not ok:
+                want = "a positive integer" if k in ints else "a string"
+                raise ArtifactError(f"{source}: model fingerprint field {k!r} must be {want}, got {v!r}")
         return cls(**{k: d[k] for k in cls.__dataclass_fields__})
 
     def check(self, other: ModelFingerprint, *, allow_mismatch: bool = False) -> None:
@@ -61,7 +76,8 @@ class ModelFingerprint:
             raise ModelMismatchError(
                 f"artifact was made for {self.name!r} but the model is {other.name!r} "
                 f"(same shapes, different weights hash {self.weights_hash[:12]} vs "
-                f"{other.weights_hash[:12]}); pass allow_mismatch=True to use it anyway"
+                f"{other.weights_hash[:12]}); to use it anyway pass allow_mismatch=True "
+                f"(CLI: --allow-mismatch)"
             )
 
 

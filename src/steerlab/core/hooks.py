@@ -4,10 +4,17 @@ A :class:`HookSet` collects every change a steerer makes (forward hooks, pre-hoo
 undo callbacks such as re-attaching an adapter). If installation fails half-way the caller removes
 what was installed so far, and removal always runs in reverse order, so nested and composed
 steering restores the model exactly.
+
+Hooks belong to the thread that installed them: a forward pass run by another thread passes
+through them untouched. So a model shared between threads never mixes their steering — one
+thread's ``apply`` block steers that thread's calls only — and ``generate`` additionally holds the
+model's lock, so concurrent calls run one after another, each exactly as it would alone.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -18,9 +25,23 @@ from torch.utils.hooks import RemovableHandle
 class HookSet:
     """A stack of undo actions for one patch."""
 
-    def __init__(self) -> None:
+    def __init__(self, owner: int | None = None) -> None:
         self._undo: list[Callable[[], None]] = []
         self.removed = False
+        self.owner = threading.get_ident() if owner is None else owner
+        """The thread whose forward passes these hooks act on."""
+
+    def _owned(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` as a hook that only acts in the owner thread (elsewhere: returns None = no change)."""
+        owner = self.owner
+
+        @functools.wraps(fn)
+        def hook(*args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() != owner:
+                return None
+            return fn(*args, **kwargs)
+
+        return hook
 
     def add_handle(self, handle: RemovableHandle) -> None:
         """Record a torch hook handle so that :meth:`remove` detaches it."""
@@ -32,11 +53,11 @@ class HookSet:
 
     def forward_hook(self, module: nn.Module, fn: Callable[..., Any]) -> None:
         """Register ``fn(module, args, output) -> output`` on ``module``."""
-        self.add_handle(module.register_forward_hook(fn))
+        self.add_handle(module.register_forward_hook(self._owned(fn)))
 
     def forward_pre_hook(self, module: nn.Module, fn: Callable[..., Any]) -> None:
         """Register ``fn(module, args, kwargs) -> None | (args, kwargs)`` with kwargs."""
-        self.add_handle(module.register_forward_pre_hook(fn, with_kwargs=True))
+        self.add_handle(module.register_forward_pre_hook(self._owned(fn), with_kwargs=True))
 
     def remove(self) -> None:
         """Undo everything, newest first. Safe to call twice."""

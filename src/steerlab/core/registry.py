@@ -39,6 +39,9 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """Return the item called ``name`` or raise with a did-you-mean hint."""
+        if not isinstance(name, str):
+            known = ", ".join(sorted(self._items)) or "none"
+            raise SteerlabError(f"{self.kind} must be a name, got {name!r}. Known: {known}.")
         try:
             return self._items[name]
         except KeyError:

@@ -28,6 +28,7 @@ from steerlab.core.artifact import Artifact
 from steerlab.core.hooks import HookSet
 from steerlab.core.positions import PositionTracker
 from steerlab.core.registry import Registry
+from steerlab.core.validate import finite
 from steerlab.errors import SteerlabError
 
 if TYPE_CHECKING:
@@ -45,9 +46,9 @@ class Steer:
     def __post_init__(self) -> None:
         if not isinstance(self.artifact, Artifact):
             raise SteerlabError(f"Steer needs an artifact, got {type(self.artifact).__name__}")
-        s = float(self.strength)
-        if s != s or s in (float("inf"), float("-inf")):
-            raise SteerlabError(f"strength must be a finite number, got {self.strength!r}")
+        finite("strength", self.strength)
+        if not isinstance(self.options, Mapping):
+            raise SteerlabError(f"Steer options must be a mapping of option names to values, got {self.options!r}")
 
 
 SteerLike = Union[Artifact, Steer]
@@ -113,7 +114,12 @@ class Steerer(ABC):
                     f"unknown option {key!r} for method {self.name!r}.{hint} "
                     f"Known: {', '.join(sorted(known))}."
                 )
-        return self.options_cls(**options)
+        try:
+            return self.options_cls(**options)
+        except SteerlabError:
+            raise
+        except (TypeError, ValueError, OverflowError) as e:
+            raise SteerlabError(f"bad options for method {self.name!r}: {e}") from None
 
 
 METHODS: Registry[type[Steerer]] = Registry("steering method")

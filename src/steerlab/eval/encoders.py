@@ -44,3 +44,18 @@ def encode(texts: list[str], name: str = DEFAULT_ENCODER, batch_size: int = 64) 
     enc = load_encoder(name)
     return np.asarray(enc.encode(texts, batch_size=batch_size, show_progress_bar=False,
                                  convert_to_numpy=True), dtype=np.float32)
+
+
+def packaged_encoder(name: Any, source: str, override: str | None = None) -> str:
+    """The encoder a saved value model or probe may use: ``override`` if the caller gives one,
+    else the saved name if it is a packaged encoder. A file never chooses a hub id or a path to
+    load on its own (that could download a model, or read an arbitrary folder)."""
+    from steerlab.errors import ArtifactError
+
+    if override is not None:
+        return override
+    if not isinstance(name, str) or name not in ENCODERS:
+        raise ArtifactError(f"{source} names sentence encoder {name!r}, which is not a packaged encoder "
+                            f"({', '.join(ENCODERS)}); a saved file never chooses a model to download or load. "
+                            "Pass encoder=... to load it with an encoder you choose")
+    return name

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from steerlab.models.loading import LoadedModel
+from steerlab.models.loading import LoadedModel, holds_model_lock
 from steerlab.progress import progress_bar
 
 
@@ -33,6 +33,7 @@ class PerplexityResult:
     model: str
 
 
+@holds_model_lock
 def _token_nll(lm: LoadedModel, texts: list[str], batch_size: int) -> list[tuple[float, int]]:
     """(summed NLL of tokens 1.., number of predicted tokens) per text."""
     tok = lm.tokenizer

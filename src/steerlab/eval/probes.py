@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from steerlab.core.atomic import atomic_dir
-from steerlab.errors import ArtifactError, DataError
+from steerlab.errors import ArtifactError, DataError, SteerlabError
 from steerlab.eval.encoders import DEFAULT_ENCODER, encode
 
 PROBE_CONFIG = "probe_config.json"
@@ -44,9 +44,10 @@ class EmbeddingProbe:
         z = x @ self.coef + self.intercept
         return [float(v) for v in 1.0 / (1.0 + np.exp(-z))]
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the probe folder atomically; an earlier probe there is replaced only with ``overwrite=True``."""
         target = Path(path)
-        with atomic_dir(target) as tmp:
+        with atomic_dir(target, {PROBE_CONFIG, PROBE_WEIGHTS}, overwrite=overwrite, what="probe") as tmp:
             (tmp / PROBE_CONFIG).write_text(json.dumps({"kind": "steerlab-embedding-probe", "format_version": 1,
                                                         "encoder": self.encoder, "intercept": self.intercept,
                                                         "info": self.info}, indent=2) + "\n")
@@ -56,15 +57,31 @@ class EmbeddingProbe:
         return target
 
     @classmethod
-    def load(cls, path: str | Path) -> EmbeddingProbe:
+    def load(cls, path: str | Path, *, encoder: str | None = None) -> EmbeddingProbe:
+        """Read a probe folder; its encoder must be a packaged one unless ``encoder`` overrides it."""
+        from steerlab.core.validate import check_tensor_values, finite
+        from steerlab.eval.encoders import packaged_encoder
+
         root = Path(path)
         try:
-            cfg = json.loads((root / PROBE_CONFIG).read_text())
+            cfg = json.loads((root / PROBE_CONFIG).read_text(encoding="utf-8"))
             w = load_file(str(root / PROBE_WEIGHTS))
-        except (OSError, json.JSONDecodeError, SafetensorError) as e:
+            if not isinstance(cfg, dict):
+                raise ValueError("config is not an object")
+            parts = [w["coef"], w["mean"], w["std"]]
+            if any(t.dim() != 1 for t in parts) or len({t.shape[0] for t in parts}) != 1:
+                raise ValueError("coef, mean and std must be 1-D of one size")
+            for name, t in zip(("coef", "mean", "std"), parts):
+                check_tensor_values(f"{root}: {name}", t)
+            intercept = finite("intercept", cfg["intercept"])
+            info = cfg.get("info", {})
+        except SteerlabError as e:
             raise ArtifactError(f"{root} is not a readable probe: {e}") from None
-        return cls(cfg["encoder"], w["coef"].numpy(), float(cfg["intercept"]), w["mean"].numpy(),
-                   w["std"].numpy(), cfg.get("info", {}))
+        except (OSError, ValueError, KeyError, TypeError, SafetensorError) as e:
+            raise ArtifactError(f"{root} is not a readable probe: {type(e).__name__}: {e}") from None
+        enc = packaged_encoder(cfg.get("encoder"), str(root), encoder)
+        return cls(enc, w["coef"].numpy(), intercept, w["mean"].numpy(), w["std"].numpy(),
+                   info if isinstance(info, dict) else {})
 
 
 def train_probe(texts: Sequence[str], labels: Sequence[int], *, encoder: str = DEFAULT_ENCODER,

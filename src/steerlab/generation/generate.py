@@ -13,9 +13,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+from transformers import LogitsProcessorList
 
 from steerlab.core.steerer import patch, per_row, rewrite_prompts, with_option
+from steerlab.core.validate import finite, positive_int
 from steerlab.errors import SteerlabError
+from steerlab.generation.finite import FiniteLogitsGuard
 from steerlab.generation.guidance import check_scale, guided_generate_ids
 from steerlab.models.loading import LoadedModel
 from steerlab.progress import maybe_bar
@@ -68,19 +71,43 @@ def generate(
     batch row per prompt.
     """
     single = isinstance(prompts, str)
-    batch_size = batch_size or int(os.environ.get("STEERLAB_GEN_BATCH", "32"))
-    if batch_size < 1:
-        raise SteerlabError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = positive_int("batch_size", batch_size or _env_batch())
     prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
     if not prompt_list:
         return []
-    if max_new_tokens < 1:
-        raise SteerlabError("max_new_tokens must be >= 1")
-    if temperature < 0 or not 0 < top_p <= 1:
-        raise SteerlabError("temperature must be >= 0 and top_p in (0, 1]")
+    for i, p in enumerate(prompt_list):
+        if not isinstance(p, str):
+            raise SteerlabError(f"prompt {i} must be a string, got {type(p).__name__}")
+        if not chat and not p:
+            raise SteerlabError(f"prompt {i} is empty: give some text to continue (or generate with chat=True)")
+    positive_int("max_new_tokens", max_new_tokens)
+    finite("temperature", temperature, low=0.0, max_abs=1e4)
+    if not 0 < finite("top_p", top_p) <= 1:
+        raise SteerlabError(f"top_p must be in (0, 1], got {top_p!r}")
+    positive_int("top_k", top_k, minimum=0)
     scale = check_scale(guidance)
     if guidance_reference is not None and scale == 1.0:
         raise SteerlabError("guidance_reference (--guidance-attr) needs guidance != 1 (1 = no guidance)")
+    with lm.lock:  # one generation at a time on a shared model (hooks are per thread too)
+        return _generate(lm, prompt_list, steering, single=single, batch_size=batch_size,
+                         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                         seed=seed, chat=chat, system=system, stop=stop, allow_mismatch=allow_mismatch,
+                         progress=progress, attributes=attributes, scale=scale,
+                         guidance_reference=guidance_reference)
+
+
+def _env_batch() -> int:
+    raw = os.environ.get("STEERLAB_GEN_BATCH", "32")
+    try:
+        return int(raw)
+    except ValueError:
+        raise SteerlabError(f"STEERLAB_GEN_BATCH must be an integer, got {raw!r}") from None
+
+
+def _generate(lm: LoadedModel, prompt_list: list[str], steering: Any, *, single: bool, batch_size: int,
+              max_new_tokens: int, temperature: float, top_p: float, top_k: int, seed: int | None, chat: bool,
+              system: str | None, stop: Sequence[str] | None, allow_mismatch: bool, progress: bool,
+              attributes: Any, scale: float, guidance_reference: Any) -> list[str]:
     rows = per_row(steering, len(prompt_list))
     if attributes is not None:
         rows = with_option(rows, "attributes", attributes)
@@ -145,8 +172,11 @@ def _generate_chunk(lm: LoadedModel, texts: list[str], *, max_new_tokens: int, t
         kwargs.update(temperature=None, top_p=None, top_k=None)
     if stop:
         kwargs.update(stop_strings=list(stop), tokenizer=tok)
+    if int(enc["attention_mask"].sum(dim=1).min()) == 0:
+        raise SteerlabError("a prompt has no tokens: give some text to continue")
     with torch.no_grad():
-        out = lm.model.generate(**enc, **kwargs)  # (B, T_prompt + T_new)
+        out = lm.model.generate(**enc, **kwargs, logits_processor=LogitsProcessorList([FiniteLogitsGuard()]))
+        # (B, T_prompt + T_new)
     new = out[:, enc["input_ids"].shape[1]:]
     decoded = tok.batch_decode(new, skip_special_tokens=True)
     return [_cut(t, stop) for t in decoded]

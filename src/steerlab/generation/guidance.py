@@ -34,7 +34,9 @@ from transformers.generation import (
     TopPLogitsWarper,
 )
 
+from steerlab.core.validate import finite
 from steerlab.errors import SteerlabError
+from steerlab.generation.finite import check_finite_logits
 from steerlab.models.loading import LoadedModel
 
 
@@ -97,6 +99,7 @@ def guided_generate_ids(
         out = lm.model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=pos, use_cache=True)
         for _ in range(max_new_tokens):
             logits = out.logits[:, -1, :]  # (2B, V)
+            check_finite_logits(logits)
             scores = warpers(seq, guided_log_probs(logits[:n], logits[n:], scale))  # (B, V)
             if temperature > 0:
                 nxt = torch.multinomial(torch.softmax(scores, dim=-1), 1).squeeze(1)  # (B,)
@@ -121,10 +124,4 @@ def guided_generate_ids(
 
 def check_scale(scale: Any) -> float:
     """A guidance scale must be a finite number; 1 turns guidance off."""
-    try:
-        value = float(scale)
-    except (TypeError, ValueError):
-        raise SteerlabError(f"guidance must be a number (1 = off), got {scale!r}") from None
-    if not torch.isfinite(torch.tensor(value)):
-        raise SteerlabError(f"guidance must be finite, got {scale!r}")
-    return value
+    return finite("guidance", scale, max_abs=1e3)

@@ -7,12 +7,15 @@ exposes what steering needs: layer count, hidden size, site modules and a finger
 from __future__ import annotations
 
 import difflib
+import functools
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -34,6 +37,10 @@ class LoadedModel:
     source: str = ""
     load_seconds: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
+    lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)
+    """Held by every call that runs or changes the shared model and tokenizer (generation,
+    recording, training, perplexity), so threads sharing one model take turns instead of mixing
+    padding sides, adapters or batch-shaped steering."""
 
     @property
     def config(self) -> Any:
@@ -181,3 +188,18 @@ def _prepare_tokenizer(tokenizer: Any) -> None:
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def holds_model_lock(fn: F) -> F:
+    """Decorate a function whose first argument is a :class:`LoadedModel` so it runs holding the
+    model's lock (see :attr:`LoadedModel.lock`)."""
+
+    @functools.wraps(fn)
+    def run(lm: LoadedModel, *args: Any, **kwargs: Any) -> Any:
+        with lm.lock:
+            return fn(lm, *args, **kwargs)
+
+    return run  # type: ignore[return-value]

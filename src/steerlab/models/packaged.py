@@ -107,7 +107,7 @@ def materialize(entry: PackagedModel) -> Path:
     joined = cache_root() / "gguf" / f"{entry.name}.gguf"
     if joined.is_file():
         return joined
-    with atomic_file(joined) as tmp:
+    with atomic_file(joined, overwrite=True) as tmp:  # steerlab's own cache
         with open(tmp, "wb") as out:
             for p in parts:
                 with open(p, "rb") as src:
@@ -128,7 +128,7 @@ def converted_dir(entry: PackagedModel) -> Path:
     gguf_path = materialize(entry)
     from steerlab.models.gguf_convert import convert_gguf
 
-    with atomic_dir(target) as tmp:
+    with atomic_dir(target, None, overwrite=True, what="converted model cache") as tmp:  # steerlab's own cache
         convert_gguf(gguf_path, tmp)
     return target
 

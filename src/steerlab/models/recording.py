@@ -14,7 +14,7 @@ from torch import Tensor
 
 from steerlab.core.hooks import HookSet, output_hidden
 from steerlab.errors import SteerlabError
-from steerlab.models.loading import LoadedModel
+from steerlab.models.loading import LoadedModel, holds_model_lock
 from steerlab.progress import progress_bar
 
 READ_POSITIONS = ("last", "mean", "all")
@@ -24,6 +24,7 @@ class _StopForward(Exception):
     """Raised by the deepest hook to skip the layers nobody asked for."""
 
 
+@holds_model_lock
 def record(
     lm: LoadedModel,
     texts: Sequence[str],

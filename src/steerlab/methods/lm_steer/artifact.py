@@ -9,11 +9,15 @@ from torch import Tensor
 
 from steerlab.core.artifact import Artifact
 from steerlab.core.fingerprint import ModelFingerprint
+from steerlab.core.validate import finite
 from steerlab.errors import SteerlabError
 from steerlab.methods.lm_steer.adaptor import ADAPTOR_CLASSES
 
+_PARAMS = {"multiply": (("projector1", "projector2"), 3), "add": (("add_vec",), 2), "offset": (("offset_vec",), 2)}
+"""Tensors of each adaptor class and their rank: (K, H, r) projectors, (K, H) or (K, V) vectors."""
 
-@dataclass(eq=False)
+
+@dataclass(eq=False, repr=False)
 class LMSteer(Artifact):
     """Steers of one model. ``steer_names[k]`` names steer k (e.g. ``["sentiment", "dummy"]``);
     ``dummy_steer`` is the index trained with value 1 on every example (absorbs the data's domain)."""
@@ -30,8 +34,17 @@ class LMSteer(Artifact):
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.epsilon = finite("epsilon", self.epsilon)
         if self.adaptor_class not in ADAPTOR_CLASSES:
             raise SteerlabError(f"unknown adaptor_class {self.adaptor_class!r}; known: {', '.join(ADAPTOR_CLASSES)}")
+        names, dims = _PARAMS[self.adaptor_class]
+        if sorted(self.params) != sorted(names):
+            raise SteerlabError(f"a {self.adaptor_class!r} LM-Steer holds tensors {', '.join(names)}; "
+                                f"got {', '.join(sorted(self.params)) or 'none'}")
+        shapes = {tuple(p.shape) for p in self.params.values()}
+        if any(p.dim() != dims for p in self.params.values()) or len(shapes) != 1 or 0 in next(iter(shapes)):
+            raise SteerlabError(f"{self.adaptor_class!r} LM-Steer tensors must be {dims}-D of one non-empty shape, "
+                                f"got {sorted(shapes)}")
         k = next(iter(self.params.values())).shape[0]
         if k != len(self.steer_names):
             raise SteerlabError(f"{k} steers in the weights but {len(self.steer_names)} steer names")
@@ -66,5 +79,15 @@ class LMSteer(Artifact):
                    meta: dict[str, Any]) -> LMSteer:
         if config.get("training"):
             meta = {**meta, "training": config["training"]}
-        return cls(tensors, config["adaptor_class"], float(config["epsilon"]), list(config["steer_names"]),
-                   config.get("dummy_steer"), int(config.get("rank", 0)), model, meta)
+        names, dummy = config["steer_names"], config.get("dummy_steer")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise SteerlabError(f"steer_names must be a list of strings, got {names!r}")
+        if dummy is not None and (isinstance(dummy, bool) or not isinstance(dummy, int)):
+            raise SteerlabError(f"dummy_steer must be a steer index or null, got {dummy!r}")
+        return cls(tensors, config["adaptor_class"], finite("epsilon", config["epsilon"]), names,
+                   dummy, int(config.get("rank", 0)), model, meta)
+
+    def __repr__(self) -> str:
+        model = self.model.name if self.model else "any model"
+        return (f"LMSteer({self.name!r}, adaptor={self.adaptor_class!r}, steers={self.steer_names}, "
+                f"rank={self.rank}, model={model!r})")

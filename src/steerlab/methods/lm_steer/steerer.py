@@ -18,6 +18,7 @@ from torch import Tensor
 from steerlab.core.hooks import HookSet
 from steerlab.core.positions import PositionRule, PositionTracker, position_mask, validate_positions
 from steerlab.core.steerer import Application, Steerer
+from steerlab.core.validate import finite
 from steerlab.errors import ModelMismatchError, SteerlabError
 from steerlab.methods.lm_steer.adaptor import hidden_delta, logit_offset
 from steerlab.methods.lm_steer.artifact import LMSteer
@@ -36,6 +37,13 @@ class LMSteerOptions:
 
     def __post_init__(self) -> None:
         validate_positions(self.positions)
+        if isinstance(self.steer, bool) or not isinstance(self.steer, (int, str)):
+            raise SteerlabError(f"steer must be a steer index or name, got {self.steer!r}")
+        if self.values is not None:
+            if not isinstance(self.values, (list, tuple)):
+                raise SteerlabError(f"values must be a list of numbers, one per steer, got {self.values!r}")
+            self.values = [finite(f"values[{i}]", v) for i, v in enumerate(self.values)]
+        self.dummy_value = finite("dummy_value", self.dummy_value)
 
 
 class LMSteerSteerer(Steerer):

@@ -4,8 +4,10 @@ steer (if any) set to 1.
 
 Only the final hidden state feeds the steer, so the frozen model runs once per batch without
 gradients and backpropagation covers just the adaptor and the LM head: a step costs about one
-forward pass. Checkpoints (parameters, Adam state, step, RNG state) are safetensors + JSON and
-training resumes from the last one. Data order and initialisation follow ``seed``.
+forward pass. Checkpoints (parameters, Adam state, step) are safetensors + JSON and training
+resumes from the last one — only when the checkpoint was made with the same data, settings and
+model (a digest of all three is stored with it; ``restart=True`` starts afresh instead). Ctrl-C
+saves a checkpoint at the last finished step. Data order and initialisation follow ``seed``.
 
 Defaults for a 135M model on 2 CPU cores: each step still needs one forward pass of the frozen
 model over ``batch_size`` texts (~2 s for 16 review snippets), so 300 steps × 16 texts (about 10
@@ -17,6 +19,7 @@ as in the official code.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -26,15 +29,17 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from steerlab.core.atomic import atomic_dir
+from steerlab.core.atomic import atomic_dir, check_dir_target
+from steerlab.core.validate import finite, positive_int
 from steerlab.data.pairs import ContrastSet, as_contrast, text_hashes
-from steerlab.errors import SteerlabError
+from steerlab.errors import CheckpointMismatchError, Interrupted, SteerlabError
 from steerlab.methods.lm_steer.adaptor import hidden_delta, init_params, logit_offset, regularization
 from steerlab.methods.lm_steer.artifact import LMSteer
 from steerlab.models.layout import get_module
-from steerlab.models.loading import LoadedModel
+from steerlab.models.loading import LoadedModel, holds_model_lock
 
 
 def _logits(lm: LoadedModel, h: torch.Tensor, adaptor: str, params: dict[str, torch.Tensor],
@@ -47,6 +52,7 @@ def _logits(lm: LoadedModel, h: torch.Tensor, adaptor: str, params: dict[str, to
     return logits
 
 
+@holds_model_lock
 def train(
     lm: LoadedModel,
     data: Any,
@@ -67,12 +73,25 @@ def train(
     seed: int = 0,
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int = 100,
+    restart: bool = False,
     name: str | None = None,
     progress: bool = True,
 ) -> LMSteer:
     """Train an :class:`LMSteer` on positive (+1) / negative (−1) texts. Knob names follow the
-    official code; defaults are chosen for a 135M model on 2 CPU cores (see the module docs)."""
+    official code; defaults are chosen for a 135M model on 2 CPU cores (see the module docs).
+
+    With ``checkpoint_dir`` the run resumes from a checkpoint there if it was made with the same
+    data, settings (all but ``n_steps``) and model; a different one raises
+    :class:`~steerlab.errors.CheckpointMismatchError` unless ``restart=True``, which trains from
+    step 0 and replaces it. Ctrl-C saves a checkpoint and raises :class:`~steerlab.errors.Interrupted`.
+    """
     contrast: ContrastSet = as_contrast(data)
+    for knob, value in (("num_steers", num_steers), ("rank", rank), ("n_steps", n_steps), ("batch_size", batch_size),
+                        ("max_length", max_length), ("checkpoint_every", checkpoint_every)):
+        positive_int(knob, value)
+    for knob, fvalue in (("epsilon", epsilon), ("init_var", init_var), ("regularization", regularization_weight),
+                         ("lr", lr)):
+        finite(knob, fvalue)
     if not 0 <= training_steer < num_steers or (dummy_steer is not None and not 0 <= dummy_steer < num_steers):
         raise SteerlabError(f"training_steer / dummy_steer must be steer indices 0..{num_steers - 1}")
     if dummy_steer == training_steer:
@@ -89,8 +108,15 @@ def train(
     opt = torch.optim.Adam(params.values(), lr=lr)
     start, history = 0, []
     ckpt = Path(checkpoint_dir) if checkpoint_dir else None
-    if ckpt is not None and (ckpt / "state.json").is_file():
-        start, history = _load_checkpoint(ckpt, params, opt)
+    run = {"config": {"adaptor_class": adaptor_class, "num_steers": num_steers, "dummy_steer": dummy_steer,
+                      "training_steer": training_steer, "rank": rank, "epsilon": epsilon, "init_var": init_var,
+                      "regularization": regularization_weight, "lr": lr, "batch_size": batch_size,
+                      "max_length": max_length, "seed": seed},
+           "data": _data_digest(examples), "model": lm.fingerprint.weights_hash[:16]}
+    if ckpt is not None:
+        check_dir_target(ckpt, CHECKPOINT_FILES, overwrite=True, what="LM-Steer checkpoint")
+        if (ckpt / "state.json").is_file() and not restart:
+            start, history = _load_checkpoint(ckpt, params, opt, run, n_steps)
     order_rng = random.Random(seed)
     order = _epoch_order(len(examples), order_rng)
     consumed = start * batch_size
@@ -104,6 +130,7 @@ def train(
     t0 = time.perf_counter()
     from steerlab.progress import maybe_bar
 
+    done = start
     try:
         tok.padding_side = "right"
         with maybe_bar(progress, n_steps - start, f"training lm-steer ({name or contrast.name})") as advance:
@@ -131,10 +158,20 @@ def train(
                 total.backward()
                 opt.step()
                 history.append(float(loss.detach()))
+                done = step + 1
                 recent = history[-20:]
                 advance(1, f"loss {sum(recent) / len(recent):.3f}")
-                if ckpt is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == n_steps):
-                    _save_checkpoint(ckpt, params, opt, step + 1, history)
+                if ckpt is not None and (done % checkpoint_every == 0 or done == n_steps):
+                    _save_checkpoint(ckpt, params, opt, done, history, run)
+    except KeyboardInterrupt:
+        if ckpt is None:
+            raise Interrupted(f"training interrupted at step {done}/{n_steps}; no checkpoint directory, "
+                              "nothing was kept") from None
+        if done > start:
+            _save_checkpoint(ckpt, params, opt, done, history, run)
+        kept = (f"checkpoint at step {done}/{n_steps} kept in {ckpt}" if done > start
+                else f"no step finished; {ckpt} is as it was")
+        raise Interrupted(f"training interrupted; {kept}; run the same command to resume") from None
     finally:
         tok.padding_side = side
     seconds = time.perf_counter() - t0
@@ -163,8 +200,19 @@ def _epoch_order(n: int, rng: random.Random) -> list[int]:
     return order
 
 
+CHECKPOINT_FILES = frozenset({"checkpoint.safetensors", "state.json"})
+
+
+def _data_digest(examples: Sequence[tuple[str, float]]) -> str:
+    """sha256 of the training texts and labels in order (the order drives the data schedule)."""
+    h = hashlib.sha256()
+    for text, label in examples:
+        h.update(json.dumps([text, label]).encode())
+    return h.hexdigest()
+
+
 def _save_checkpoint(path: Path, params: dict[str, torch.Tensor], opt: torch.optim.Optimizer, step: int,
-                     history: list[float]) -> None:
+                     history: list[float], run: dict[str, Any]) -> None:
     tensors = {f"param.{n}": p.detach().clone() for n, p in params.items()}
     for i, p in enumerate(params.values()):
         st = opt.state.get(p, {})
@@ -173,15 +221,32 @@ def _save_checkpoint(path: Path, params: dict[str, torch.Tensor], opt: torch.opt
                 tensors[f"adam.{i}.{key}"] = st[key].detach().clone()
         if "step" in st:
             tensors[f"adam.{i}.step"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1)
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, CHECKPOINT_FILES, overwrite=True, what="LM-Steer checkpoint") as tmp:
         save_file(tensors, str(tmp / "checkpoint.safetensors"))
-        (tmp / "state.json").write_text(json.dumps({"step": step, "history": history}) + "\n")
+        (tmp / "state.json").write_text(json.dumps({"step": step, "history": history, "run": run}) + "\n")
 
 
-def _load_checkpoint(path: Path, params: dict[str, torch.Tensor], opt: torch.optim.Optimizer
-                     ) -> tuple[int, list[float]]:
-    tensors = load_file(str(path / "checkpoint.safetensors"))
-    state = json.loads((path / "state.json").read_text())
+def _load_checkpoint(path: Path, params: dict[str, torch.Tensor], opt: torch.optim.Optimizer, run: dict[str, Any],
+                     n_steps: int) -> tuple[int, list[float]]:
+    """Restore a checkpoint made by the same run (data, settings, model); refuse any other."""
+    try:
+        state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+        tensors = load_file(str(path / "checkpoint.safetensors"))
+    except (OSError, ValueError, SafetensorError) as e:
+        raise CheckpointMismatchError(f"{path} holds an unreadable checkpoint ({type(e).__name__}: {e}); "
+                                      "pass restart=True (CLI: --restart) to train from scratch") from None
+    old = state.get("run") if isinstance(state, dict) else None
+    if old != run:
+        diffs = _differences(old, run)
+        raise CheckpointMismatchError(f"{path} holds a checkpoint of another run ({diffs}); pass restart=True "
+                                      "(CLI: --restart) to train from scratch, or another checkpoint directory")
+    step = state.get("step")
+    if not isinstance(step, int) or step > n_steps:
+        raise CheckpointMismatchError(f"{path} is at step {step!r}, past n_steps={n_steps}; raise n_steps or pass "
+                                      "restart=True (CLI: --restart)")
+    expected = {f"param.{n}": tuple(p.shape) for n, p in params.items()}
+    if {k: tuple(tensors[k].shape) for k in expected if k in tensors} != expected:
+        raise CheckpointMismatchError(f"{path}: checkpoint tensors do not fit this run; pass restart=True")
     with torch.no_grad():
         for n, p in params.items():
             p.copy_(tensors[f"param.{n}"])
@@ -189,4 +254,20 @@ def _load_checkpoint(path: Path, params: dict[str, torch.Tensor], opt: torch.opt
         if f"adam.{i}.exp_avg" in tensors:
             opt.state[p] = {"step": tensors[f"adam.{i}.step"].reshape(()),
                             "exp_avg": tensors[f"adam.{i}.exp_avg"], "exp_avg_sq": tensors[f"adam.{i}.exp_avg_sq"]}
-    return int(state["step"]), list(state["history"])
+    return step, [float(x) for x in state.get("history", [])]
+
+
+def _differences(old: Any, new: dict[str, Any]) -> str:
+    """What differs between a checkpoint's run record and this run, for the error message."""
+    if not isinstance(old, dict):
+        return "made before checkpoints recorded their data and settings"
+    out = []
+    if old.get("data") != new["data"]:
+        out.append("different data")
+    if old.get("model") != new["model"]:
+        out.append("a different model")
+    was = old.get("config") if isinstance(old.get("config"), dict) else {}
+    for key, value in new["config"].items():
+        if was.get(key) != value:
+            out.append(f"{key} {was.get(key)!r} -> {value!r}")
+    return ", ".join(out) or "different settings"

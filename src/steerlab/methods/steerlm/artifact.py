@@ -16,6 +16,7 @@ from torch import Tensor
 
 from steerlab.core.artifact import Artifact
 from steerlab.core.fingerprint import ModelFingerprint
+from steerlab.core.validate import finite
 from steerlab.errors import ArtifactError, SteerlabError
 from steerlab.methods.steerlm.schema import AttributeSchema
 
@@ -71,7 +72,7 @@ def conditioned_prompt(format_prompt: Any, prompt: str, attributes: str, templat
         template, placement, attributes)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class SteerLMAdapter(Artifact):
     """A LoRA adapter trained by attribute-conditioned SFT, with its schema and prompt template."""
 
@@ -90,9 +91,17 @@ class SteerLMAdapter(Artifact):
         check_template(self.template, self.placement)
         if not self.lora:
             raise ArtifactError("a SteerLM adapter needs at least one adapted module")
+        self.scaling = finite("scaling", self.scaling)
+        ranks = set()
         for name, (a, b) in self.lora.items():
-            if a.dim() != 2 or b.dim() != 2 or a.shape[0] != b.shape[1]:
-                raise ArtifactError(f"LoRA factors of {name} have shapes {tuple(a.shape)} and {tuple(b.shape)}")
+            # A (r, in), B (out, r), r below both widths (so swapped factors never pass)
+            if (a.dim() != 2 or b.dim() != 2 or a.shape[0] != b.shape[1] or a.shape[0] < 1
+                    or a.shape[0] > min(a.shape[1], b.shape[0])):
+                raise ArtifactError(f"LoRA factors of {name} have shapes A {tuple(a.shape)} and B {tuple(b.shape)}; "
+                                    "expected A (r, in) and B (out, r) with r <= in, out")
+            ranks.add(int(a.shape[0]))
+        if len(ranks) > 1:
+            raise ArtifactError(f"LoRA factors of one adapter must share one rank, got ranks {sorted(ranks)}")
         self.lora = {n: (a.detach().float().cpu().contiguous(), b.detach().float().cpu().contiguous())
                      for n, (a, b) in self.lora.items()}
 
@@ -137,5 +146,15 @@ class SteerLMAdapter(Artifact):
                 raise ArtifactError(f"LoRA weights for {name} are missing") from None
         if config.get("training"):
             meta = {**meta, "training": config["training"]}
-        return cls(lora, float(config["scaling"]), schema, config["template"], bool(config["chat"]), model, meta,
-                   config.get("placement", "user"))
+        if not isinstance(config["template"], str) or not isinstance(config.get("placement", "user"), str):
+            raise ArtifactError("'template' and 'placement' must be strings")
+        art = cls(lora, finite("scaling", config["scaling"]), schema, config["template"], bool(config["chat"]),
+                  model, meta, config.get("placement", "user"))
+        if "rank" in config and config["rank"] != art.rank:
+            raise ArtifactError(f"config says rank {config['rank']!r} but the LoRA factors have rank {art.rank}")
+        return art
+
+    def __repr__(self) -> str:
+        model = self.model.name if self.model else "any model"
+        return (f"SteerLMAdapter({self.name!r}, rank={self.rank}, modules={len(self.lora)}, "
+                f"attributes=[{','.join(self.schema.names)}], model={model!r})")

@@ -38,7 +38,7 @@ from steerlab.methods.steerlm.artifact import (
 )
 from steerlab.methods.steerlm.records import Example, as_examples
 from steerlab.methods.steerlm.schema import DEFAULT_SCHEMA, AttributeSchema
-from steerlab.models.loading import LoadedModel
+from steerlab.models.loading import LoadedModel, holds_model_lock
 from steerlab.progress import maybe_bar
 
 
@@ -67,6 +67,7 @@ def encode_example(lm: LoadedModel, ex: Example, schema: AttributeSchema, templa
     return ids, labels
 
 
+@holds_model_lock
 def train_sft(
     lm: LoadedModel,
     data: Any,

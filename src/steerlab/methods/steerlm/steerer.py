@@ -59,11 +59,11 @@ class SteerLMSteerer(Steerer):
             mod = modules.get(name)
             if mod is None:
                 raise ModelMismatchError(f"{art.name!r} adapts {name}, which {lm.name!r} does not have")
-            w = getattr(mod, "weight", None)
-            shape = tuple(w.shape) if w is not None else ()
-            if sorted(shape) != sorted((a.shape[1], b.shape[0])):
-                raise ModelMismatchError(f"{art.name!r}: {name} is {shape} in {lm.name!r}, the adapter expects "
-                                         f"in {a.shape[1]} / out {b.shape[0]}")
+            n_in, n_out = _linear_shape(mod)
+            if (a.shape[1], b.shape[0]) != (n_in, n_out):
+                raise ModelMismatchError(f"{art.name!r}: {name} maps {n_in} -> {n_out} features in {lm.name!r}; "
+                                         f"the adapter's factors A {tuple(a.shape)} and B {tuple(b.shape)} "
+                                         f"expect A (r, {n_in}) and B ({n_out}, r)")
 
     def rewrite_prompt(self, prompt: str, artifact: Any, strength: float, options: Any) -> str:
         if strength == 0:
@@ -124,3 +124,15 @@ def merged_weights(lm: LoadedModel, art: SteerLMAdapter) -> dict[str, Tensor]:
             raise SteerlabError(f"cannot merge {name}: weight {tuple(w.shape)}, delta {tuple(delta.shape)}")
         merged[name] = w + delta
     return merged
+
+
+def _linear_shape(module: Any) -> tuple[int, int]:
+    """(in, out) features of a linear layer (``nn.Linear``, or GPT-2's ``Conv1D`` with weight (in, out))."""
+    if hasattr(module, "in_features") and hasattr(module, "out_features"):
+        return int(module.in_features), int(module.out_features)
+    w = getattr(module, "weight", None)
+    if w is None or w.dim() != 2:
+        raise ModelMismatchError(f"{type(module).__name__} is not a linear layer; a LoRA adapter cannot adapt it")
+    if type(module).__name__ == "Conv1D":
+        return int(w.shape[0]), int(w.shape[1])
+    return int(w.shape[1]), int(w.shape[0])

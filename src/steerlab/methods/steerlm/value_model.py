@@ -30,9 +30,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from steerlab.core.atomic import atomic_dir
+from steerlab.core.validate import check_tensor_values, finite
 from steerlab.errors import ArtifactError, DataError, SteerlabError
 from steerlab.methods.steerlm.schema import DEFAULT_SCHEMA, AttributeSchema
 from steerlab.methods.steerlm.value_data import LabelledText
@@ -109,7 +111,9 @@ class ValueModel:
             out[attr.name] = int(min(attr.high, max(attr.low, round(v))))
         return out
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the value model folder atomically; an earlier value model there is replaced only
+        with ``overwrite=True``, anything else never."""
         cfg = {"kind": "steerlab-value-model", "schema": self.schema.to_json(), "schema_digest": self.schema.digest(),
                "encoder": self.encoder, "heads": {k: {"feature_set": h.feature_set, "intercept": h.intercept}
                                                   for k, h in self.heads.items()},
@@ -119,28 +123,41 @@ class ValueModel:
             for part in ("coef", "mean", "scale"):
                 tensors[f"{k}.{part}"] = torch.from_numpy(np.asarray(getattr(h, part), dtype=np.float32)).contiguous()
         target = Path(path)
-        with atomic_dir(target) as tmp:
+        with atomic_dir(target, {CONFIG, WEIGHTS}, overwrite=overwrite, what="value model") as tmp:
             (tmp / CONFIG).write_text(json.dumps(cfg, indent=2) + "\n")
             save_file(tensors, str(tmp / WEIGHTS))
         return target
 
     @classmethod
-    def load(cls, path: str | Path) -> ValueModel:
+    def load(cls, path: str | Path, *, encoder: str | None = None) -> ValueModel:
+        """Read a value model folder; its encoder must be a packaged one unless ``encoder`` overrides it."""
+        from steerlab.eval.encoders import packaged_encoder
+
         p = Path(path)
         if not (p / CONFIG).is_file() or not (p / WEIGHTS).is_file():
             raise ArtifactError(f"{p} is not a value model directory ({CONFIG} + {WEIGHTS})")
         try:
-            cfg = json.loads((p / CONFIG).read_text())
+            cfg = json.loads((p / CONFIG).read_text(encoding="utf-8"))
             tensors = load_file(str(p / WEIGHTS))
             schema = AttributeSchema.from_json(cfg["schema"])
-            heads = {k: Head(v["feature_set"], tensors[f"{k}.coef"].numpy(), float(v["intercept"]),
+            for key, t in tensors.items():
+                check_tensor_values(f"{p}: {key}", t)
+            heads = {k: Head(v["feature_set"], tensors[f"{k}.coef"].numpy(), finite("intercept", v["intercept"]),
                              tensors[f"{k}.mean"].numpy(), tensors[f"{k}.scale"].numpy())
                      for k, v in cfg["heads"].items()}
-        except (json.JSONDecodeError, KeyError, OSError) as e:
+            for k, h in heads.items():
+                if h.feature_set not in ("response", "pair"):
+                    raise ValueError(f"head {k!r} has unknown feature set {h.feature_set!r}")
+                if h.coef.ndim != 1 or h.coef.shape != h.mean.shape or h.coef.shape != h.scale.shape:
+                    raise ValueError(f"head {k!r}: coef, mean and scale must be 1-D of one size")
+        except SteerlabError as e:
+            raise ArtifactError(f"{p}: malformed value model ({e})") from None
+        except (ValueError, KeyError, OSError, TypeError, AttributeError, SafetensorError) as e:
             raise ArtifactError(f"{p}: malformed value model ({type(e).__name__}: {e})") from None
         if cfg.get("schema_digest") != schema.digest() or set(heads) != set(schema.names):
             raise ArtifactError(f"{p}: heads or schema digest do not match the saved schema")
-        return cls(schema, heads, cfg["encoder"], cfg.get("metrics", {}), cfg.get("provenance", {}))
+        return cls(schema, heads, packaged_encoder(cfg.get("encoder"), str(p), encoder), cfg.get("metrics", {}),
+                   cfg.get("provenance", {}))
 
 
 def featurize(prompts: Sequence[str], responses: Sequence[str], encoder: str,

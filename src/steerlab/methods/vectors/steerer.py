@@ -19,6 +19,7 @@ from torch import Tensor
 from steerlab.core.hooks import HookSet, output_hidden, replace_hidden
 from steerlab.core.positions import PositionRule, PositionTracker, position_mask, validate_positions
 from steerlab.core.steerer import Application, Steerer
+from steerlab.core.validate import finite
 from steerlab.data.pairs import ContrastSet, as_contrast, text_hashes
 from steerlab.errors import LayerError, SteerlabError
 from steerlab.methods.vectors.aggregators import AGGREGATORS
@@ -40,9 +41,17 @@ class VectorOptions:
 
     def __post_init__(self) -> None:
         validate_positions(self.positions)
+        if not isinstance(self.operator, str):
+            raise SteerlabError(f"operator must be a name (add, ablate, clamp), got {self.operator!r}")
         OPERATORS.get(self.operator)
         if self.layers is not None:
-            self.layers = [int(x) for x in self.layers]
+            layers = [self.layers] if isinstance(self.layers, int) else self.layers
+            if (not isinstance(layers, (list, tuple, range))
+                    or not all(isinstance(x, int) and not isinstance(x, bool) for x in layers)):
+                raise LayerError(f"layers must be a layer index or a list of them, e.g. [8, 9], got {self.layers!r}")
+            self.layers = [int(x) for x in layers]
+        if self.clamp_value is not None:
+            self.clamp_value = finite("clamp_value", self.clamp_value)
 
 
 class VectorSteerer(Steerer):
@@ -71,8 +80,20 @@ class VectorSteerer(Steerer):
             missing = sorted(set(lm.check_layers(opts.layers)) - set(vec.layers))
             if missing:
                 raise LayerError(f"vector {vec.name!r} has no layer(s) {missing}; it has {vec.layers}")
-        if opts.operator == "clamp" and opts.clamp_value is None and not vec.meta.get("stats"):
-            raise SteerlabError("clamp needs clamp_value (this vector has no recorded projections)")
+        steered = lm.check_layers(opts.layers) if opts.layers is not None else vec.layers
+        if opts.operator == "clamp" and opts.clamp_value is None:
+            stats = vec.meta.get("stats") or {}
+            for layer in steered:
+                entry = stats.get(str(layer)) if isinstance(stats, dict) else None
+                if not isinstance(entry, dict):
+                    raise SteerlabError(f"clamp needs clamp_value: vector {vec.name!r} has no recorded projection "
+                                        f"for layer {layer}")
+                finite(f"stats[{layer}].pos_proj of {vec.name!r}", entry.get("pos_proj"))
+        if opts.operator in ("ablate", "clamp"):
+            zero = [la for la in steered if float(vec.directions[la].norm()) == 0.0]
+            if zero:
+                raise SteerlabError(f"{opts.operator} needs a direction; vector {vec.name!r} is zero at "
+                                    f"layer(s) {zero}")
 
     def install(self, lm: LoadedModel, apps: Sequence[Application], hooks: HookSet,
                 tracker: PositionTracker) -> None:

@@ -14,7 +14,9 @@ from torch import Tensor
 
 from steerlab.core.artifact import Artifact
 from steerlab.core.fingerprint import ModelFingerprint
+from steerlab.core.validate import finite
 from steerlab.errors import LayerError, SteerlabError
+from steerlab.models.layout import SITES
 
 
 @dataclass(eq=False)
@@ -46,12 +48,25 @@ class SteeringVector(Artifact):
     @classmethod
     def from_state(cls, config: dict[str, Any], tensors: dict[str, Tensor],
                    model: ModelFingerprint | None, meta: dict[str, Any]) -> SteeringVector:
-        dirs = {int(k.split(".", 1)[1]): v for k, v in tensors.items() if k.startswith("direction.")}
-        if sorted(dirs) != sorted(int(x) for x in config["layers"]):
-            raise ValueError("layers in steer_config.json differ from tensors in the weights file")
-        if config.get("stats"):
-            meta = {**meta, "stats": config["stats"]}
-        return cls(dirs, site=config.get("site", "block"), model=model, meta=meta)
+        dirs: dict[int, Tensor] = {}
+        for key, v in tensors.items():
+            prefix, _, index = key.partition(".")
+            if prefix != "direction" or not index.isdigit():
+                raise SteerlabError(f"unexpected tensor {key!r}: a vector holds direction.N tensors (N >= 0)")
+            dirs[int(index)] = v
+        layers = config["layers"]
+        if not isinstance(layers, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in layers):
+            raise SteerlabError(f"'layers' must be a list of layer indices, got {layers!r}")
+        if sorted(dirs) != sorted(layers):
+            raise SteerlabError("layers in steer_config.json differ from tensors in the weights file")
+        site = config.get("site", "block")
+        if site not in SITES:
+            raise SteerlabError(f"unknown site {site!r}; known sites: {', '.join(SITES)}")
+        stats = config.get("stats")
+        if stats:
+            _check_stats(stats)
+            meta = {**meta, "stats": stats}
+        return cls(dirs, site=site, model=model, meta=meta)
 
     # -- inspection --------------------------------------------------------------------------
     @property
@@ -141,3 +156,15 @@ class SteeringVector(Artifact):
         out = SteeringVector({la: self.directions[la] for la in layers}, site=self.site,
                              model=self.model, meta=dict(self.meta))
         return out
+
+
+def _check_stats(stats: Any) -> None:
+    """Per-layer separation statistics, as :func:`~steerlab.methods.vectors.extract` records them:
+    ``{"<layer>": {"pos_proj": float, "neg_proj": float, "accuracy": float, "norm": float}}``."""
+    if not isinstance(stats, dict):
+        raise SteerlabError(f"'stats' must map layers to statistics, got {type(stats).__name__}")
+    for layer, entry in stats.items():
+        if not str(layer).isdigit() or not isinstance(entry, dict):
+            raise SteerlabError(f"'stats' entry {layer!r} must be a layer index mapped to an object")
+        for key, value in entry.items():
+            finite(f"stats[{layer}].{key}", value)

@@ -1,0 +1,39 @@
+"""The last guard against overflowing steering: stop a generation whose logits turn non-finite.
+
+Inputs are validated where they enter (strengths, options, artifact tensors: see
+:mod:`steerlab.core.validate`), but a combination of valid numbers can still overflow a model's
+arithmetic (a strong vector on a large-activation layer in float16, several steers stacked).
+Then the model's logits become NaN and decoding would silently emit padding or empty text;
+instead the generation fails with one clear :class:`~steerlab.errors.NonFiniteError`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from transformers import LogitsProcessor
+
+from steerlab.errors import NonFiniteError
+
+MESSAGE = ("generation produced NaN or infinite logits: the steering overflowed the model's arithmetic. "
+           "Lower the strength (or the number of stacked steers), or check the artifact's values")
+
+
+def check_finite_logits(logits: Tensor) -> None:
+    """Raise :class:`NonFiniteError` if raw model logits (B, V) hold NaN or +inf, or a row is all -inf."""
+    if bool(torch.isnan(logits).any()) or bool(torch.isposinf(logits).any()):
+        raise NonFiniteError(MESSAGE)
+    if bool(torch.isneginf(logits).all(dim=-1).any()):
+        raise NonFiniteError(MESSAGE)
+
+
+class FiniteLogitsGuard(LogitsProcessor):
+    """A logits processor for ``model.generate`` that applies :func:`check_finite_logits`.
+
+    Warpers may set filtered tokens to -inf, which is allowed; NaN, +inf and rows with no finite
+    token are not.
+    """
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        check_finite_logits(scores)
+        return scores
