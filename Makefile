@@ -49,7 +49,7 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
 bench: install
-	$(VENV)/bin/steerlab bench --save results/bench.json
+	$(VENV)/bin/steerlab bench --save results/bench.json --overwrite
 
 peers: $(BENCH_STAMP)
 	$(PY) benchmarks/peers.py --out results/peers

@@ -52,7 +52,7 @@ def test_models_lists_packaged(capsys) -> None:
     (["steerlm", "eval", "--adapter", "/nonexistent", "--value-model", "/nonexistent"], "not a value model"),
     (["steerlm", "eval", "--value-model", "tests/data/steerlm-value-model"], "give at least one --adapter"),
     (["steerlm", "eval", "--value-model", "tests/data/steerlm-value-model", "--rescore", "/nonexistent.json"],
-     "no saved sweep outputs"),
+     "no such sweep file"),
     (["steerlm", "eval", "--adapter", "tests/data/steerlm-r2", "--value-model", "tests/data/steerlm-value-model",
       "--samples", "0"], "must be >= 1"),
 ])
@@ -124,7 +124,8 @@ def test_sft_init_continues_an_adapter(tiny_llama, tmp_path: Path, capsys) -> No
                       max_length=400, progress=False)
     first.save(tmp_path / "a")
     code, _, err = run(["steerlm", "sft", "--data", str(data), "--out", str(tmp_path / "b"), "--init",
-                        str(tmp_path / "a"), "--n-steps", "1", "--batch-size", "2", "--max-length", "400"], capsys)
+                        str(tmp_path / "a"), "--n-steps", "1", "--batch-size", "2", "--max-length", "400",
+                        "--model", str(tmp_path / "m")], capsys)
     assert code == 0, err
     second = steerlab.load_artifact(tmp_path / "b")
     assert second.meta["training"]["rounds"] == 2

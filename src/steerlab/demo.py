@@ -15,12 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from steerlab.core.artifact import update_eval_card
+from steerlab.core.atomic import atomic_file, prepare_folder
 from steerlab.core.steerer import Steer
 from steerlab.data.pairs import load_prompts
 from steerlab.eval.scorers import vader
 from steerlab.generation.generate import generate
 from steerlab.methods.vectors import export_gguf, extract, sweep_layers
 from steerlab.models.loading import LoadedModel, load_model
+
+DEMO_FILES = ("sentiment-vector", "sentiment-vector.gguf", "results.json")
+"""What the demo writes into its output folder."""
 
 
 def run_demo(
@@ -83,14 +87,18 @@ def run_demo(
         "layer_sweep": {"strength": strength, "spread": {str(k): v for k, v in spread.items()},
                         "plus": up.to_dict(), "minus": down.to_dict()},
     }
-    artifact_dir = vec.save(out / "sentiment-vector")
-    gguf_path = export_gguf(vec.select([layer]), out / "sentiment-vector.gguf", strength=strength)
+    # The demo refreshes its own outputs (make demo is idempotent); anything else in the folder is
+    # left alone, and a foreign file or folder under one of these names is refused, never replaced.
+    prepare_folder(out, DEMO_FILES, overwrite=True, what="demo results")
+    artifact_dir = vec.save(out / "sentiment-vector", overwrite=True)
+    gguf_path = export_gguf(vec.select([layer]), out / "sentiment-vector.gguf", strength=strength, overwrite=True)
     result = {"model": lm.name, "layer": layer, "strengths": strengths, "table": table,
               "layer_spread": spread, "timings": timings, "artifact": str(artifact_dir),
               "gguf": str(gguf_path), "n_prompts": n_prompts, "samples_per_prompt": samples,
               "max_new_tokens": max_new_tokens, "seed": seed, "scorer": "vader"}
     import json
 
-    (out / "results.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    with atomic_file(out / "results.json", overwrite=True) as tmp:
+        tmp.write_text(json.dumps(result, indent=2, default=str) + "\n")
     update_eval_card(artifact_dir, {"demo_results": str(out / "results.json")})
     return result

@@ -8,21 +8,25 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from steerlab.cli.common import load, out
+from steerlab.cli.common import OVERWRITE, load, out
 
 
 def bench(model: str = typer.Option("smollm2-135m", "--model", "-m"),
-          threads: int = typer.Option(1, help="torch threads (1 is steadiest on small CPUs)."),
-          new_tokens: int = typer.Option(32),
-          batch: int = typer.Option(32),
-          repeats: int = typer.Option(3),
-          save: Path | None = typer.Option(None, help="Write the JSON result here.")) -> None:
+          threads: int = typer.Option(1, min=1, help="torch threads (1 is steadiest on small CPUs)."),
+          new_tokens: int = typer.Option(32, min=1),
+          batch: int = typer.Option(32, min=1),
+          repeats: int = typer.Option(3, min=1),
+          save: Path | None = typer.Option(None, help="Write the JSON result here."),
+          overwrite: bool = OVERWRITE) -> None:
     """Benchmark steering overhead (ratios to unsteered, side by side in one run)."""
     import torch
 
     from steerlab.bench import bench_steering
+    from steerlab.core.atomic import atomic_file, check_file_target
     from steerlab.methods.vectors import extract
 
+    if save:
+        check_file_target(save, overwrite=overwrite, what="benchmark results")
     torch.set_num_threads(threads)
     lm = load(model)
     vec = extract(lm, "sentiment")
@@ -43,8 +47,8 @@ def bench(model: str = typer.Option("smollm2-135m", "--model", "-m"),
         ratios.add_row(k, f"{v:.3f} {ok}", f"≥ {r['targets'][k]}")
     out.print(ratios)
     if save:
-        save.parent.mkdir(parents=True, exist_ok=True)
-        save.write_text(json.dumps(r, indent=2) + "\n")
+        with atomic_file(save, overwrite=overwrite, what="benchmark results") as tmp:
+            tmp.write_text(json.dumps(r, indent=2) + "\n")
 
 
 def register(app: typer.Typer) -> None:

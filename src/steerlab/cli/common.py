@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
+import typer
 from rich.console import Console
 
 from steerlab.errors import SteerlabError
@@ -40,17 +42,73 @@ def parse_positions(spec: str) -> str | int:
 
 
 def parse_opts(items: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs; values parsed as JSON when they can be (numbers, lists), else strings."""
+    """``key=value`` pairs; values parsed as JSON when they can be (numbers, lists), else strings.
+
+    ``NaN`` / ``Infinity`` (which Python's json reads as numbers) are refused.
+    """
     opts: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise SteerlabError(f"bad --opt {item!r}: use key=value")
+        if raw.strip().lstrip("+-").lower() in ("nan", "infinity", "inf"):
+            raise SteerlabError(f"bad --opt {item!r}: the value must be a finite number")
         try:
             opts[key] = json.loads(raw)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             opts[key] = raw
     return opts
+
+
+def parse_attrs(items: list[str], flag: str = "--attr") -> str | None:
+    """``--attr humor=4 --attr toxicity=0`` → ``"humor:4,toxicity:0"`` (``name:value`` also accepted)."""
+    if not items:
+        return None
+    parts = []
+    for item in items:
+        name, sep, value = item.partition("=") if "=" in item else item.partition(":")
+        if not sep or not name.strip() or not value.strip() or "," in item:
+            raise SteerlabError(f"bad {flag} {item!r}: give one attribute as name=value, e.g. {flag} humor=3")
+        parts.append(f"{name.strip()}:{value.strip()}")
+    return ",".join(parts)
+
+
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace an earlier output of the same kind at --out "
+                         "(never anything else).")
+
+
+def check_artifact_out(path: Path, overwrite: bool) -> None:
+    """Refuse a bad ``--out`` for an artifact before any model loads or any training runs."""
+    from steerlab.core.artifact import ARTIFACT_FILES
+    from steerlab.core.atomic import check_dir_target
+
+    check_dir_target(path, ARTIFACT_FILES, overwrite=overwrite, what="steerlab artifact")
+
+
+def model_for(explicit: str, artifacts: list[Any], default: str = "smollm2-135m") -> str:
+    """The model to load: ``--model`` if given, else the packaged model the artifacts were made on.
+
+    An artifact never chooses a model to download or a path to load: if it names anything but a
+    packaged model, the user must say ``--model``.
+    """
+    from steerlab.models.packaged import PACKAGED
+
+    if explicit:
+        return explicit
+    names = []
+    for art in artifacts:
+        name = art.model.name if getattr(art, "model", None) else None
+        if name is None:
+            continue
+        if name not in PACKAGED:
+            raise SteerlabError(f"artifact {art.name!r} was made on {name!r}, which is not a packaged model; "
+                                f"an artifact never chooses a model to download or load. Pass --model {name} "
+                                "(or another model) to load it yourself")
+        names.append(name)
+    if len(set(names)) > 1:
+        raise SteerlabError(f"the artifacts were made on different models ({', '.join(sorted(set(names)))}); "
+                            "pass --model to choose one")
+    return names[0] if names else default
 
 
 def load(name: str) -> Any:

@@ -12,7 +12,7 @@ import typer
 from rich.markdown import Markdown
 from rich.table import Table
 
-from steerlab.cli.common import console, load, out, parse_layers, print_json
+from steerlab.cli.common import OVERWRITE, console, load, model_for, out, parse_layers, print_json
 
 eval_app = typer.Typer(no_args_is_help=False, invoke_without_command=True,
                        help="Evaluate steering: attribute success, fluency, diversity, baselines.")
@@ -37,6 +37,7 @@ def run(
     out_dir: Path = typer.Option(Path("results/eval"), "--out", "-o", help="Report directory."),
     save_card: bool = typer.Option(True, help="Store the chosen strength and sweep in the artifact's eval card."),
     json_out: bool = typer.Option(False, "--json"),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Evaluate an artifact (or just the baselines) on a task."""
     if ctx.invoked_subcommand:
@@ -50,14 +51,19 @@ def run(
     art = load_artifact(artifact) if artifact else None
     proto = with_protocol(QUICK if quick else FULL, n_prompts=n_prompts, samples=samples,
                           max_new_tokens=max_new_tokens, seed=seed)
-    lm = load(model or (art.model.name if art and art.model else "smollm2-135m"))
+    from steerlab.core.atomic import check_folder
+    from steerlab.eval.report import EvalReport
+
+    check_folder(out_dir, EvalReport.files(task_obj.name), overwrite=overwrite, what="evaluation report")
+    lm = load(model_for(model, [art] if art else []))
     options = {"layers": parse_layers(layers)} if layers else {}
     variants = [{"layers": [la]} for la in parse_layers(layer_sweep) or []] or None
     with console.status(f"evaluating {task_obj.name}: {proto.n_prompts} prompts × {proto.samples} samples"):
         report = evaluate(lm, task_obj, art, strengths=strength or None, options=options, variants=variants,
                           protocol=proto,
                           reference=reference, fluency_budget=budget,
-                          artifact_path=artifact if (art and save_card) else None, out_dir=out_dir)
+                          artifact_path=artifact if (art and save_card) else None, out_dir=out_dir,
+                          overwrite=overwrite)
     if json_out:
         print_json(report.to_dict())
         return
@@ -85,7 +91,8 @@ def ls() -> None:
 def train_probe(data: Path = typer.Option(..., "--data", "-d", help="Labelled jsonl (text/label) or pairs."),
                 out_dir: Path = typer.Option(..., "--out", "-o", help="Probe directory to write."),
                 encoder: str = typer.Option("all-minilm-l6-v2", help="Packaged encoder name or local dir."),
-                holdout: float = typer.Option(0.2, help="Held-out share for the accuracy report.")) -> None:
+                holdout: float = typer.Option(0.2, help="Held-out share for the accuracy report."),
+                overwrite: bool = OVERWRITE) -> None:
     """Train an embedding probe scorer for any attribute (use it as --scorer probe:DIR)."""
     from steerlab.data.pairs import load_contrast
     from steerlab.eval.probes import train_probe as do_train
@@ -95,7 +102,7 @@ def train_probe(data: Path = typer.Option(..., "--data", "-d", help="Labelled js
     labels = [1] * len(cs.positive) + [0] * len(cs.negative)
     with console.status(f"encoding {len(texts)} texts"):
         probe = do_train(texts, labels, encoder=encoder, holdout=holdout, source=str(data))
-    probe.save(out_dir)
+    probe.save(out_dir, overwrite=overwrite)
     i = probe.info
     console.print(f"saved {out_dir}: held-out accuracy {i['heldout_accuracy']:.3f} "
                   f"(majority {i['majority_baseline']:.3f}, n={i['n_heldout']})")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from steerlab.cli.common import load, out, parse_layers, parse_opts, parse_positions, print_json
+from steerlab.cli.common import load, model_for, out, parse_attrs, parse_layers, parse_opts, parse_positions, print_json
 from steerlab.errors import SteerlabError
 
 
@@ -37,6 +37,8 @@ def generate(
                                      help="Wrap each prompt in the chat template (default: if an artifact was "
                                           "trained on chat turns, e.g. SteerLM)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="Use an artifact on a model of the same "
+                                        "shapes but other weights (e.g. a fine-tune of its base model)."),
 ) -> None:
     """Generate text, steered by --vector artifacts at --strength."""
     from steerlab.core.artifact import load_artifact
@@ -61,13 +63,11 @@ def generate(
     steers = tuple(Steer(a, s, options) for a, s in zip(artifacts, strengths))
     reference: str | None = None
     if guidance_attr:
-        reference = "" if guidance_attr == ["defaults"] else ",".join(a.replace("=", ":", 1) for a in guidance_attr)
-    name = model or next((a.model.name for a in artifacts if a.model), "smollm2-135m")
-    lm = load(name)
+        reference = "" if guidance_attr == ["defaults"] else parse_attrs(guidance_attr, "--guidance-attr")
+    lm = load(model_for(model, artifacts))
     texts = do_generate(lm, prompts, steers or None, max_new_tokens=max_new_tokens,
-                        temperature=temperature, top_p=top_p, seed=seed,
-                        attributes=",".join(a.replace("=", ":", 1) for a in attr) if attr else None,
-                        guidance=guidance, guidance_reference=reference,
+                        temperature=temperature, top_p=top_p, seed=seed, allow_mismatch=allow_mismatch,
+                        attributes=parse_attrs(attr), guidance=guidance, guidance_reference=reference,
                         chat=any(getattr(a, "chat", False) for a in artifacts) if chat is None else chat)
     if json_out:
         print_json([{"prompt": p, "completion": t} for p, t in zip(prompts, texts)])

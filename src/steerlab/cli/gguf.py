@@ -6,13 +6,14 @@ from pathlib import Path
 
 import typer
 
-from steerlab.cli.common import console, load
+from steerlab.cli.common import OVERWRITE, check_artifact_out, console, load
 from steerlab.errors import SteerlabError
 
 
 def export_gguf(path: Path = typer.Argument(..., help="Vector artifact directory."),
                 out_file: Path = typer.Argument(..., help="GGUF file to write."),
-                strength: float = typer.Option(1.0, help="Scale baked into the file.")) -> None:
+                strength: float = typer.Option(1.0, help="Scale baked into the file."),
+                overwrite: bool = OVERWRITE) -> None:
     """Export a vector as a llama.cpp control vector (use with llama.cpp --control-vector)."""
     from steerlab.core.artifact import load_artifact
     from steerlab.methods.vectors import SteeringVector
@@ -21,20 +22,22 @@ def export_gguf(path: Path = typer.Argument(..., help="Vector artifact directory
     art = load_artifact(path)
     if not isinstance(art, SteeringVector):
         raise SteerlabError(f"{path} is a {art.method!r} artifact; only vectors export to GGUF")
-    do_export(art, out_file, strength=strength)
+    do_export(art, out_file, strength=strength, overwrite=overwrite)
     console.print(f"wrote {out_file}")
 
 
 def import_gguf(gguf_file: Path = typer.Argument(..., help="llama.cpp / repeng control vector."),
                 out_dir: Path = typer.Argument(..., help="Artifact directory to write."),
-                model: str = typer.Option("smollm2-135m", "--model", "-m", help="Model it belongs to.")) -> None:
+                model: str = typer.Option("smollm2-135m", "--model", "-m", help="Model it belongs to."),
+                overwrite: bool = OVERWRITE) -> None:
     """Import a llama.cpp control vector as a steerlab artifact bound to --model."""
     from steerlab.methods.vectors import import_gguf as do_import
 
-    do_import(gguf_file)  # fail on a bad file before spending time on the model
+    do_import(gguf_file)  # fail on a bad file or a bad --out before spending time on the model
+    check_artifact_out(out_dir, overwrite)
     lm = load(model)
     vec = do_import(gguf_file, lm)
-    vec.save(out_dir)
+    vec.save(out_dir, overwrite=overwrite)
     console.print(f"saved {vec!r} to {out_dir}")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from steerlab.cli.common import console, load, out
+from steerlab.cli.common import OVERWRITE, check_artifact_out, console, load, model_for, out
 from steerlab.errors import SteerlabError
 
 train_app = typer.Typer(no_args_is_help=True, help="Train a steering artifact.")
@@ -21,24 +21,30 @@ def train_lm_steer(
     model: str = typer.Option("smollm2-135m", "--model", "-m"),
     adaptor_class: str = typer.Option("multiply", help="multiply (the paper's), add or offset."),
     num_steers: int = typer.Option(2), dummy_steer: int = typer.Option(1, help="-1 for none."),
-    rank: int = typer.Option(256), epsilon: float = typer.Option(1e-3), init_var: float = typer.Option(1e-2),
-    regularization: float = typer.Option(0.0), lr: float = typer.Option(1e-2), n_steps: int = typer.Option(300),
-    batch_size: int = typer.Option(16), max_length: int = typer.Option(64), seed: int = typer.Option(0),
+    rank: int = typer.Option(256, min=1), epsilon: float = typer.Option(1e-3), init_var: float = typer.Option(1e-2),
+    regularization: float = typer.Option(0.0), lr: float = typer.Option(1e-2), n_steps: int = typer.Option(300, min=1),
+    batch_size: int = typer.Option(16, min=1), max_length: int = typer.Option(64, min=1),
+    seed: int = typer.Option(0),
     checkpoint_dir: Path | None = typer.Option(None, help="Resumable checkpoints (default: OUT.ckpt)."),
+    restart: bool = typer.Option(False, "--restart", help="Train from step 0 even if --checkpoint-dir holds a "
+                                 "checkpoint (a checkpoint of other data or settings is never resumed)."),
     name: str = typer.Option(""),
+    overwrite: bool = OVERWRITE,
 ) -> None:
-    """Train LM-Steer steers with the model frozen (resumes from --checkpoint-dir)."""
+    """Train LM-Steer steers with the model frozen (resumes from --checkpoint-dir when the data and
+    settings match)."""
     from steerlab.data.pairs import as_contrast
     from steerlab.methods.lm_steer import train
 
     contrast = as_contrast(data)
+    check_artifact_out(out_dir, overwrite)
     lm = load(model)
     art = train(lm, contrast, adaptor_class=adaptor_class, num_steers=num_steers,
                 dummy_steer=None if dummy_steer < 0 else dummy_steer, rank=rank, epsilon=epsilon, init_var=init_var,
                 regularization_weight=regularization, lr=lr, n_steps=n_steps, batch_size=batch_size,
-                max_length=max_length, seed=seed, name=name or None,
+                max_length=max_length, seed=seed, name=name or None, restart=restart,
                 checkpoint_dir=checkpoint_dir or out_dir.with_name(out_dir.name + ".ckpt"))
-    art.save(out_dir)
+    art.save(out_dir, overwrite=overwrite)
     t = art.meta["training"]
     console.print(f"saved {out_dir}: {t['params_per_steer']} parameters per steer "
                   f"({t['params_percent_of_model_per_steer']:.3f}% of the model), loss {t['loss_first']:.3f} → "
@@ -49,9 +55,12 @@ def explain(path: Path = typer.Argument(..., help="LM-Steer artifact directory."
             text: str = typer.Option(..., "--text", "-t"), value: float = typer.Option(5.0),
             steer: str = typer.Option("0", help="Steer index or name."),
             html: Path | None = typer.Option(None, help="Also write the highlighted text as HTML."),
-            top: int = typer.Option(12, help="Tokens to list per direction.")) -> None:
+            top: int = typer.Option(12, min=1, help="Tokens to list per direction."),
+            model: str = typer.Option("", "--model", "-m", help="Model (default: the artifact's packaged model)."),
+            overwrite: bool = OVERWRITE) -> None:
     """Highlight the spans of TEXT the steer explains, and list the tokens it moves most."""
     from steerlab.core.artifact import load_artifact
+    from steerlab.core.atomic import atomic_file, check_file_target
     from steerlab.methods.lm_steer import LMSteer
     from steerlab.methods.lm_steer.interpret import dimensions, evidence, token_shifts
 
@@ -59,12 +68,15 @@ def explain(path: Path = typer.Argument(..., help="LM-Steer artifact directory."
     if not isinstance(art, LMSteer):
         raise SteerlabError(f"{path} is a {art.method!r} artifact; explain needs an lm_steer artifact")
     idx: int | str = int(steer) if steer.isdigit() else steer
-    lm = load(art.model.name if art.model else "smollm2-135m")
+    if html:
+        check_file_target(html, overwrite=overwrite, what="HTML file")
+    lm = load(model_for(model, [art]))
     ev = evidence(lm, art, text, value=value, steer_index=idx)
     out.print("[bold]evidence[/bold] (green: explained by +value, red: by −value)")
     out.print(ev.rich())
     if html:
-        html.write_text(ev.html())
+        with atomic_file(html, overwrite=overwrite, what="HTML file") as tmp:
+            tmp.write_text(ev.html(), encoding="utf-8")
         console.print(f"wrote {html}")
     shifts = token_shifts(lm, art, [text], value=value, steer_index=idx, k=top)
     table = Table(title=f"tokens moved most at value {value:+g}")
@@ -83,7 +95,10 @@ def transfer_cmd(path: Path = typer.Argument(..., help="LM-Steer artifact (multi
                  to: str = typer.Option(..., "--to", help="Target model."),
                  out_dir: Path = typer.Option(..., "--out", "-o"),
                  top_k: int = typer.Option(4000, help="Shared tokens used to fit the embedding map."),
-                 calibrate: bool = typer.Option(True, help="Fix sign and scale on the target's logit shift.")) -> None:
+                 calibrate: bool = typer.Option(True, help="Fix sign and scale on the target's logit shift."),
+                 model: str = typer.Option("", "--model", "-m", help="Source model (default: the artifact's "
+                                           "packaged model)."),
+                 overwrite: bool = OVERWRITE) -> None:
     """Map a trained steer onto another model through their shared vocabulary."""
     from steerlab.core.artifact import load_artifact
     from steerlab.methods.lm_steer import LMSteer
@@ -92,10 +107,11 @@ def transfer_cmd(path: Path = typer.Argument(..., help="LM-Steer artifact (multi
     art = load_artifact(path)
     if not isinstance(art, LMSteer):
         raise SteerlabError(f"{path} is a {art.method!r} artifact; transfer needs an lm_steer artifact")
-    source = load(art.model.name if art.model else "smollm2-135m")
+    check_artifact_out(out_dir, overwrite)
+    source = load(model_for(model, [art]))
     target = load(to)
     moved = transfer(art, source, target, top_k=top_k, calibrate=calibrate)
-    moved.save(out_dir)
+    moved.save(out_dir, overwrite=overwrite)
     fit = moved.meta["provenance"]["transfer"]
     console.print(f"saved {out_dir}: {fit['shared_tokens']} shared tokens, map fitted on {fit['top_k']}, "
                   f"relative error {fit['backward_rel_error']:.3f}")

@@ -20,7 +20,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from steerlab.cli.common import console, load, out
+from steerlab.cli.common import OVERWRITE, check_artifact_out, console, load, model_for, out
 from steerlab.errors import SteerlabError
 
 steerlm_app = typer.Typer(no_args_is_help=True, help="SteerLM: value model → annotate → SFT → bootstrap → eval.")
@@ -50,16 +50,19 @@ def train_value(out_dir: Path = typer.Option(..., "--out", "-o", help="Value-mod
                 balance: str = typer.Option("sqrt", help="Up-weight rare label levels: sqrt | levels | none."),
                 humor_corpora: bool = typer.Option(True, help="Humour labels from the Mallard corpus and "
                                                    "pyjokes too (else: 31 chatterbot jokes only)."),
-                seed: int = typer.Option(0)) -> None:
+                seed: int = typer.Option(0), overwrite: bool = OVERWRITE) -> None:
     """Train the attribute predictor on labels bootstrapped from packaged corpora and scorers."""
+    from steerlab.core.atomic import check_dir_target
     from steerlab.methods.steerlm.value_data import value_training_data
-    from steerlab.methods.steerlm.value_model import train_value_model
+    from steerlab.methods.steerlm.value_model import CONFIG, WEIGHTS, train_value_model
+
+    check_dir_target(out_dir, {CONFIG, WEIGHTS}, overwrite=overwrite, what="value model")
 
     with console.status("building labelled rows (scoring toxicity)"):
         rows = value_training_data(n_tweets=n_tweets, n_reviews=n_reviews, max_per_topic=max_per_topic,
                                    humor_corpora=humor_corpora, seed=seed)
     vm = train_value_model(rows, heldout=heldout, balance=balance, seed=seed)
-    vm.save(out_dir)
+    vm.save(out_dir, overwrite=overwrite)
     table = Table(title=f"value model: held-out metrics ({len(rows)} rows)")
     for col in ("attribute", "Spearman ρ", "MAE", "accuracy", "AUC", "n test"):
         table.add_column(col)
@@ -89,29 +92,35 @@ def annotate_cmd(value_model: Path = typer.Option(..., "--value-model"),
                  mismatched: int = typer.Option(2, help="Replies from other conversations per prompt "
                                                 "(quality 0 from another topic, 2 from the same; "
                                                 "0 = none, as in rounds up to r3h3)."),
-                 seed: int = typer.Option(0)) -> None:
+                 seed: int = typer.Option(0), overwrite: bool = OVERWRITE) -> None:
     """Label chatterbot replies and base-model samples with the value model (TEXT_TO_VALUE / VALUE_TO_TEXT)."""
     from steerlab.core.artifact import load_artifact
+    from steerlab.core.atomic import atomic_file, check_folder
     from steerlab.core.steerer import Steer
     from steerlab.methods.steerlm.annotate import annotate, chat_prompts
     from steerlab.methods.steerlm.records import write_records
 
+    files = ("annotated.t2v.jsonl", "annotated.v2t.jsonl", "annotate_summary.json")
+    check_folder(out_dir, files, overwrite=overwrite, what="annotated records")
     vm = _value_model(value_model)
     variants: list[object] = [None]
     for item in vary:
         path, _, s = item.rpartition("=")
         if not path:
             raise SteerlabError(f"bad --vary {item!r}: use DIR=STRENGTH")
-        variants.append(Steer(load_artifact(path), float(s)))
+        try:
+            variants.append(Steer(load_artifact(path), float(s)))
+        except ValueError:
+            raise SteerlabError(f"bad --vary {item!r}: STRENGTH must be a number") from None
     lm = load(model)
     prompts = chat_prompts("train", max_per_topic=max_per_topic, seed=seed)
     examples, summary = annotate(lm, vm, prompts=prompts, samples=samples, include_human=human, variants=variants,
                                  max_new_tokens=max_new_tokens, temperature=temperature, terse=terse,
                                  humor_corpus=humor_corpus, mismatched=mismatched, seed=seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_records(out_dir / "annotated.t2v.jsonl", examples, vm.schema, "TEXT_TO_VALUE")
-    write_records(out_dir / "annotated.v2t.jsonl", examples, vm.schema, "VALUE_TO_TEXT")
-    (out_dir / "annotate_summary.json").write_text(json.dumps({"prompts": len(prompts), **summary}, indent=2) + "\n")
+    write_records(out_dir / "annotated.t2v.jsonl", examples, vm.schema, "TEXT_TO_VALUE", overwrite=True)
+    write_records(out_dir / "annotated.v2t.jsonl", examples, vm.schema, "VALUE_TO_TEXT", overwrite=True)
+    with atomic_file(out_dir / "annotate_summary.json", overwrite=True) as tmp:
+        tmp.write_text(json.dumps({"prompts": len(prompts), **summary}, indent=2) + "\n")
     console.print(f"{summary['records']} records ({summary['dropped_empty']} empty and "
                   f"{summary['dropped_truncated']} unfinished samples dropped) → {out_dir}")
     console.print_json(data=summary["histogram"])
@@ -120,19 +129,22 @@ def annotate_cmd(value_model: Path = typer.Option(..., "--value-model"),
 @steerlm_app.command("relabel")
 def relabel_cmd(data: list[Path] = typer.Option(..., "--data", "-d", help="Records jsonl (repeatable)."),
                 value_model: Path = typer.Option(..., "--value-model"),
-                out: Path = typer.Option(..., "--out", "-o", help="VALUE_TO_TEXT jsonl to write.")) -> None:
+                out: Path = typer.Option(..., "--out", "-o", help="VALUE_TO_TEXT jsonl to write."),
+                overwrite: bool = OVERWRITE) -> None:
     """Re-score records with a (newer) value model; labels a person gave (``given``) are kept."""
+    from steerlab.core.atomic import check_file_target
     from steerlab.methods.steerlm import read_records
     from steerlab.methods.steerlm.annotate import relabel
     from steerlab.methods.steerlm.records import write_records
 
     if out.resolve() in {p.resolve() for p in data}:
         raise SteerlabError(f"--out {out} is one of the inputs; write the relabelled records elsewhere")
+    check_file_target(out, overwrite=overwrite, what="records file")
     vm = _value_model(value_model)
     examples = [ex for path in data for ex in read_records(path, vm.schema) if ex.response.strip()]
     with console.status(f"re-scoring {len(examples)} records"):
         relabelled, summary = relabel(vm, examples)
-    write_records(out, relabelled, vm.schema, "VALUE_TO_TEXT")
+    write_records(out, relabelled, vm.schema, "VALUE_TO_TEXT", overwrite=overwrite)
     changed = {a: sum(x.attributes[a] != y.attributes[a] for x, y in zip(examples, relabelled))
                for a in vm.schema.names}
     console.print(f"{summary['records']} records → {out}; changed levels per attribute: {changed}")
@@ -154,7 +166,8 @@ def _sft_options(r: int, lora_alpha: float, lr: float, n_steps: int, batch_size:
 @steerlm_app.command("sft")
 def sft_cmd(data: Path = typer.Option(..., "--data", "-d", help="VALUE_TO_TEXT jsonl."),
             out_dir: Path = typer.Option(..., "--out", "-o"),
-            model: str = typer.Option("smollm2-135m", "--model", "-m"),
+            model: str = typer.Option("", "--model", "-m", help="Model (default: the --init adapter's packaged "
+                                      "model, else smollm2-135m)."),
             r: int = typer.Option(8), lora_alpha: float = typer.Option(16.0), lr: float = typer.Option(5e-3),
             n_steps: int = typer.Option(150), batch_size: int = typer.Option(8), max_length: int = typer.Option(128),
             modules: str = typer.Option("attention", help="LoRA targets: attention (q/k/v/o), all-linear, or "
@@ -166,7 +179,8 @@ def sft_cmd(data: Path = typer.Option(..., "--data", "-d", help="VALUE_TO_TEXT j
                                              "apart (0 = all records)."),
             init: Path | None = typer.Option(None, "--init", help="Continue this adapter (a further round; "
                                              "fixes schema, template, placement, rank and modules)."),
-            seed: int = typer.Option(0), name: str = typer.Option("steerlm")) -> None:
+            seed: int = typer.Option(0), name: str = typer.Option("steerlm"),
+            overwrite: bool = OVERWRITE) -> None:
     """Attribute-conditioned SFT: a LoRA adapter on prompt + attribute string → response."""
     from steerlab.methods.steerlm import DEFAULT_SCHEMA, read_records, train_sft
     from steerlab.methods.steerlm.artifact import PLACEMENTS
@@ -176,6 +190,7 @@ def sft_cmd(data: Path = typer.Option(..., "--data", "-d", help="VALUE_TO_TEXT j
         raise SteerlabError(f"--placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
     if contrast_gap < 0:
         raise SteerlabError(f"--contrast-gap must be >= 0, got {contrast_gap}")
+    check_artifact_out(out_dir, overwrite)
     start = _adapter(init) if init is not None else None
     schema = start.schema if start is not None else DEFAULT_SCHEMA
     examples = read_records(data, schema)  # bad data fails before the model loads
@@ -186,13 +201,13 @@ def sft_cmd(data: Path = typer.Option(..., "--data", "-d", help="VALUE_TO_TEXT j
             raise SteerlabError(f"no prompt has responses {contrast_gap} levels apart on any of {attrs}")
         console.print(f"contrast subset: {len(picked)} of {len(examples)} records")
         examples = picked
-    lm = load(start.model.name if start is not None and start.model else model)
+    lm = load(model_for(model, [start] if start is not None else []))
     opts = _sft_options(r, lora_alpha, lr, n_steps, batch_size, max_length, seed, modules, placement)
     if start is not None:  # the adapter decides these
         for key in ("target_modules", "placement"):
             opts.pop(key, None)
     art = train_sft(lm, examples, name=name, init=start, **opts)  # type: ignore[arg-type]
-    art.save(out_dir)
+    art.save(out_dir, overwrite=overwrite)
     _report(art, out_dir)
 
 
@@ -214,22 +229,29 @@ def bootstrap_cmd(adapter: Path = typer.Option(..., "--adapter"),
                   max_length: int = typer.Option(128), seed: int = typer.Option(1),
                   focus: list[str] = typer.Option([], "--focus", help="Knob(s) whose requested value walks its "
                                                   "whole range on each prompt (repeatable); use --samples >= "
-                                                  "its range size.")) -> None:
+                                                  "its range size."),
+                  model: str = typer.Option("", "--model", "-m", help="Model (default: the adapter's packaged "
+                                            "model)."),
+                  overwrite: bool = OVERWRITE) -> None:
     """Sample at top quality, re-label with measured values, fine-tune the adapter again."""
+    from steerlab.core.atomic import check_file_target
     from steerlab.methods.steerlm.annotate import bootstrap, chat_prompts
     from steerlab.methods.steerlm.records import read_records, write_records
 
+    samples_out = out_dir.with_name(out_dir.name + ".samples.v2t.jsonl")
+    check_artifact_out(out_dir, overwrite)
+    check_file_target(samples_out, overwrite=overwrite, what="records file")
     art, vm = _adapter(adapter), _value_model(value_model)
     for name in focus:
         art.schema[name]  # unknown knob → clear error before loading the model
     previous = read_records(data, art.schema) if data else []
-    lm = load(art.model.name if art.model else "smollm2-135m")
+    lm = load(model_for(model, [art]))
     prompts = chat_prompts("train", max_per_topic=max_per_topic, seed=seed)
     better, new, summary = bootstrap(lm, art, vm, prompts=prompts, samples=samples, previous=previous,
                                      max_new_tokens=max_new_tokens, seed=seed, focus=focus, lr=lr, n_steps=n_steps,
                                      batch_size=batch_size, max_length=max_length)
-    better.save(out_dir)
-    write_records(out_dir.with_name(out_dir.name + ".samples.v2t.jsonl"), new, vm.schema, "VALUE_TO_TEXT")
+    better.save(out_dir, overwrite=overwrite)
+    write_records(samples_out, new, vm.schema, "VALUE_TO_TEXT", overwrite=overwrite)
     _report(better, out_dir)
     console.print_json(data=summary["histogram"])
 
@@ -244,8 +266,11 @@ def digits_cmd(adapter: list[Path] = typer.Option(..., "--adapter", help="Adapte
                limit: int = typer.Option(0, help="Score at most this many low and this many high "
                                          "responses (0 = all)."),
                json_out: Path | None = typer.Option(None, "--json", help="Also write the figures here."),
-               seed: int = typer.Option(0)) -> None:
+               seed: int = typer.Option(0),
+               model: str = typer.Option("", "--model", "-m", help="Model (default: the adapters' packaged model)."),
+               overwrite: bool = OVERWRITE) -> None:
     """Does an adapter read one knob's digit? Likelihood of low vs high responses under both digits."""
+    from steerlab.core.atomic import atomic_file, check_file_target
     from steerlab.methods.steerlm import read_records
     from steerlab.methods.steerlm.annotate import humor_corpus_examples
     from steerlab.methods.steerlm.diagnostics import digit_sensitivity
@@ -261,7 +286,9 @@ def digits_cmd(adapter: list[Path] = typer.Option(..., "--adapter", help="Adapte
         examples = humor_corpus_examples(schema)
     else:
         raise SteerlabError(f"no packaged records for {attribute!r}: give --data with low and high labels")
-    lm = load(arts[0].model.name if arts[0].model else "smollm2-135m")
+    if json_out is not None:
+        check_file_target(json_out, overwrite=overwrite, what="JSON file")
+    lm = load(model_for(model, arts))
     table = Table("adapter", "effect (nats/token)", "high responses: gain, favoured", "low responses: gain, favoured")
     results = {}
     for path, art in zip(adapter, arts):
@@ -272,7 +299,8 @@ def digits_cmd(adapter: list[Path] = typer.Option(..., "--adapter", help="Adapte
                       f"{d.low_gain:+.4f}, {d.low_favoured:.0%} of {d.n_low}")
     out.print(table)
     if json_out is not None:
-        json_out.write_text(json.dumps(results, indent=2) + "\n")
+        with atomic_file(json_out, overwrite=overwrite, what="JSON file") as tmp:
+            tmp.write_text(json.dumps(results, indent=2) + "\n")
 
 
 @steerlm_app.command("eval")
@@ -291,9 +319,13 @@ def eval_cmd(adapter: list[Path] = typer.Option([], "--adapter", help="Adapter(s
              guidance: float = typer.Option(1.0, help="Classifier-free guidance scale against the adapter "
                                             "at default attributes (1 = off; the prompting baseline is "
                                             "never guided)."),
-             seed: int = typer.Option(0)) -> None:
+             seed: int = typer.Option(0),
+             model: str = typer.Option("", "--model", "-m", help="Model (default: the adapters' packaged model)."),
+             overwrite: bool = OVERWRITE) -> None:
     """Controllability: sweep each attribute 0→4, measure with the value model and independent scorers."""
+    from steerlab.core.atomic import check_folder
     from steerlab.eval.controllability import (
+        RESULT_FILES,
         load_outputs,
         measure_controllability,
         prompting_system,
@@ -304,15 +336,16 @@ def eval_cmd(adapter: list[Path] = typer.Option([], "--adapter", help="Adapter(s
     )
     from steerlab.methods.steerlm.annotate import chat_prompts
 
+    check_folder(out_dir, RESULT_FILES, overwrite=overwrite, what="controllability results")
     vm = _value_model(value_model)
     if rescore is not None:
         rows = load_outputs(rescore)
         if attribute:
             rows = [r for r in rows if r["attribute"] in attribute]
         results = score_outputs(rows, vm, independent=independent)
-        old = json.loads(rescore.read_text())
+        old = json.loads(rescore.read_text(encoding="utf-8"))
         info = {k: v for k, v in old.items() if k != "results"}
-        save_results(results, {**info, "rescored_with": str(value_model)}, out_dir)
+        save_results(results, {**info, "rescored_with": str(value_model)}, out_dir, overwrite=overwrite)
         out.print(to_markdown(results))
         console.print(f"saved {out_dir}")
         return
@@ -327,13 +360,13 @@ def eval_cmd(adapter: list[Path] = typer.Option([], "--adapter", help="Adapter(s
         systems[f"steerlm:{path.name}"] = steerlm_system(art)
     if prompting:
         systems["prompting"] = prompting_system(vm.schema)
-    lm = load(arts[0].model.name if arts[0].model else "smollm2-135m")
+    lm = load(model_for(model, arts))
     pool = chat_prompts("eval", max_per_topic=per_topic, seed=seed)  # held-out lines, spread over topics
     prompts = random.Random(seed).sample(pool, min(n_prompts, len(pool)))
     results, info = measure_controllability(lm, systems, vm, prompts, attributes=attribute or None, samples=samples,
                                             max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
                                             chat=arts[0].chat, guidance=guidance, independent=independent)
-    save_results(results, {**info, "adapters": [str(a) for a in adapter]}, out_dir)
+    save_results(results, {**info, "adapters": [str(a) for a in adapter]}, out_dir, overwrite=overwrite)
     out.print(to_markdown(results))
     console.print(f"saved {out_dir}")
 

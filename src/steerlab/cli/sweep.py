@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from steerlab.cli.common import load, out, parse_layers, print_json
+from steerlab.cli.common import load, model_for, out, parse_layers, print_json
 from steerlab.errors import SteerlabError
 
 
@@ -17,8 +17,9 @@ def sweep_layers(
     layers: str = typer.Option("", help="Layers to try (default: all of the vector's)."),
     scorer: str = typer.Option("vader", help="Scorer name."),
     prompts: str = typer.Option("neutral", help="Prompt set name or file."),
-    n_prompts: int = typer.Option(10, help="How many prompts."),
-    max_new_tokens: int = typer.Option(24),
+    n_prompts: int = typer.Option(10, min=1, help="How many prompts."),
+    max_new_tokens: int = typer.Option(24, min=1),
+    model: str = typer.Option("", "--model", "-m", help="Model (default: the vector's packaged model)."),
     save: bool = typer.Option(False, help="Store the result in the artifact's eval card."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -32,7 +33,7 @@ def sweep_layers(
     vec = load_artifact(path)
     if not isinstance(vec, SteeringVector):
         raise SteerlabError("sweep-layers needs a vector artifact")
-    lm = load(vec.model.name if vec.model else "smollm2-135m")
+    lm = load(model_for(model, [vec]))
     result = do_sweep(lm, vec, load_prompts(prompts)[:n_prompts], get_scorer(scorer), strength=strength,
                       layers=parse_layers(layers), max_new_tokens=max_new_tokens)
     if save:

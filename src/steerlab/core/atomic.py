@@ -141,12 +141,21 @@ def atomic_file(target: str | os.PathLike[str], *, overwrite: bool = False, what
 
 def prepare_folder(out: str | os.PathLike[str], names: Collection[str], *, overwrite: bool,
                    what: str = "results") -> Path:
-    """Check and create a results folder that may hold other files (a report folder, ``annotate``'s
-    output): only the files in ``names`` will be written there, each replacing an earlier one only
-    with ``overwrite=True``. Nothing else in the folder is touched. Returns the folder.
+    """Check (:func:`check_folder`) and create a results folder; returns it.
 
     Callers then write each file with :func:`atomic_file` (``overwrite=True``: checked here).
     """
+    folder = check_folder(out, names, overwrite=overwrite, what=what)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def check_folder(out: str | os.PathLike[str], names: Collection[str], *, overwrite: bool,
+                 what: str = "results") -> Path:
+    """Raise :class:`OutputError` unless ``names`` can be written into the results folder ``out``
+    (a report folder, ``annotate``'s output) without losing anything: the folder may hold other
+    files, which are never touched; each of ``names`` replaces an earlier one only with
+    ``overwrite=True``. Creates nothing."""
     folder = Path(out)
     _check_parent(folder)
     if folder.exists() and not folder.is_dir():
@@ -158,5 +167,4 @@ def prepare_folder(out: str | os.PathLike[str], names: Collection[str], *, overw
     clash = [n for n in existing if (folder / n).is_dir()]
     if clash:
         raise OutputError(f"{folder / clash[0]} is a folder; steerlab will not replace it with a file")
-    folder.mkdir(parents=True, exist_ok=True)
     return folder

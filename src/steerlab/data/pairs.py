@@ -56,21 +56,44 @@ def builtin_path(name: str) -> Path:
     return Path(str(resources.files("steerlab.data") / "sets" / name))
 
 
+def read_text(path: str | Path, what: str = "file") -> str:
+    """The UTF-8 text of a user's data file, or one clear :class:`DataError` (missing, a folder,
+    unreadable, not UTF-8)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: no such {what}")
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{p}: not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from None
+    except OSError as e:
+        raise DataError(f"{p}: cannot read it ({e.strerror or e})") from None
+
+
+def json_line(line: str, where: str) -> Any:
+    """One jsonl line parsed strictly: NaN / Infinity (which Python's json accepts) are refused."""
+    def refuse(token: str) -> Any:
+        raise DataError(f"{where}: {token} is not valid JSON")
+
+    try:
+        return json.loads(line, parse_constant=refuse)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{where}: not valid JSON ({e.msg})") from None
+    except RecursionError:
+        raise DataError(f"{where}: JSON nested too deeply") from None
+
+
 def load_contrast(path: str | Path, name: str | None = None) -> ContrastSet:
     """Read a paired or labelled jsonl file."""
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: no such file")
+    text = read_text(p)
     pos: list[str] = []
     neg: list[str] = []
     kinds = set()
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{p}:{lineno}: not valid JSON ({e.msg})") from None
+        row = json_line(line, f"{p}:{lineno}")
         if not isinstance(row, dict):
             raise DataError(f"{p}:{lineno}: each line must be a JSON object")
         if "positive" in row or "negative" in row:
@@ -82,9 +105,12 @@ def load_contrast(path: str | Path, name: str | None = None) -> ContrastSet:
             neg.append(b)
         elif "text" in row and "label" in row:
             kinds.add("labelled")
-            text, label = row["text"], str(row["label"]).strip().lower()
+            text, raw_label = row["text"], row["label"]
             if not isinstance(text, str) or not text.strip():
                 raise DataError(f"{p}:{lineno}: 'text' must be a non-empty string")
+            if not isinstance(raw_label, (str, int, bool)):
+                raise DataError(f"{p}:{lineno}: unknown label {raw_label!r} (use positive/negative or 1/0)")
+            label = str(raw_label).strip().lower()
             if label in _POS:
                 pos.append(text)
             elif label in _NEG:
@@ -136,7 +162,7 @@ def load_prompts(name_or_path: str = "neutral") -> list[str]:
         p = Path(name_or_path)
     if not p.is_file():
         raise DataError(f"no prompt set or file called {name_or_path!r}")
-    prompts = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    prompts = [ln.strip() for ln in read_text(p).splitlines() if ln.strip()]
     if not prompts:
         raise DataError(f"{p} has no prompts")
     return prompts

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from steerlab.core.atomic import atomic_file, prepare_folder
+from steerlab.data.pairs import read_text
 from steerlab.errors import DataError
 from steerlab.methods.steerlm.schema import AttributeSchema
 from steerlab.methods.steerlm.value_model import ValueModel
@@ -215,11 +217,11 @@ def _rho_ci(spearmanr: Any, req: np.ndarray, got: np.ndarray, prompts: Sequence[
 def load_outputs(path: str | Path) -> list[dict[str, Any]]:
     """The rows saved by :func:`save_results` (``controllability.json``'s ``outputs``)."""
     try:
-        rows = json.loads(Path(path).read_text())["outputs"]
-    except (OSError, KeyError, json.JSONDecodeError) as e:
+        rows = json.loads(read_text(path, "sweep file"))["outputs"]
+    except (KeyError, TypeError, json.JSONDecodeError) as e:
         raise DataError(f"{path}: no saved sweep outputs ({e})") from None
     need = {"system", "attribute", "level", "prompt", "output"}
-    if not rows or not all(need <= set(r) for r in rows):
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) and need <= set(r) for r in rows):
         raise DataError(f"{path}: sweep rows need the keys {sorted(need)}")
     return list(rows)
 
@@ -244,10 +246,17 @@ def to_markdown(results: Sequence[ControlResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_results(results: Sequence[ControlResult], info: dict[str, Any], out: str | Path) -> Path:
-    d = Path(out)
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "controllability.md").write_text(to_markdown(results))
-    (d / "controllability.json").write_text(json.dumps({"results": [r.to_dict() for r in results], **info},
-                                                        indent=2, ensure_ascii=False) + "\n")
+RESULT_FILES = ("controllability.md", "controllability.json")
+
+
+def save_results(results: Sequence[ControlResult], info: dict[str, Any], out: str | Path, *,
+                 overwrite: bool = False) -> Path:
+    """Write ``controllability.{md,json}`` into ``out`` (an earlier sweep there is replaced only with
+    ``overwrite=True``; other files are left alone)."""
+    d = prepare_folder(out, RESULT_FILES, overwrite=overwrite, what="controllability results")
+    with atomic_file(d / "controllability.md", overwrite=True) as tmp:
+        tmp.write_text(to_markdown(results))
+    with atomic_file(d / "controllability.json", overwrite=True) as tmp:
+        tmp.write_text(json.dumps({"results": [r.to_dict() for r in results], **info}, indent=2,
+                                  ensure_ascii=False) + "\n")
     return d

@@ -19,6 +19,7 @@ from typing import Any
 
 from steerlab._version import __version__
 from steerlab.core.artifact import Artifact, update_eval_card
+from steerlab.core.atomic import check_folder
 from steerlab.core.steerer import Steer, get_steerer
 from steerlab.errors import SteerlabError
 from steerlab.eval.protocol import QUICK, Condition, ConditionResult, Protocol, prompts_for, run_conditions, summarise
@@ -74,6 +75,7 @@ def evaluate(
     fluency_budget: float = 0.10,
     artifact_path: str | Path | None = None,
     out_dir: str | Path | None = None,
+    overwrite: bool = False,
 ) -> EvalReport:
     """Evaluate ``artifact`` on ``task`` against the unsteered model and the prompting baseline.
 
@@ -83,6 +85,8 @@ def evaluate(
     """
     t0 = time.perf_counter()
     task_obj = TASKS.get(task) if isinstance(task, str) else task
+    if out_dir is not None:  # refuse a bad output folder before minutes of generation
+        check_folder(out_dir, EvalReport.files(task_obj.name), overwrite=overwrite, what="evaluation report")
     ref = load_reference(lm, reference)
     prompts = prompts_for(task_obj, protocol)
     _check_held_out(artifact, prompts)
@@ -110,7 +114,7 @@ def evaluate(
     if artifact_path is not None and choice is not None:
         update_eval_card(artifact_path, {f"eval:{task_obj.name}": report.card()})
     if out_dir is not None:
-        report.save(out_dir)
+        report.save(out_dir, overwrite=overwrite)
     return report
 
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from steerlab.core.atomic import atomic_file
+from steerlab.core.atomic import atomic_file, prepare_folder
 from steerlab.eval.protocol import ConditionResult, Protocol
 from steerlab.eval.tasks import Task
 
@@ -86,13 +86,19 @@ class EvalReport:
                           f"**{c['strength']}**" + (f" ({c.get('reason')})" if c.get("reason") else "")]
         return "\n".join(lines) + "\n"
 
-    def save(self, out_dir: str | Path) -> Path:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+    @staticmethod
+    def files(task: str) -> list[str]:
+        """The files a report of ``task`` writes into its folder (nothing else there is touched)."""
+        return [f"{task}.json", f"{task}.md", f"{task}_strength.png", f"{task}_pareto.png"]
+
+    def save(self, out_dir: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the report's files into ``out_dir``; an earlier report of the same task there is
+        replaced only with ``overwrite=True``."""
         stem = self.task.name
-        with atomic_file(out / f"{stem}.json") as tmp:
+        out = prepare_folder(out_dir, self.files(stem), overwrite=overwrite, what="evaluation report")
+        with atomic_file(out / f"{stem}.json", overwrite=True) as tmp:
             tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
-        with atomic_file(out / f"{stem}.md") as tmp:
+        with atomic_file(out / f"{stem}.md", overwrite=True) as tmp:
             tmp.write_text(self.to_markdown())
         if any(r.kind == "steered" for r in self.results):
             from steerlab.eval.plots import plot_report

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from steerlab.core.hooks import HookSet, output_hidden
+from steerlab.core.validate import positive_int
 from steerlab.errors import SteerlabError
 from steerlab.models.loading import LoadedModel, holds_model_lock
 from steerlab.progress import progress_bar
@@ -46,6 +47,8 @@ def record(
         raise SteerlabError(f"read positions must be one of {', '.join(READ_POSITIONS)}, got {positions!r}")
     if not texts:
         raise SteerlabError("no texts to record")
+    positive_int("batch_size", batch_size)
+    positive_int("max_length", max_length)
     layers = lm.check_layers(layers)
     deepest = max(layers)
     out: dict[int, list[Tensor]] = {layer: [] for layer in layers}

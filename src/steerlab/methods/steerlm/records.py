@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from steerlab.core.atomic import atomic_file
-from steerlab.errors import DataError
+from steerlab.core.validate import finite
+from steerlab.data.pairs import json_line, read_text
+from steerlab.errors import DataError, SteerlabError
 from steerlab.methods.steerlm.schema import AttributeSchema
 
 RECORD_TYPES = ("TEXT_TO_VALUE", "VALUE_TO_TEXT")
@@ -56,10 +58,12 @@ def to_record(ex: Example, schema: AttributeSchema, kind: str) -> dict[str, Any]
     return rec
 
 
-def write_records(path: str | Path, examples: Iterable[Example], schema: AttributeSchema, kind: str) -> int:
-    """Write ``examples`` as jsonl (atomically); returns the count."""
+def write_records(path: str | Path, examples: Iterable[Example], schema: AttributeSchema, kind: str, *,
+                  overwrite: bool = False) -> int:
+    """Write ``examples`` as jsonl (atomically); returns the count. An existing file is replaced
+    only with ``overwrite=True``."""
     lines = [json.dumps(to_record(ex, schema, kind), ensure_ascii=False) for ex in examples]
-    with atomic_file(Path(path)) as tmp:
+    with atomic_file(Path(path), overwrite=overwrite, what="records file") as tmp:
         tmp.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
     return len(lines)
 
@@ -67,29 +71,43 @@ def write_records(path: str | Path, examples: Iterable[Example], schema: Attribu
 def read_records(path: str | Path, schema: AttributeSchema) -> list[Example]:
     """Read a TEXT_TO_VALUE / VALUE_TO_TEXT jsonl file (ours or NeMo's, first User/Assistant pair)."""
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"no such records file: {p}")
     out = []
-    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    for i, line in enumerate(read_text(p, "records file").splitlines(), 1):
         if not line.strip():
             continue
+        rec = json_line(line, f"{p}:{i}")
         try:
-            rec = json.loads(line)
-            turns = rec["conversations"]
-            user = next(t for t in turns if t["from"] == "User")
-            asst = next(t for t in turns if t["from"] == "Assistant" and t.get("label"))
-        except (json.JSONDecodeError, KeyError, StopIteration, TypeError) as e:
+            out.append(_example(rec, schema))
+        except SteerlabError as e:
+            raise DataError(f"{p}:{i}: {e}") from None
+        except (KeyError, StopIteration, TypeError, AttributeError, ValueError) as e:
             raise DataError(f"{p}:{i}: not a SteerLM record ({type(e).__name__}: {e})") from None
-        attrs = schema.parse(asst["label"], complete=False)
-        given = rec.get("given") or {}
-        if not isinstance(given, dict):
-            raise DataError(f"{p}:{i}: 'given' must map attribute names to levels, got {given!r}")
-        given = {k: v for k, v in schema.resolve(given).items() if k in given}  # validates names and ranges
-        out.append(Example(user["value"], asst["value"], schema.resolve(attrs), rec.get("source", ""),
-                           dict(rec.get("scores", {})), given))
     if not out:
         raise DataError(f"{p} holds no records")
     return out
+
+
+def _example(rec: Any, schema: AttributeSchema) -> Example:
+    """One record (ours or NeMo's: the first User turn and the first labelled Assistant turn)."""
+    turns = rec["conversations"]
+    user = next(t for t in turns if t["from"] == "User")
+    asst = next(t for t in turns if t["from"] == "Assistant" and t.get("label"))
+    prompt, response, label = user["value"], asst["value"], asst["label"]
+    if not all(isinstance(x, str) for x in (prompt, response, label)):
+        raise DataError("turn values and the label must be strings")
+    attrs = schema.parse(label, complete=False)
+    given = rec.get("given") or {}
+    if not isinstance(given, dict):
+        raise DataError(f"'given' must map attribute names to levels, got {given!r}")
+    given = {k: v for k, v in schema.resolve(given).items() if k in given}  # validates names and ranges
+    scores = rec.get("scores") or {}
+    if not isinstance(scores, dict):
+        raise DataError(f"'scores' must map attribute names to numbers, got {scores!r}")
+    source = rec.get("source", "")
+    if not isinstance(source, str):
+        raise DataError(f"'source' must be a string, got {source!r}")
+    return Example(prompt, response, schema.resolve(attrs), source,
+                   {k: finite(f"scores.{k}", v) for k, v in scores.items()}, given)
 
 
 def as_examples(data: Any, schema: AttributeSchema) -> list[Example]:

@@ -32,6 +32,12 @@ class Attribute:
     default: int = 0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not isinstance(self.description, str):
+            raise SteerlabError(f"attribute name and description must be strings, got {self.name!r}")
+        for key in ("low", "high", "default"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise SteerlabError(f"attribute {self.name!r}: {key} must be an integer, got {v!r}")
         if not self.name.isidentifier():
             raise SteerlabError(f"attribute name {self.name!r} must be an identifier (letters, digits, _)")
         if not self.low < self.high:
@@ -78,6 +84,9 @@ class AttributeSchema:
             values = {}
         if isinstance(values, str):
             values = self.parse(values, complete=False)
+        if not isinstance(values, Mapping):
+            raise SteerlabError(f"attributes must be a mapping like {{'humor': 3}} or a string like 'humor:3', "
+                                f"got {values!r}")
         out = self.defaults()
         for name, raw in values.items():
             attr = self[name]
@@ -113,7 +122,7 @@ class AttributeSchema:
                 continue
             sep = ":" if ":" in item else "="
             if sep not in item:
-                raise SteerlabError(f"cannot read attribute {item!r}; write name:value, e.g. humor:3")
+                raise SteerlabError(f"cannot read attribute {item!r}; write name:value or name=value, e.g. humor:3")
             name, raw = (s.strip() for s in item.split(sep, 1))
             if name in out:
                 raise SteerlabError(f"attribute {name!r} given twice in {text!r}")
@@ -128,6 +137,8 @@ class AttributeSchema:
 
     @classmethod
     def from_json(cls, data: list[dict[str, Any]]) -> AttributeSchema:
+        if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
+            raise SteerlabError("malformed attribute schema: expected a list of attribute objects")
         try:
             return cls(tuple(Attribute(**d) for d in data))
         except TypeError as e:
