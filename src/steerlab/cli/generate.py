@@ -42,7 +42,7 @@ def generate(
 ) -> None:
     """Generate text, steered by --vector artifacts at --strength."""
     from steerlab.core.artifact import load_artifact
-    from steerlab.core.steerer import Steer
+    from steerlab.core.steerer import Steer, plan
     from steerlab.data.pairs import load_prompts
     from steerlab.generation import generate as do_generate
 
@@ -61,13 +61,15 @@ def generate(
     if operator != "add":
         options["operator"] = operator
     steers = tuple(Steer(a, s, options) for a, s in zip(artifacts, strengths))
+    plan([list(steers)])  # bad options fail here, before the model loads
+    attributes = parse_attrs(attr)
     reference: str | None = None
     if guidance_attr:
         reference = "" if guidance_attr == ["defaults"] else parse_attrs(guidance_attr, "--guidance-attr")
     lm = load(model_for(model, artifacts))
     texts = do_generate(lm, prompts, steers or None, max_new_tokens=max_new_tokens,
                         temperature=temperature, top_p=top_p, seed=seed, allow_mismatch=allow_mismatch,
-                        attributes=parse_attrs(attr), guidance=guidance, guidance_reference=reference,
+                        attributes=attributes, guidance=guidance, guidance_reference=reference,
                         chat=any(getattr(a, "chat", False) for a in artifacts) if chat is None else chat)
     if json_out:
         print_json([{"prompt": p, "completion": t} for p, t in zip(prompts, texts)])

@@ -91,6 +91,7 @@ class Steerer(ABC):
 
     def validate(self, lm: LoadedModel, app: Application, *, allow_mismatch: bool = False) -> None:
         """Raise before anything is installed if ``app`` cannot run on ``lm``."""
+        app.artifact.check_tensors()  # NaN / inf / overflowing values, even if set after loading
         if app.artifact.model is not None:
             app.artifact.model.check(lm.fingerprint, allow_mismatch=allow_mismatch)
 
