@@ -37,7 +37,7 @@ def main() -> None:
     lm = steerlab.load_model(args.model)
     vec = steerlab.extract(lm, "sentiment", name="sentiment")
     out = Path(args.out)
-    art_dir = vec.save(out / "sentiment-vector")
+    art_dir = vec.save(out / "sentiment-vector", overwrite=True)
     pos, neg = TASKS.get("sentiment-positive"), TASKS.get("sentiment-negative")
     mags = [float(x) for x in args.strengths.split(",")]
     opts = {"layers": [args.layer]}
@@ -53,7 +53,7 @@ def main() -> None:
     elapsed = time.perf_counter() - t0
     for report in reports_from_samples(samples, proto, lm.name, ref, ref is lm, vec.name, vec.method, elapsed):
         report.options = opts
-        report.save(out)
+        report.save(out, overwrite=True)
         update_eval_card(art_dir, {f"eval:{report.task.name}": report.card()})
         print(report.to_markdown())
 

@@ -61,7 +61,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     _composition_table(samples, conds, compose, out)
     for report in reports_from_samples(samples, proto, lm.name, ref, ref is lm, "lm-steer vs vector", "mixed"):
-        report.save(out)
+        report.save(out, overwrite=True)
         print(report.to_markdown())
 
 

@@ -41,7 +41,7 @@ def main() -> None:
     target = steerlab.load_model(args.to)
     moved = transfer(art, source, target)
     out = Path(args.out)
-    moved.save(out / "transferred")
+    moved.save(out / "transferred", overwrite=True)
     steers = {"transferred": moved}
     if args.raw:  # the official recipe without our sign/scale calibration
         steers["transferred (uncalibrated)"] = transfer(art, source, target, calibrate=False)

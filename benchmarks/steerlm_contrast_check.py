@@ -99,7 +99,7 @@ def main() -> None:
             print(f"after {(rnd + 1) * args.steps} steps ({dt:.0f}s) {label}: loss {g.pop('_true_loss'):.3f}; "
                   "flip gaps " + " ".join(f"{k} {v:+.4f}" for k, v in g.items()), flush=True)
         if args.out:
-            art.save(args.out)
+            art.save(args.out, overwrite=True)
     if args.value_model and art is not None:
         probe(lm, art, sorted(held)[:12], args.value_model)
 

@@ -24,18 +24,18 @@ mkdir -p "$R"
 t() { local name=$1; shift; local t0=$SECONDS; "$@"; echo "$name $((SECONDS - t0))" >>"$R/times.txt"; }
 
 if [[ $PHASE == data || $PHASE == all ]]; then
-  t annotate $S steerlm annotate --value-model "$VM" --out "$R/data" --samples "$SAMPLES" \
+  t annotate $S steerlm annotate --overwrite --value-model "$VM" --out "$R/data" --samples "$SAMPLES" \
     --max-per-topic "$PER_TOPIC" --temperature 0.8 --vary "$SENTIMENT_STEER=6" --vary "$SENTIMENT_STEER=-6" \
     --vary "$TOXICITY_STEER=4" --vary "$TOXICITY_STEER=-4" --vary "$HUMOR_STEER=2.5"
 fi
 if [[ $PHASE == sft || $PHASE == all ]]; then
-  t sft-all $S steerlm sft --data "$R/data/annotated.v2t.jsonl" --out "$R/r1-all" --lr 2e-3 \
+  t sft-all $S steerlm sft --overwrite --data "$R/data/annotated.v2t.jsonl" --out "$R/r1-all" --lr 2e-3 \
     --n-steps "$STEPS" --batch-size "$BATCH"
-  t sft-contrast $S steerlm sft --data "$R/data/annotated.v2t.jsonl" --out "$R/r1-contrast" --lr 2e-3 \
+  t sft-contrast $S steerlm sft --overwrite --data "$R/data/annotated.v2t.jsonl" --out "$R/r1-contrast" --lr 2e-3 \
     --n-steps "$STEPS" --batch-size "$BATCH" --contrast-gap 2
 fi
 if [[ $PHASE == eval1 || $PHASE == all ]]; then
-  t eval1 $S steerlm eval --adapter "$R/r1-all" --adapter "$R/r1-contrast" --value-model "$VM" \
+  t eval1 $S steerlm eval --overwrite --adapter "$R/r1-all" --adapter "$R/r1-contrast" --value-model "$VM" \
     --out "$R/control1" "${EVAL[@]}"
 fi
 if [[ $PHASE == boot || $PHASE == all ]]; then
@@ -50,8 +50,8 @@ print(max(score, key=lambda k: sum(score[k]) / len(score[k])))
 EOF
 )
   echo "bootstrapping $BEST"
-  t bootstrap $S steerlm bootstrap --adapter "$R/$BEST" --value-model "$VM" --data "$R/data/annotated.v2t.jsonl" \
+  t bootstrap $S steerlm bootstrap --overwrite --adapter "$R/$BEST" --value-model "$VM" --data "$R/data/annotated.v2t.jsonl" \
     --out "$R/r2" --max-per-topic "$PER_TOPIC" --samples 4 --lr 2e-3 --n-steps "$((STEPS * 2 / 3))" \
     --batch-size "$BATCH"
-  t eval2 $S steerlm eval --adapter "$R/r2" --value-model "$VM" --out "$R/control2" --no-prompting "${EVAL[@]}"
+  t eval2 $S steerlm eval --overwrite --adapter "$R/r2" --value-model "$VM" --out "$R/control2" --no-prompting "${EVAL[@]}"
 fi

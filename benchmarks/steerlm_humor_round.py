@@ -112,7 +112,7 @@ def main() -> None:
         mix += list(unique.values()) * args.top_toxic
         parts["top_toxic_copies"] = len(unique) * args.top_toxic
     rng.shuffle(mix)
-    write_records(args.out, mix, vm.schema, "VALUE_TO_TEXT")
+    write_records(args.out, mix, vm.schema, "VALUE_TO_TEXT", overwrite=True)
     print(f"{len(mix)} records → {args.out}: " + ", ".join(f"{k} {v}" for k, v in parts.items()))
     for a in vm.schema.names:
         print(f"  {a}: {dict(sorted(collections.Counter(e.attributes[a] for e in mix).items()))}")

@@ -16,10 +16,10 @@ TOX=${TOXICITY_STEER:-$R/lmsteer-toxicity}
 [ -d "$SENT" ] || t lmsteer-sentiment $S train lm-steer --data rt-sentiment --out "$SENT"
 [ -d "$TOX" ] || t lmsteer-toxicity $S train lm-steer --data tweets-toxicity --out "$TOX"
 [ -d "$R/value-model" ] || t train-value $S steerlm train-value --out "$R/value-model"
-t annotate $S steerlm annotate --value-model "$R/value-model" --out "$R/data" --samples 5 --max-per-topic 10 \
+t annotate $S steerlm annotate --overwrite --value-model "$R/value-model" --out "$R/data" --samples 5 --max-per-topic 10 \
   --temperature 0 --vary "$SENT=6" --vary "$SENT=-6" --vary "$TOX=4" --vary "$TOX=-4"
-t sft $S steerlm sft --data "$R/data/annotated.v2t.jsonl" --out "$R/steerlm-r1" --contrast-gap 2 --lr 2e-3
-t bootstrap $S steerlm bootstrap --adapter "$R/steerlm-r1" --value-model "$R/value-model" \
+t sft $S steerlm sft --overwrite --data "$R/data/annotated.v2t.jsonl" --out "$R/steerlm-r1" --contrast-gap 2 --lr 2e-3
+t bootstrap $S steerlm bootstrap --overwrite --adapter "$R/steerlm-r1" --value-model "$R/value-model" \
   --data "$R/data/annotated.v2t.jsonl" --out "$R/steerlm-r2" --max-per-topic 10 --samples 2 --lr 2e-3
-t eval $S steerlm eval --adapter "$R/steerlm-r1" --adapter "$R/steerlm-r2" --value-model "$R/value-model" \
+t eval $S steerlm eval --overwrite --adapter "$R/steerlm-r1" --adapter "$R/steerlm-r2" --value-model "$R/value-model" \
   --out "$R/control" --n-prompts 8 --samples 2

@@ -91,7 +91,7 @@ def main() -> None:
     pos_share = sum(d.label == "positive" for d in confident) / len(confident)
     probe.info.update({"tweets_accuracy": cross, "tweets_n": len(confident),
                        "tweets_majority_baseline": max(pos_share, 1 - pos_share)})
-    probe.save(DATA / "probes" / "sentiment")
+    probe.save(DATA / "probes" / "sentiment", overwrite=True)
     loaded = EmbeddingProbe.load(DATA / "probes" / "sentiment")
     print(json.dumps(loaded.info, indent=2))
 

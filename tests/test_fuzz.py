@@ -84,38 +84,42 @@ def _copy(src: Path, dst: Path) -> Path:
     return dst
 
 
-@FUZZ
-@given(method=st.sampled_from(["vectors", "lm_steer", "steerlm"]), data=st.data())
-def test_mutated_artifact_configs(saved, method: str, data) -> None:
-    src = saved[method]
+def _mutated_config(src: Path, data: Any) -> dict:
+    """The artifact's config with one drawn value (anywhere in the document) replaced by a drawn one."""
     doc = json.loads((src / "steer_config.json").read_text())
-    path = data.draw(st.sampled_from(_paths(doc)))
-    mutated = _set(doc, path, data.draw(json_values))
+    return _set(doc, data.draw(st.sampled_from(_paths(doc))), data.draw(json_values))
+
+
+def _load_damaged(src: Path, damage: Any) -> None:
+    """Copy an artifact, let ``damage(folder)`` change it, load it: a SteerlabError, or a valid artifact
+    whose tensors are finite."""
     with tempfile.TemporaryDirectory() as tmp:
         art_dir = _copy(src, Path(tmp) / "a")
-        (art_dir / "steer_config.json").write_text(json.dumps(mutated))
+        damage(art_dir)
         try:
             art = steerlab.load_artifact(art_dir)
         except SteerlabError:
             return
         _check_loaded(art)
+
+
+@FUZZ
+@given(method=st.sampled_from(["vectors", "lm_steer", "steerlm"]), data=st.data())
+def test_mutated_artifact_configs(saved, method: str, data) -> None:
+    mutated = _mutated_config(saved[method], data)
+    _load_damaged(saved[method], lambda d: (d / "steer_config.json").write_text(json.dumps(mutated)))
 
 
 @FUZZ
 @given(method=st.sampled_from(["vectors", "lm_steer"]), cut=st.integers(min_value=0, max_value=4000),
        junk=st.binary(max_size=64))
 def test_corrupted_weights(saved, method: str, cut: int, junk: bytes) -> None:
-    src = saved[method]
-    with tempfile.TemporaryDirectory() as tmp:
-        art_dir = _copy(src, Path(tmp) / "a")
+    def damage(art_dir: Path) -> None:
         w = art_dir / "steer_weights.safetensors"
         data = w.read_bytes()
         w.write_bytes(data[:cut] + junk + data[cut + len(junk):])
-        try:
-            art = steerlab.load_artifact(art_dir)
-        except SteerlabError:
-            return
-        _check_loaded(art)
+
+    _load_damaged(saved[method], damage)
 
 
 @FUZZ
@@ -274,9 +278,7 @@ def test_gguf_importer(tiny_llama, tensors: list, corrupt) -> None:
 @given(data=st.data())
 def test_cli_inspect_on_mutated_artifacts(saved, capsys, data) -> None:
     src = saved["vectors"]
-    doc = json.loads((src / "steer_config.json").read_text())
-    path = data.draw(st.sampled_from(_paths(doc)))
-    mutated = _set(doc, path, data.draw(json_values))
+    mutated = _mutated_config(src, data)
     with tempfile.TemporaryDirectory() as tmp:
         art_dir = _copy(src, Path(tmp) / "a")
         (art_dir / "steer_config.json").write_text(json.dumps(mutated))
