@@ -23,8 +23,8 @@ from steerlab.generation.generate import generate
 from steerlab.methods.vectors import export_gguf, extract, sweep_layers
 from steerlab.models.loading import LoadedModel, load_model
 
-DEMO_FILES = ("sentiment-vector", "sentiment-vector.gguf", "results.json")
-"""What the demo writes into its output folder."""
+DEMO_FILES = ("sentiment-vector.gguf", "results.json")
+"""The files the demo writes into its output folder (besides the ``sentiment-vector`` artifact)."""
 
 
 def run_demo(
