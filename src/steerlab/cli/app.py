@@ -64,7 +64,7 @@ def _register() -> None:
 
 def _interrupted(e: BaseException) -> None:
     """Exit 130 with one line: what the interrupted job kept (its message), else that nothing was."""
-    kept = str(e) if isinstance(e, Interrupted) and str(e) else "interrupted; nothing was saved"
+    kept = str(e) if isinstance(e, Interrupted) and str(e) else "nothing was saved"
     print(f"interrupted: {kept}", file=sys.stderr)
     sys.exit(130)
 

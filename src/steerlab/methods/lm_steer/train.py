@@ -165,13 +165,13 @@ def train(
                     _save_checkpoint(ckpt, params, opt, done, history, run)
     except KeyboardInterrupt:
         if ckpt is None:
-            raise Interrupted(f"training interrupted at step {done}/{n_steps}; no checkpoint directory, "
+            raise Interrupted(f"training stopped at step {done}/{n_steps}; no checkpoint directory, "
                               "nothing was kept") from None
         if done > start:
             _save_checkpoint(ckpt, params, opt, done, history, run)
         kept = (f"checkpoint at step {done}/{n_steps} kept in {ckpt}" if done > start
                 else f"no step finished; {ckpt} is as it was")
-        raise Interrupted(f"training interrupted; {kept}; run the same command to resume") from None
+        raise Interrupted(f"training stopped; {kept}; run the same command to resume") from None
     finally:
         tok.padding_side = side
     seconds = time.perf_counter() - t0
