@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import steerlab
 from steerlab.models.loading import LoadedModel
+from tests import toy_method  # noqa: F401  (registers a method from outside the package)
 from tests.conftest import PAIRS
 
 
@@ -34,8 +35,16 @@ def _steerlm(lm: LoadedModel) -> steerlab.Steer:
     return steerlab.Steer(art, 1.0, {"attributes": {"sentiment": 4}})
 
 
+def _toy_bias(lm: LoadedModel) -> steerlab.Steer:
+    from tests.toy_method import BiasSteerer
+
+    art = BiasSteerer().fit(lm, ["The movie was wonderful", "send me the report"])
+    return steerlab.Steer(art, 3.0, {"temperature": 2.0})
+
+
 FACTORIES: dict[str, Callable[[LoadedModel], steerlab.Steer]] = {
     "vectors": _vectors,
     "lm_steer": _lm_steer,
     "steerlm": _steerlm,
+    "toy_bias": _toy_bias,  # a method from outside the package (tests/toy_method.py)
 }

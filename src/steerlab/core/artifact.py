@@ -27,7 +27,6 @@ from torch import Tensor
 from steerlab._version import __version__
 from steerlab.core.atomic import atomic_dir
 from steerlab.core.fingerprint import ModelFingerprint
-from steerlab.core.registry import Registry
 from steerlab.core.validate import check_tensor_values
 from steerlab.errors import ArtifactError, SteerlabError
 
@@ -38,11 +37,10 @@ ARTIFACT_FILES = frozenset({CONFIG_NAME, WEIGHTS_NAME})
 
 A = TypeVar("A", bound="Artifact")
 
-ARTIFACTS: Registry[type[Artifact]] = Registry("steering method")
-
 
 class Artifact(ABC):
-    """Base class of every method's result. Subclasses are registered by ``method`` name."""
+    """Base class of every method's result; ``method`` names the registered method
+    (:mod:`steerlab.core.methods`) that loads and applies it."""
 
     method: ClassVar[str]
     model: ModelFingerprint | None
@@ -62,11 +60,6 @@ class Artifact(ABC):
         meta: dict[str, Any],
     ) -> A:
         """Rebuild an artifact from what :meth:`to_state` returned."""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "method" in cls.__dict__:
-            ARTIFACTS.register(cls.method, cls)
 
     @property
     def name(self) -> str:
@@ -156,12 +149,12 @@ def read_config(path: str | Path) -> dict[str, Any]:
 
 def load_artifact(path: str | Path) -> Artifact:
     """Load any registered method's artifact from a directory."""
-    import steerlab.methods  # noqa: F401  (registers every built-in method)
+    from steerlab.core.methods import get_method
 
     root = Path(path)
     doc = read_config(root)
     try:
-        cls = ARTIFACTS.get(doc["method"])
+        cls = get_method(doc["method"]).artifact_cls
     except SteerlabError as e:
         raise ArtifactError(f"{root}: {e}") from None
     weights = root / WEIGHTS_NAME

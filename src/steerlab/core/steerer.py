@@ -19,20 +19,25 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, Union
 
 import torch
 from torch import Tensor
 
 from steerlab.core.artifact import Artifact
 from steerlab.core.hooks import HookSet
+from steerlab.core.methods import METHODS, get_method
 from steerlab.core.positions import PositionTracker
-from steerlab.core.registry import Registry
 from steerlab.core.validate import finite
 from steerlab.errors import SteerlabError
 
 if TYPE_CHECKING:
     from steerlab.models.loading import LoadedModel
+
+A = TypeVar("A", bound=Artifact)
+O = TypeVar("O")  # noqa: E741 (the options dataclass)
+
+__all__ = ["METHODS", "Application", "Steer", "Steerer", "apply", "get_steerer", "patch"]
 
 
 @dataclass(frozen=True)
@@ -65,19 +70,15 @@ class Application:
     strengths: Tensor  # (B,) float32; 0.0 for rows that do not use this artifact
 
 
-class Steerer(ABC):
-    """Base class of a steering method. Subclasses set ``name``, ``artifact_cls``, ``options_cls``."""
+class Steerer(ABC, Generic[A, O]):
+    """Base class of a steering method, generic in its artifact type ``A`` and options dataclass
+    ``O``. Subclasses set ``name`` and ``options_cls`` and are registered with their artifact class
+    as a :class:`~steerlab.core.methods.MethodSpec`."""
 
     name: ClassVar[str]
-    artifact_cls: ClassVar[type[Artifact]]
     options_cls: ClassVar[type[Any]]
     suggested_strengths: ClassVar[tuple[float, ...]] = (0.5, 1.0, 2.0, 4.0)
     """Magnitudes the evaluation harness sweeps by default (signed by the task's goal)."""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "name" in cls.__dict__:
-            METHODS.register(cls.name, cls)
 
     @abstractmethod
     def fit(self, lm: LoadedModel, data: Any, **config: Any) -> Artifact:
@@ -123,14 +124,9 @@ class Steerer(ABC):
             raise SteerlabError(f"bad options for method {self.name!r}: {e}") from None
 
 
-METHODS: Registry[type[Steerer]] = Registry("steering method")
-
-
-def get_steerer(method: str) -> Steerer:
-    """An instance of the registered steerer called ``method``."""
-    import steerlab.methods  # noqa: F401  (registers every built-in method)
-
-    return METHODS.get(method)()
+def get_steerer(method: str) -> Steerer[Any, Any]:
+    """An instance of the steerer of the registered method called ``method``."""
+    return get_method(method).steerer_cls()
 
 
 def _cached_steerer(cache: dict[str, Steerer], method: str) -> Steerer:

@@ -1,3 +1,3 @@
-"""Built-in steering methods; importing this package registers them all."""
-
-from steerlab.methods import lm_steer, steerlm, vectors  # noqa: F401
+"""Built-in steering methods. Each subpackage registers its :class:`~steerlab.core.methods.MethodSpec`
+when imported; steerlab finds them through the ``steerlab.methods`` entry-point group, like any
+third-party method."""

@@ -1,7 +1,11 @@
 """LM-Steer: learned low-rank transforms of the output word embeddings (seed 002)."""
 
+from steerlab.core.methods import MethodSpec, register_method
 from steerlab.methods.lm_steer.artifact import LMSteer
 from steerlab.methods.lm_steer.steerer import LMSteerOptions, LMSteerSteerer
 from steerlab.methods.lm_steer.train import train
 
-__all__ = ["LMSteer", "LMSteerOptions", "LMSteerSteerer", "train"]
+METHOD = register_method(MethodSpec("lm_steer", LMSteer, LMSteerSteerer,
+                                    description="learned low-rank transforms of the output word embeddings"))
+
+__all__ = ["LMSteer", "METHOD", "LMSteerOptions", "LMSteerSteerer", "train"]

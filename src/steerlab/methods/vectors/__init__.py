@@ -1,5 +1,6 @@
 """Activation steering: contrastive directions added to hidden states (seed 001)."""
 
+from steerlab.core.methods import MethodSpec, register_method
 from steerlab.methods.vectors.aggregators import AGGREGATORS
 from steerlab.methods.vectors.gguf_io import export_gguf, import_gguf
 from steerlab.methods.vectors.operators import OPERATORS
@@ -7,5 +8,9 @@ from steerlab.methods.vectors.steerer import VectorOptions, VectorSteerer, extra
 from steerlab.methods.vectors.sweep import LayerSweep, sweep_layers
 from steerlab.methods.vectors.vector import SteeringVector
 
-__all__ = ["AGGREGATORS", "OPERATORS", "LayerSweep", "SteeringVector", "VectorOptions",
+METHOD = register_method(MethodSpec("vectors", SteeringVector, VectorSteerer,
+                                    description="contrastive directions added to, ablated from or clamped in "
+                                                "hidden states"))
+
+__all__ = ["AGGREGATORS", "METHOD", "OPERATORS", "LayerSweep", "SteeringVector", "VectorOptions",
            "VectorSteerer", "export_gguf", "extract", "import_gguf", "sweep_layers"]
