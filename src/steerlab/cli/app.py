@@ -62,10 +62,15 @@ def _register() -> None:
     _wrap_commands(app)
 
 
+def _one_line(message: str) -> str:
+    """A message as one line (user data quoted inside it may hold line breaks)."""
+    return " ".join(message.splitlines())
+
+
 def _interrupted(e: BaseException) -> None:
     """Exit 130 with one line: what the interrupted job kept (its message), else that nothing was."""
     kept = str(e) if isinstance(e, Interrupted) and str(e) else "nothing was saved"
-    print(f"interrupted: {kept}", file=sys.stderr)
+    print(f"interrupted: {_one_line(kept)}", file=sys.stderr)
     sys.exit(130)
 
 
@@ -90,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     except SteerlabError as e:
         if os.environ.get("STEERLAB_DEBUG"):
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(str(e))}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt as e:
         _interrupted(e)
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
             e.show()  # the help text
         else:
             hint = f" (see: {e.ctx.command_path} --help)" if getattr(e, "ctx", None) is not None else ""
-            print(f"error: {e.format_message()}{hint}", file=sys.stderr)
+            print(f"error: {_one_line(e.format_message())}{hint}", file=sys.stderr)
         sys.exit(e.exit_code)
     if _interrupts:  # typer returned 130 for a Ctrl-C
         _interrupted(_interrupts[-1])

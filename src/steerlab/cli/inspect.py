@@ -27,7 +27,7 @@ def inspect(path: Path = typer.Argument(..., help="Artifact directory."),
               f"{model.get('hidden_size', '?')}, {model.get('num_layers', '?')} layers, "
               f"weights {str(model.get('weights_hash', ''))[:12]})")
     out.print(f"provenance: {doc.get('provenance')}")
-    stats = doc["config"].get("stats") or {}
+    stats = art.meta.get("stats") or {}  # validated on load
     if stats:
         table = Table(title="per-layer statistics")
         for col in ("layer", "norm", "pos proj", "neg proj", "separation acc"):

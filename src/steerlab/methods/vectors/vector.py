@@ -64,7 +64,7 @@ class SteeringVector(Artifact):
             raise SteerlabError(f"unknown site {site!r}; known sites: {', '.join(SITES)}")
         stats = config.get("stats")
         if stats:
-            _check_stats(stats)
+            _check_stats(stats, sorted(dirs))
             meta = {**meta, "stats": stats}
         return cls(dirs, site=site, model=model, meta=meta)
 
@@ -158,13 +158,19 @@ class SteeringVector(Artifact):
         return out
 
 
-def _check_stats(stats: Any) -> None:
+STATS_KEYS = ("pos_proj", "neg_proj", "accuracy", "norm")
+
+
+def _check_stats(stats: Any, layers: list[int]) -> None:
     """Per-layer separation statistics, as :func:`~steerlab.methods.vectors.extract` records them:
-    ``{"<layer>": {"pos_proj": float, "neg_proj": float, "accuracy": float, "norm": float}}``."""
+    ``{"<layer>": {"pos_proj": float, "neg_proj": float, "accuracy": float, "norm": float}}`` for
+    layers of the vector."""
     if not isinstance(stats, dict):
         raise SteerlabError(f"'stats' must map layers to statistics, got {type(stats).__name__}")
     for layer, entry in stats.items():
-        if not str(layer).isdigit() or not isinstance(entry, dict):
-            raise SteerlabError(f"'stats' entry {layer!r} must be a layer index mapped to an object")
+        if not str(layer).isdigit() or int(layer) not in layers or not isinstance(entry, dict):
+            raise SteerlabError(f"'stats' entry {layer!r} must be one of the vector's layers mapped to an object")
+        if sorted(entry) != sorted(STATS_KEYS):
+            raise SteerlabError(f"'stats' entry {layer!r} must hold exactly {', '.join(STATS_KEYS)}")
         for key, value in entry.items():
             finite(f"stats[{layer}].{key}", value)
