@@ -20,7 +20,7 @@ def _vec(lm, seed: int = 0) -> SteeringVector:
 
 def _guided(lm, prompts, steer, scale, n=6, ref=None):
     ref = ref or [None] * len(prompts)
-    handle = steerlab.patch(lm, [steer] * len(prompts) + ref, batch_size=2 * len(prompts))
+    handle = steerlab.patch(lm, [steer] * len(prompts) + ref, batch_size=2 * len(prompts), prompts_rewritten=True)
     try:
         return guided_generate_ids(lm, prompts, prompts, scale=scale, max_new_tokens=n, temperature=0.0,
                                    top_p=1.0, top_k=0, stop=None, add_special_tokens=True)
@@ -54,7 +54,7 @@ def test_first_guided_token_follows_the_formula(tiny_llama) -> None:
     enc = lm.tokenizer([prompt], return_tensors="pt")
     with torch.no_grad():
         ref = lm.model(**enc).logits[:, -1]  # (1, V)
-        with steerlab.apply(lm, steer):
+        with steerlab.apply(lm, steer, prompts_rewritten=True):
             cond = lm.model(**enc).logits[:, -1]
     for scale in (0.0, 3.0, -1.0):
         want = guided_log_probs(cond, ref, scale).argmax(-1)

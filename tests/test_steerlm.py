@@ -116,7 +116,7 @@ def test_lora_hooks_equal_merged_weights(tiny, modules) -> None:
     art = small_adapter(tiny, target_modules=modules)
     if modules == "attention":  # never an MLP layer, even where it shares a name (GPT-2's c_proj)
         assert all(any(p in ("attn", "self_attn", "attention") for p in n.split(".")) for n in art.lora)
-    with steerlab.apply(tiny, art):
+    with steerlab.apply(tiny, art, prompts_rewritten=True):
         hooked = logits(tiny)
     merged = merged_weights(tiny, art)
     saved = {n: tiny.model.get_submodule(n).weight.detach().clone() for n in merged}
@@ -217,7 +217,7 @@ def test_bad_attribute_requests_fail_before_anything_is_installed(tiny_llama) ->
         steerlab.generate(tiny_llama, "Hi", steering=steerlab.Steer(art, 1.0, {"attributes": {"humour": 4}}),
                           max_new_tokens=2, progress=False)
     with pytest.raises(SteerlabError, match="out of range"):
-        steerlab.patch(tiny_llama, steerlab.Steer(art, 1.0, {"attributes": {"humor": 9}}))
+        steerlab.patch(tiny_llama, steerlab.Steer(art, 1.0, {"attributes": {"humor": 9}}), prompts_rewritten=True)
     assert hook_count(tiny_llama.model) == hooks
 
 
@@ -226,7 +226,7 @@ def test_adapter_refuses_another_model(tiny_llama, tiny) -> None:
     if tiny.fingerprint == tiny_llama.fingerprint:
         pytest.skip("same model")
     with pytest.raises(SteerlabError):
-        steerlab.patch(tiny, art)
+        steerlab.patch(tiny, art, prompts_rewritten=True)
 
 
 def test_truncated_examples_are_dropped(tiny_llama) -> None:
@@ -536,7 +536,7 @@ def test_digit_sensitivity_matches_hand_computed_losses(tiny_llama) -> None:
     for e, value in zip(ex, got):
         ids, labels = encode_example(tiny_llama, Example(e.prompt, e.response, {**e.attributes, "humor": 3}),
                                      art.schema, art.template, art.chat, 160, art.placement)
-        with torch.no_grad(), steerlab.apply(tiny_llama, art):
+        with torch.no_grad(), steerlab.apply(tiny_llama, art, prompts_rewritten=True):
             logits = tiny_llama.model(input_ids=torch.tensor([ids])).logits[0]  # (T, V)
         y = torch.tensor(labels[1:])
         keep = y != -100

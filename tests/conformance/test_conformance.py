@@ -1,4 +1,8 @@
-"""The contract every registered steering method must honour, on four tiny architectures."""
+"""The contract every registered steering method must honour, on four tiny architectures.
+
+The hook-level contract is tested with ``prompts_rewritten=True``: methods that also steer through
+the prompt (SteerLM) are otherwise refused by ``apply``/``patch`` (tested last here).
+"""
 
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ def steer(request, tiny):
 def test_apply_changes_output_and_restores_exactly(tiny, steer) -> None:
     base = logits(tiny)
     hooks = hook_count(tiny.model)
-    with steerlab.apply(tiny, steer):
+    with steerlab.apply(tiny, steer, prompts_rewritten=True):
         inside = logits(tiny)
     assert not torch.equal(inside, base)
     assert torch.equal(logits(tiny), base)
@@ -37,16 +41,16 @@ def test_apply_changes_output_and_restores_exactly(tiny, steer) -> None:
 def test_exception_inside_restores(tiny, steer) -> None:
     base = logits(tiny)
     with pytest.raises(RuntimeError, match="boom"):
-        with steerlab.apply(tiny, steer):
+        with steerlab.apply(tiny, steer, prompts_rewritten=True):
             raise RuntimeError("boom")
     assert torch.equal(logits(tiny), base)
 
 
 def test_nested_contexts_restore_in_order(tiny, steer) -> None:
     base = logits(tiny)
-    with steerlab.apply(tiny, steer):
+    with steerlab.apply(tiny, steer, prompts_rewritten=True):
         outer = logits(tiny)
-        with steerlab.apply(tiny, dataclasses.replace(steer, strength=-steer.strength)):
+        with steerlab.apply(tiny, dataclasses.replace(steer, strength=-steer.strength), prompts_rewritten=True):
             both = logits(tiny)
         assert torch.equal(logits(tiny), outer)
     assert not torch.equal(both, outer)
@@ -55,7 +59,7 @@ def test_nested_contexts_restore_in_order(tiny, steer) -> None:
 
 def test_strength_zero_is_identity(tiny, steer) -> None:
     base = logits(tiny)
-    with steerlab.apply(tiny, dataclasses.replace(steer, strength=0.0)):
+    with steerlab.apply(tiny, dataclasses.replace(steer, strength=0.0), prompts_rewritten=True):
         assert torch.equal(logits(tiny), base)
 
 
@@ -71,9 +75,9 @@ def test_save_load_round_trip_is_exact_and_pickle_free(tiny, steer, tmp_path: Pa
     assert state_a == state_b
     assert tensors_a.keys() == tensors_b.keys()
     assert all(torch.equal(tensors_a[k], tensors_b[k]) for k in tensors_a)
-    with steerlab.apply(tiny, steer):
+    with steerlab.apply(tiny, steer, prompts_rewritten=True):
         expected = logits(tiny)
-    with steerlab.apply(tiny, dataclasses.replace(steer, artifact=loaded)):
+    with steerlab.apply(tiny, dataclasses.replace(steer, artifact=loaded), prompts_rewritten=True):
         assert torch.equal(logits(tiny), expected)
 
 
@@ -81,15 +85,27 @@ def test_failed_patch_installs_nothing(tiny, steer) -> None:
     hooks = hook_count(tiny.model)
     bad = dataclasses.replace(steer, options={"no_such_option": 1})
     with pytest.raises(steerlab.SteerlabError, match="no_such_option"):
-        steerlab.patch(tiny, (steer, bad))
+        steerlab.patch(tiny, (steer, bad), prompts_rewritten=True)
     assert hook_count(tiny.model) == hooks
 
 
 def test_patch_handle_remove_is_idempotent(tiny, steer) -> None:
     base = logits(tiny)
-    handle = steerlab.patch(tiny, steer)
+    handle = steerlab.patch(tiny, steer, prompts_rewritten=True)
     assert handle.active
     handle.remove()
     handle.remove()
     assert not handle.active
     assert torch.equal(logits(tiny), base)
+
+
+def test_prompt_steering_methods_are_refused_by_bare_apply(tiny, steer) -> None:
+    steerer = steerlab.get_steerer(steer.artifact.method)
+    hooks = hook_count(tiny.model)
+    if not steerer.steers_prompt:
+        steerlab.patch(tiny, steer).remove()
+        return
+    with pytest.raises(steerlab.SteerlabError, match="steers through the prompt"):
+        with steerlab.apply(tiny, steer):
+            pass
+    assert hook_count(tiny.model) == hooks

@@ -77,6 +77,9 @@ class Steerer(ABC, Generic[A, O]):
 
     name: ClassVar[str]
     options_cls: ClassVar[type[Any]]
+    steers_prompt: ClassVar[bool] = False
+    """True for methods whose :meth:`rewrite_prompt` / :meth:`rewrite_formatted` change the text
+    (their hooks alone are not the method; see :func:`patch`)."""
     suggested_strengths: ClassVar[tuple[float, ...]] = (0.5, 1.0, 2.0, 4.0)
     """Magnitudes the evaluation harness sweeps by default (signed by the task's goal)."""
 
@@ -237,16 +240,27 @@ class SteeringHandle:
 
 
 def patch(
-    lm: LoadedModel, steering: Any, *, batch_size: int = 1, allow_mismatch: bool = False
+    lm: LoadedModel, steering: Any, *, batch_size: int = 1, allow_mismatch: bool = False,
+    prompts_rewritten: bool = False,
 ) -> SteeringHandle:
     """Install steering on ``lm`` and return a handle; all or nothing.
 
     ``steering`` is as for :func:`per_row`. With ``batch_size=1`` and shared steering, strengths
     broadcast over any batch size.
+
+    Methods that also steer through the prompt (``Steerer.steers_prompt``, e.g. SteerLM's attribute
+    string) are refused unless ``prompts_rewritten=True`` says the caller built each row's text
+    with their rewrites (:func:`rewrite_prompts`; :func:`steerlab.generate` does): hooks alone would
+    silently drop the attribute string.
     """
     rows = per_row(steering, batch_size)
     planned = plan(rows)
     for steerer, app in planned:
+        if steerer.steers_prompt and not prompts_rewritten and bool(app.strengths.any()):
+            raise SteerlabError(
+                f"{steerer.name} steers through the prompt as well as hooks, which apply()/patch() cannot "
+                "rewrite: pass the steer to steerlab.generate(..., steering=...) instead, or build the "
+                "prompt with the artifact's own template and call patch(..., prompts_rewritten=True)")
         steerer.validate(lm, app, allow_mismatch=allow_mismatch)
     hooks = HookSet()
     try:
@@ -265,7 +279,7 @@ def patch(
 
 @contextmanager
 def apply(
-    lm: LoadedModel, *steering: SteerLike, allow_mismatch: bool = False
+    lm: LoadedModel, *steering: SteerLike, allow_mismatch: bool = False, prompts_rewritten: bool = False
 ) -> Iterator[SteeringHandle]:
     """Steer ``lm`` inside a ``with`` block; the model is restored exactly on exit, even on error.
 
@@ -274,7 +288,7 @@ def apply(
         with steerlab.apply(lm, Steer(vec, 4.0, {"layers": [12]})):
             print(steerlab.generate(lm, ["The weather today"]))
     """
-    handle = patch(lm, tuple(steering), allow_mismatch=allow_mismatch)
+    handle = patch(lm, tuple(steering), allow_mismatch=allow_mismatch, prompts_rewritten=prompts_rewritten)
     try:
         yield handle
     finally:

@@ -131,7 +131,7 @@ def _generate(lm: LoadedModel, prompt_list: list[str], steering: Any, *, single:
                 steer_arg = [tuple(r) for r in chunk_rows] + [tuple(ref_rows[i]) for i in idx]
                 shared = False
             handle = patch(lm, steer_arg, batch_size=1 if shared else len(steer_arg),
-                           allow_mismatch=allow_mismatch)
+                           allow_mismatch=allow_mismatch, prompts_rewritten=True)
             try:
                 if scale != 1.0:
                     ids = guided_generate_ids(

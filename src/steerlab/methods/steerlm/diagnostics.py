@@ -42,7 +42,7 @@ def response_losses(lm: LoadedModel, adapter: SteerLMAdapter, examples: Sequence
     adapter.schema.resolve({attribute: digit})  # unknown attribute / out-of-range digit → clear error
     pad = lm.tokenizer.pad_token_id or 0
     out: list[float] = []
-    with torch.no_grad(), apply(lm, adapter):
+    with torch.no_grad(), apply(lm, adapter, prompts_rewritten=True):  # texts carry the attribute strings
         for i in range(0, len(examples), batch_size):
             chunk = [Example(e.prompt, e.response, {**e.attributes, attribute: digit})
                      for e in examples[i:i + batch_size]]

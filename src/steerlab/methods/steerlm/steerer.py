@@ -43,6 +43,7 @@ class SteerLMSteerer(Steerer):
     name = "steerlm"
     artifact_cls = SteerLMAdapter
     options_cls = SteerLMOptions
+    steers_prompt = True
     suggested_strengths = (1.0,)
 
     def fit(self, lm: LoadedModel, data: Any, **config: Any) -> SteerLMAdapter:
