@@ -67,3 +67,19 @@ def test_a_plugin_registers_through_the_entry_point_group(tmp_path: Path) -> Non
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(Path.cwd())])}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+def test_cli_options_go_to_the_methods_that_have_them(tiny_llama, tmp_path: Path, monkeypatch, capsys) -> None:
+    import steerlab.cli.generate as gen
+    from steerlab.methods.lm_steer import train
+    from tests.conftest import PAIRS
+
+    vec = steerlab.extract(tiny_llama, PAIRS, layers=[1, 2]).save(tmp_path / "v")
+    ls = train(tiny_llama, PAIRS, rank=4, n_steps=1, batch_size=4, progress=False).save(tmp_path / "ls")
+    monkeypatch.setattr(gen, "load", lambda name: tiny_llama)
+    code, _, err = run(["generate", "-p", "hi", "-m", "tiny", "--steer", str(vec), "--steer", str(ls),
+                        "--layers", "1", "--opt", "steer=0", "--max-new-tokens", "2"], capsys)
+    assert code == 0, err
+    code, _, err = run(["generate", "-p", "hi", "-m", "tiny", "--steer", str(vec), "--steer", str(ls),
+                        "--opt", "layer=1"], capsys)
+    assert code == 2 and "Did you mean 'layers'" in err

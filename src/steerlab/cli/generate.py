@@ -42,7 +42,7 @@ def generate(
 ) -> None:
     """Generate text, steered by --vector artifacts at --strength."""
     from steerlab.core.artifact import load_artifact
-    from steerlab.core.steerer import Steer, plan
+    from steerlab.core.steerer import Steer, plan, route_options
     from steerlab.data.pairs import load_prompts
     from steerlab.generation import generate as do_generate
 
@@ -60,7 +60,8 @@ def generate(
         options["positions"] = parse_positions(positions)
     if operator != "add":
         options["operator"] = operator
-    steers = tuple(Steer(a, s, options) for a, s in zip(artifacts, strengths))
+    routed = route_options(artifacts, options)  # --layers goes to vectors only, steer=0 to LM-Steer only, ...
+    steers = tuple(Steer(a, s, o) for a, s, o in zip(artifacts, strengths, routed))
     plan([list(steers)])  # bad options fail here, before the model loads
     attributes = parse_attrs(attr)
     reference: str | None = None

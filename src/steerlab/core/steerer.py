@@ -202,6 +202,19 @@ def with_option(rows: list[list[Steer]], key: str, value: Any) -> list[list[Stee
     return out
 
 
+def route_options(artifacts: Sequence[Artifact], options: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Split one set of options (a CLI's ``--layers``, ``--opt k=v``) between artifacts of several
+    methods: each artifact gets the options its method has. An option no method has goes to every
+    artifact, so parsing reports it with a did-you-mean hint instead of dropping it."""
+    fields = {a.method: {f.name for f in dataclasses.fields(get_method(a.method).options_cls)} for a in artifacts}
+    routed: list[dict[str, Any]] = [{} for _ in artifacts]
+    for key, value in options.items():
+        takers = [i for i, a in enumerate(artifacts) if key in fields[a.method]] or range(len(artifacts))
+        for i in takers:
+            routed[i][key] = value
+    return routed
+
+
 def plan(rows: Sequence[Sequence[Steer]]) -> list[tuple[Steerer, Application]]:
     """Group per-row steers into one :class:`Application` per distinct (artifact, options)."""
     batch = len(rows)
