@@ -85,30 +85,12 @@ def check_artifact_out(path: Path, overwrite: bool) -> None:
     check_dir_target(path, ARTIFACT_FILES, overwrite=overwrite, what="steerlab artifact")
 
 
-def model_for(explicit: str, artifacts: list[Any], default: str = "smollm2-135m") -> str:
-    """The model to load: ``--model`` if given, else the packaged model the artifacts were made on.
+def model_for(explicit: str, artifacts: list[Any]) -> str:
+    """The model a verb loads (:func:`steerlab.service.resolve.model_for`; imported lazily so the
+    CLI starts without torch)."""
+    from steerlab.service.resolve import model_for as pick
 
-    An artifact never chooses a model to download or a path to load: if it names anything but a
-    packaged model, the user must say ``--model``.
-    """
-    from steerlab.models.packaged import PACKAGED
-
-    if explicit:
-        return explicit
-    names = []
-    for art in artifacts:
-        name = art.model.name if getattr(art, "model", None) else None
-        if name is None:
-            continue
-        if name not in PACKAGED:
-            raise SteerlabError(f"artifact {art.name!r} was made on {name!r}, which is not a packaged model; "
-                                f"an artifact never chooses a model to download or load. Pass --model {name} "
-                                "(or another model) to load it yourself")
-        names.append(name)
-    if len(set(names)) > 1:
-        raise SteerlabError(f"the artifacts were made on different models ({', '.join(sorted(set(names)))}); "
-                            "pass --model to choose one")
-    return names[0] if names else default
+    return pick(explicit, artifacts)
 
 
 def load(name: str) -> Any:

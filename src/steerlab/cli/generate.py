@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from steerlab.cli.common import load, model_for, out, parse_attrs, parse_layers, parse_opts, parse_positions, print_json
+from steerlab.cli.common import load, out, parse_attrs, parse_layers, parse_opts, parse_positions, print_json
 from steerlab.errors import SteerlabError
 
 
@@ -41,15 +41,15 @@ def generate(
                                         "shapes but other weights (e.g. a fine-tune of its base model)."),
 ) -> None:
     """Generate text, steered by --vector artifacts at --strength."""
-    from steerlab.core.artifact import load_artifact
-    from steerlab.core.steerer import Steer, plan, route_options
+    from steerlab.core.steerer import route_options
     from steerlab.data.pairs import load_prompts
-    from steerlab.generation import generate as do_generate
+    from steerlab.service import ArtifactStore, GenerationRequest, SteerSpec, resolve, run
 
     prompts = list(prompt) + (load_prompts(str(prompts_file)) if prompts_file else [])
     if not prompts:
         raise SteerlabError("give at least one --prompt or a --prompts-file")
-    artifacts = [load_artifact(v) for v in vector]
+    store = ArtifactStore()  # paths allowed: the user names directories on the command line
+    artifacts = [store.get(str(v)) for v in vector]
     if strength and len(strength) not in (1, len(artifacts)):
         raise SteerlabError(f"{len(strength)} --strength values for {len(artifacts)} --vector artifacts")
     strengths = (strength * len(artifacts) if len(strength) == 1 else strength) or [1.0] * len(artifacts)
@@ -61,17 +61,17 @@ def generate(
     if operator != "add":
         options["operator"] = operator
     routed = route_options(artifacts, options)  # --layers goes to vectors only, steer=0 to LM-Steer only, ...
-    steers = tuple(Steer(a, s, o) for a, s, o in zip(artifacts, strengths, routed))
-    plan([list(steers)])  # bad options fail here, before the model loads
-    attributes = parse_attrs(attr)
     reference: str | None = None
     if guidance_attr:
         reference = "" if guidance_attr == ["defaults"] else parse_attrs(guidance_attr, "--guidance-attr")
-    lm = load(model_for(model, artifacts))
-    texts = do_generate(lm, prompts, steers or None, max_new_tokens=max_new_tokens,
-                        temperature=temperature, top_p=top_p, seed=seed, allow_mismatch=allow_mismatch,
-                        attributes=attributes, guidance=guidance, guidance_reference=reference,
-                        chat=any(getattr(a, "chat", False) for a in artifacts) if chat is None else chat)
+    request = GenerationRequest(
+        prompts, [SteerSpec(str(v), s, o) for v, s, o in zip(vector, strengths, routed)],
+        attributes=parse_attrs(attr), guidance=guidance, guidance_reference=reference,
+        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, chat=chat,
+        model=model or None)
+    resolved = resolve(request, store)  # every option and number is checked before the model loads
+    lm = load(resolved.model)
+    texts = run(lm, request, resolved, allow_mismatch=allow_mismatch)
     if json_out:
         print_json([{"prompt": p, "completion": t} for p, t in zip(prompts, texts)])
         return

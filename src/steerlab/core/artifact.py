@@ -66,6 +66,12 @@ class Artifact(ABC):
         """A human label (from meta, else the method name)."""
         return str(self.meta.get("name") or self.method)
 
+    @property
+    def prefers_chat(self) -> bool:
+        """True if the artifact was trained on chat turns, so generation should apply the model's
+        chat template unless the caller says otherwise (SteerLM adapters)."""
+        return False
+
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the artifact directory atomically; returns its path.
 

@@ -106,6 +106,10 @@ class SteerLMAdapter(Artifact):
                      for n, (a, b) in self.lora.items()}
 
     @property
+    def prefers_chat(self) -> bool:
+        return self.chat
+
+    @property
     def rank(self) -> int:
         return next(iter(self.lora.values()))[0].shape[0]
 

@@ -1,0 +1,138 @@
+"""Turn a :class:`~steerlab.service.spec.GenerationRequest` into steers, a model and decoding
+settings — the one place that decides which artifact a name means, which model an artifact
+belongs to, whether to use the chat template and which options go to which method.
+
+The CLI and the HTTP server are thin layers over :func:`resolve` and :func:`run`; neither branches
+on the method.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from steerlab.core.artifact import Artifact, load_artifact
+from steerlab.core.steerer import Steer, plan
+from steerlab.errors import SteerlabError
+from steerlab.service.spec import GenerationRequest
+
+DEFAULT_MODEL = "smollm2-135m"
+
+
+class ArtifactStore:
+    """Artifacts by name, loaded once and cached (thread-safe).
+
+    ``named`` maps names to artifact directories. With ``allow_paths=True`` (the CLI and library
+    callers) a reference that is not a name may be a directory; a server passes ``False`` so a
+    request can only name artifacts the operator loaded.
+    """
+
+    def __init__(self, named: Mapping[str, str | Path] | None = None, *, allow_paths: bool = True) -> None:
+        self._named = {k: Path(v) for k, v in (named or {}).items()}
+        self._allow_paths = allow_paths
+        self._cache: dict[Path, tuple[float, Artifact]] = {}
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        return sorted(self._named)
+
+    def add(self, name: str, path: str | Path) -> Artifact:
+        """Register (and load, to verify) an artifact under ``name``."""
+        art = self._load(Path(path))
+        with self._lock:
+            self._named[name] = Path(path)
+        return art
+
+    def remove(self, name: str) -> None:
+        with self._lock:
+            if self._named.pop(name, None) is None:
+                raise SteerlabError(f"no artifact named {name!r}")
+
+    def get(self, ref: str) -> Artifact:
+        """The artifact a request's reference means: a known name, else (if allowed) a directory."""
+        path = self._named.get(ref)
+        if path is None:
+            if not self._allow_paths:
+                import difflib
+
+                close = difflib.get_close_matches(ref, self.names(), n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise SteerlabError(f"unknown artifact {ref!r}.{hint} Known: {', '.join(self.names()) or 'none'}")
+            path = Path(ref)
+        return self._load(path)
+
+    def _load(self, path: Path) -> Artifact:
+        config = path / "steer_config.json"
+        stamp = config.stat().st_mtime if config.is_file() else -1.0
+        with self._lock:
+            hit = self._cache.get(path.resolve())
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        art = load_artifact(path)
+        with self._lock:
+            self._cache[path.resolve()] = (stamp, art)
+        return art
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What :func:`run` needs: the model to load, steers, and keyword arguments for ``generate``."""
+
+    model: str
+    steering: tuple[Steer, ...]
+    generate_kwargs: dict[str, Any]
+
+
+def model_for(explicit: str | None, artifacts: Sequence[Artifact], default: str = DEFAULT_MODEL) -> str:
+    """The model to load: ``explicit`` if given, else the packaged model the artifacts were made on.
+
+    An artifact never chooses a model to download or a path to load: if it names anything but a
+    packaged model, the caller must name the model.
+    """
+    from steerlab.models.packaged import PACKAGED
+
+    if explicit:
+        return explicit
+    names = []
+    for art in artifacts:
+        name = art.model.name if art.model else None
+        if name is None:
+            continue
+        if name not in PACKAGED:
+            raise SteerlabError(f"artifact {art.name!r} was made on {name!r}, which is not a packaged model; "
+                                f"an artifact never chooses a model to download or load. Pass --model {name} "
+                                "(or another model) to load it yourself")
+        names.append(name)
+    if len(set(names)) > 1:
+        raise SteerlabError(f"the artifacts were made on different models ({', '.join(sorted(set(names)))}); "
+                            "name one model")
+    return names[0] if names else default
+
+
+def resolve(request: GenerationRequest, store: ArtifactStore | None = None) -> Resolved:
+    """Load the request's artifacts, choose the model and chat mode, validate options; nothing
+    touches a model yet, so every error here is cheap."""
+    store = store or ArtifactStore()
+    specs = list(request.steering or [])
+    artifacts = [store.get(s.artifact) for s in specs]
+    steering = tuple(Steer(a, s.strength, dict(s.options)) for a, s in zip(artifacts, specs))
+    plan([list(steering)])  # parses every option now: unknown names and bad values fail before loading
+    chat = request.chat if request.chat is not None else any(a.prefers_chat for a in artifacts)
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": request.max_new_tokens, "temperature": request.temperature, "top_p": request.top_p,
+        "top_k": request.top_k, "seed": request.seed, "stop": request.stop, "chat": chat,
+        "system": request.system, "attributes": request.attributes, "guidance": request.guidance,
+        "guidance_reference": request.guidance_reference,
+    }
+    return Resolved(model_for(request.model, artifacts), steering, kwargs)
+
+
+def run(lm: Any, request: GenerationRequest, resolved: Resolved | None = None, **extra: Any) -> list[str]:
+    """Generate the request's completions on ``lm`` (one per prompt)."""
+    from steerlab.generation import generate
+
+    resolved = resolved or resolve(request)
+    return generate(lm, list(request.prompts), resolved.steering or None, **resolved.generate_kwargs, **extra)
