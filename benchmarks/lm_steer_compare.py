@@ -69,7 +69,7 @@ def _composition_table(samples, conds, compose, out: Path) -> None:
     """Sentiment (shipped probe) and formality (probe trained here on the formality pairs) per row."""
     import numpy as np
 
-    from steerlab.eval.probes import train_probe
+    from steerlab.scoring.probes import train_probe
 
     fp = steerlab.as_contrast("formality")
     formality = train_probe(fp.positive + fp.negative, [1] * len(fp.positive) + [0] * len(fp.negative),

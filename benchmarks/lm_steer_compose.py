@@ -20,7 +20,7 @@ import torch
 
 import steerlab
 from steerlab.eval.metrics import bootstrap_ci
-from steerlab.eval.scorers import get_scorer
+from steerlab.scoring.scorers import get_scorer
 
 
 def main() -> None:

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 import steerlab
-from steerlab.eval.scorers import get_scorer
 from steerlab.methods.lm_steer.transfer import transfer
+from steerlab.scoring.scorers import get_scorer
 
 
 def main() -> None:

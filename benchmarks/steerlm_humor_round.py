@@ -34,7 +34,7 @@ import collections
 import random
 from pathlib import Path
 
-from steerlab.eval.corpora import chatterbot
+from steerlab.data.corpora import chatterbot
 from steerlab.methods.steerlm import read_records
 from steerlab.methods.steerlm.annotate import humor_corpus_pairs, label, mismatched_pairs, relabel
 from steerlab.methods.steerlm.records import contrast_subset, write_records

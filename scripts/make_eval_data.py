@@ -51,8 +51,8 @@ def pick(texts: list[str], n: int, seed: int) -> list[str]:
 def main() -> None:
     import profanity_check
 
-    from steerlab.eval.corpora import movie_split, rotten_tomatoes, tweets
-    from steerlab.eval.probes import EmbeddingProbe, train_probe
+    from steerlab.data.corpora import movie_split, rotten_tomatoes, tweets
+    from steerlab.scoring.probes import EmbeddingProbe, train_probe
 
     rt = rotten_tomatoes()
     prompt_half, train_half = movie_split(rt, 1), movie_split(rt, 0)

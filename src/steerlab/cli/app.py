@@ -77,10 +77,12 @@ def _interrupted(e: BaseException) -> None:
 def _click_exceptions() -> Any:
     """The exception classes the CLI framework raises: recent typer vendors click as ``typer._click``."""
     try:
-        from typer._click import exceptions
+        from typer._click import exceptions as vendored
     except ImportError:  # typer on top of the click package
-        from click import exceptions
-    return exceptions
+        import click.exceptions
+
+        return click.exceptions
+    return vendored
 
 
 def main(argv: list[str] | None = None) -> None:

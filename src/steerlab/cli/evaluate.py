@@ -74,8 +74,8 @@ def run(
 @eval_app.command("ls")
 def ls() -> None:
     """List tasks and scorers."""
-    from steerlab.eval.scorers import SCORERS
     from steerlab.eval.tasks import TASKS
+    from steerlab.scoring.scorers import SCORERS
 
     table = Table(title="tasks")
     for col in ("task", "prompts", "scorer", "goal", "description"):
@@ -95,7 +95,7 @@ def train_probe(data: Path = typer.Option(..., "--data", "-d", help="Labelled js
                 overwrite: bool = OVERWRITE) -> None:
     """Train an embedding probe scorer for any attribute (use it as --scorer probe:DIR)."""
     from steerlab.data.pairs import load_contrast
-    from steerlab.eval.probes import train_probe as do_train
+    from steerlab.scoring.probes import train_probe as do_train
 
     cs = load_contrast(data)
     texts = cs.positive + cs.negative

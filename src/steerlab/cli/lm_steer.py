@@ -87,7 +87,7 @@ def explain(path: Path = typer.Argument(..., help="LM-Steer artifact directory."
     out.print(table)
     if art.adaptor_class == "multiply":
         for d in dimensions(lm, art, steer_index=idx, n_dims=3, k=8):
-            share = f"{100 * d['share']:.0f}% of W"
+            share = f"{100 * float(d['share']):.0f}% of W"
             out.print(f"dimension {d['dim']} ({share}): + {d['positive_end']}  − {d['negative_end']}")
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -23,16 +24,20 @@ from rich.table import Table
 from steerlab.cli.common import OVERWRITE, check_artifact_out, console, load, model_for, out
 from steerlab.errors import SteerlabError
 
+if TYPE_CHECKING:
+    from steerlab.methods.steerlm import SteerLMAdapter
+    from steerlab.methods.steerlm.value_model import ValueModel
+
 steerlm_app = typer.Typer(no_args_is_help=True, help="SteerLM: value model → annotate → SFT → bootstrap → eval.")
 
 
-def _value_model(path: Path):  # type: ignore[no-untyped-def]
+def _value_model(path: Path) -> ValueModel:
     from steerlab.methods.steerlm.value_model import ValueModel
 
     return ValueModel.load(path)
 
 
-def _adapter(path: Path):  # type: ignore[no-untyped-def]
+def _adapter(path: Path) -> SteerLMAdapter:
     from steerlab.core.artifact import load_artifact
     from steerlab.methods.steerlm import SteerLMAdapter
 
@@ -211,7 +216,7 @@ def sft_cmd(data: Path = typer.Option(..., "--data", "-d", help="VALUE_TO_TEXT j
     _report(art, out_dir)
 
 
-def _report(art, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def _report(art: SteerLMAdapter, out_dir: Path) -> None:
     t = art.meta["training"]
     console.print(f"saved {out_dir}: {t['parameters']} LoRA parameters ({t['params_percent_of_model']:.2f}% of the "
                   f"model), {t['examples']} examples ({t['dropped_truncated']} dropped by truncation), loss "

@@ -26,9 +26,9 @@ def sweep_layers(
     """Steer each layer alone and score the generations; prints the effect per layer."""
     from steerlab.core.artifact import load_artifact, update_eval_card
     from steerlab.data.pairs import load_prompts
-    from steerlab.eval.scorers import get_scorer
     from steerlab.methods.vectors import SteeringVector
     from steerlab.methods.vectors import sweep_layers as do_sweep
+    from steerlab.scoring.scorers import get_scorer
 
     vec = load_artifact(path)
     if not isinstance(vec, SteeringVector):

@@ -90,5 +90,6 @@ def config_hash(config: Any) -> str:
 
 def weights_hash(embedding: nn.Module) -> str:
     """sha256 of the token-embedding matrix as float32 bytes (cheap, and unique per checkpoint)."""
-    w = embedding.weight.detach().to(torch.float32).contiguous().cpu()  # (V, H)
+    weight: torch.Tensor = embedding.weight  # type: ignore[assignment]
+    w = weight.detach().to(torch.float32).contiguous().cpu()  # (V, H)
     return hashlib.sha256(w.numpy().tobytes()).hexdigest()

@@ -17,7 +17,7 @@ from steerlab.data.pairs import ContrastSet
 
 
 def _rt_sentiment() -> ContrastSet:
-    from steerlab.eval.corpora import movie_split, rotten_tomatoes
+    from steerlab.data.corpora import movie_split, rotten_tomatoes
 
     docs = movie_split(rotten_tomatoes(), 0)
     return ContrastSet([d.text for d in docs if d.label == "fresh"], [d.text for d in docs if d.label == "rotten"],
@@ -26,7 +26,7 @@ def _rt_sentiment() -> ContrastSet:
 
 
 def _tweets_sentiment() -> ContrastSet:
-    from steerlab.eval.corpora import tweets
+    from steerlab.data.corpora import tweets
 
     docs = [d for d in tweets() if d.confidence >= 0.6 and d.text.isascii()]
     return ContrastSet([d.text for d in docs if d.label == "positive"], [d.text for d in docs if d.label == "negative"],
@@ -34,8 +34,8 @@ def _tweets_sentiment() -> ContrastSet:
 
 
 def _tweets_toxicity() -> ContrastSet:
-    from steerlab.eval.corpora import tweets
-    from steerlab.eval.scorers import get_scorer
+    from steerlab.data.corpora import tweets
+    from steerlab.scoring.scorers import get_scorer
 
     docs = [d.text for d in tweets() if d.text.isascii()]
     scores = get_scorer("toxicity")(docs)

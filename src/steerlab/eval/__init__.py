@@ -1,5 +1,6 @@
-"""Evaluation: scorers (and, with issue 3, metrics, sweeps and reports)."""
+"""Evaluation: the harness (tasks, protocol, metrics, perplexity, reports, plots) and SteerLM
+controllability sweeps. Scorers, encoders and probes live in :mod:`steerlab.scoring`."""
 
-from steerlab.eval.scorers import SCORERS, get_scorer
+from steerlab.scoring.scorers import SCORERS, get_scorer
 
 __all__ = ["SCORERS", "get_scorer"]

@@ -149,7 +149,7 @@ def score_outputs(rows: Sequence[Mapping[str, Any]], value_model: ValueModel, *,
     """
     from scipy.stats import spearmanr
 
-    from steerlab.eval.scorers import get_scorer
+    from steerlab.scoring.scorers import get_scorer
 
     schema = value_model.schema
     unknown = sorted({str(r["attribute"]) for r in rows} - set(schema.names))

@@ -19,10 +19,10 @@ from steerlab.core.steerer import Steer
 from steerlab.data.pairs import load_prompts
 from steerlab.eval import metrics as M
 from steerlab.eval.perplexity import conditional_perplexity
-from steerlab.eval.scorers import get_scorer
 from steerlab.eval.tasks import Task
 from steerlab.generation.generate import generate
 from steerlab.models.loading import LoadedModel
+from steerlab.scoring.scorers import get_scorer
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ class Task:
     name: str
     description: str
     prompts: str  # a shipped prompt set (steerlab.data.load_prompts)
-    scorer: str  # attribute scorer name (steerlab.eval.scorers)
+    scorer: str  # attribute scorer name (steerlab.scoring.scorers)
     goal: str  # "increase" or "decrease" the scorer's value
     threshold: float  # a sample succeeds when its score is above (increase) / below (decrease) this
     success_name: str

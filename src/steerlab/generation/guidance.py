@@ -100,7 +100,7 @@ def guided_generate_ids(
         for _ in range(max_new_tokens):
             logits = out.logits[:, -1, :]  # (2B, V)
             check_finite_logits(logits)
-            scores = warpers(seq, guided_log_probs(logits[:n], logits[n:], scale))  # (B, V)
+            scores = warpers(seq, guided_log_probs(logits[:n], logits[n:], scale))  # type: ignore[arg-type]  # (B, V)
             if temperature > 0:
                 nxt = torch.multinomial(torch.softmax(scores, dim=-1), 1).squeeze(1)  # (B,)
             else:

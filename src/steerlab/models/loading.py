@@ -85,6 +85,11 @@ class LoadedModel:
             weights_hash=weights_hash(get_module(self.model, self.layout.embed)),
         )
 
+    def head_weight(self) -> torch.Tensor:
+        """The output word embeddings (the LM head's weight) as float32, detached: (V, H)."""
+        weight: torch.Tensor = get_module(self.model, self.layout.lm_head).weight  # type: ignore[assignment]
+        return weight.detach().float()
+
     def check_layers(self, layers: Any) -> list[int]:
         """Validate layer indices (negative ones count from the end); returns them normalised."""
         out = []
@@ -165,7 +170,7 @@ def load_model(
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
     except OSError as e:
         raise ModelNotFoundError(f"could not load {name_or_path!r}: {str(e).splitlines()[0]}") from None
-    model.to(device or os.environ.get("STEERLAB_DEVICE", "cpu"))
+    model.to(device or os.environ.get("STEERLAB_DEVICE", "cpu"))  # type: ignore[arg-type]
     lm = wrap_model(model, tokenizer, name=name_or_path, layout=layout)
     lm.source, lm.info = source, info
     lm.load_seconds = time.perf_counter() - start

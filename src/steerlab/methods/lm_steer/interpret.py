@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +22,6 @@ import torch.nn.functional as F
 from steerlab.core.steerer import Steer, patch
 from steerlab.methods.lm_steer.adaptor import dense_transform
 from steerlab.methods.lm_steer.artifact import LMSteer
-from steerlab.models.layout import get_module
 from steerlab.models.loading import LoadedModel
 
 
@@ -51,11 +51,11 @@ def token_shifts(lm: LoadedModel, steer: LMSteer, texts: Sequence[str], *, value
 
 
 def dimensions(lm: LoadedModel, steer: LMSteer, *, steer_index: int | str = 0, n_dims: int = 4, k: int = 10
-               ) -> list[dict[str, object]]:
+               ) -> list[dict[str, Any]]:
     """Top singular directions of W_k with the tokens at each end of each direction."""
     w = dense_transform(steer.params, steer.steer_index(steer_index))  # (H, H)
     _, s, vh = torch.linalg.svd(w)
-    emb = get_module(lm.model, lm.layout.lm_head).weight.detach().float()  # (V, H)
+    emb = lm.head_weight()  # (V, H)
     out = []
     for i in range(min(n_dims, len(s))):
         proj = emb @ vh[i]  # (V,)

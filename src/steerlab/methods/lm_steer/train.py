@@ -106,7 +106,7 @@ def train(
     for p in params.values():
         p.requires_grad_(True)
     opt = torch.optim.Adam(params.values(), lr=lr)
-    start, history = 0, []
+    start, history = 0, list[float]()
     ckpt = Path(checkpoint_dir) if checkpoint_dir else None
     run = {"config": {"adaptor_class": adaptor_class, "num_steers": num_steers, "dummy_steer": dummy_steer,
                       "training_steer": training_steer, "rank": rank, "epsilon": epsilon, "init_var": init_var,
@@ -135,7 +135,7 @@ def train(
         tok.padding_side = "right"
         with maybe_bar(progress, n_steps - start, f"training lm-steer ({name or contrast.name})") as advance:
             for step in range(start, n_steps):
-                batch = []
+                batch: list[tuple[str, float]] = []
                 while len(batch) < batch_size:
                     if pos >= len(order):
                         order, pos = _epoch_order(len(examples), order_rng), 0
@@ -261,12 +261,13 @@ def _differences(old: Any, new: dict[str, Any]) -> str:
     """What differs between a checkpoint's run record and this run, for the error message."""
     if not isinstance(old, dict):
         return "made before checkpoints recorded their data and settings"
-    out = []
+    out: list[str] = []
     if old.get("data") != new["data"]:
         out.append("different data")
     if old.get("model") != new["model"]:
         out.append("a different model")
-    was = old.get("config") if isinstance(old.get("config"), dict) else {}
+    config = old.get("config")
+    was: dict[str, Any] = config if isinstance(config, dict) else {}
     for key, value in new["config"].items():
         if was.get(key) != value:
             out.append(f"{key} {was.get(key)!r} -> {value!r}")

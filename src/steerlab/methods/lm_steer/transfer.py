@@ -9,11 +9,12 @@ the target→source map B and set ``P_target = B · P_source`` for both projecto
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from steerlab.errors import SteerlabError
 from steerlab.methods.lm_steer.artifact import LMSteer
-from steerlab.models.layout import get_module
 from steerlab.models.loading import LoadedModel
 
 
@@ -21,8 +22,8 @@ def shared_vocabulary(source: LoadedModel, target: LoadedModel) -> tuple[list[in
     """(source ids, target ids) of token strings present in both vocabularies, in target id order."""
     src_vocab = source.tokenizer.get_vocab()
     tgt = sorted(target.tokenizer.get_vocab().items(), key=lambda kv: kv[1])
-    src_n = get_module(source.model, source.layout.lm_head).weight.shape[0]
-    tgt_n = get_module(target.model, target.layout.lm_head).weight.shape[0]
+    src_n = source.head_weight().shape[0]
+    tgt_n = target.head_weight().shape[0]
     pairs = [(src_vocab[tok], idx) for tok, idx in tgt if tok in src_vocab and src_vocab[tok] < src_n and idx < tgt_n]
     return [a for a, _ in pairs], [b for _, b in pairs]
 
@@ -48,8 +49,8 @@ def transfer(steer: LMSteer, source: LoadedModel, target: LoadedModel, *, top_k:
     if len(src_ids) < 100:
         raise SteerlabError(f"only {len(src_ids)} shared tokens between {source.name} and {target.name}")
     n = min(top_k, len(src_ids))
-    e_src = get_module(source.model, source.layout.lm_head).weight.detach().float()[src_ids[:n]]  # (n, Hs)
-    e_tgt = get_module(target.model, target.layout.lm_head).weight.detach().float()[tgt_ids[:n]]  # (n, Ht)
+    e_src = source.head_weight()[src_ids[:n]]  # (n, Hs)
+    e_tgt = target.head_weight()[tgt_ids[:n]]  # (n, Ht)
     backward = torch.linalg.lstsq(e_tgt, e_src).solution  # (Ht, Hs): e_tgt @ B ≈ e_src
     forward = torch.linalg.lstsq(e_src, e_tgt).solution  # (Hs, Ht), reported for fit quality
     fit = {"shared_tokens": len(src_ids), "top_k": n,
@@ -68,7 +69,7 @@ def transfer(steer: LMSteer, source: LoadedModel, target: LoadedModel, *, top_k:
 
 
 def _calibrate(moved: LMSteer, steer: LMSteer, source: LoadedModel, target: LoadedModel, src_ids: list[int],
-               tgt_ids: list[int], fit: dict[str, object], texts: list[str] | None) -> LMSteer:
+               tgt_ids: list[int], fit: dict[str, Any], texts: list[str] | None) -> LMSteer:
     """Sign and scale per steer so the target's shared-token logit shift matches the source's."""
     from steerlab.data.pairs import load_prompts
     from steerlab.methods.lm_steer.interpret import mean_logit_shift

@@ -74,7 +74,7 @@ def first_sentence(text: str) -> str | None:
 
 def chat_prompts(split: str = "train", *, max_per_topic: int = 40, seed: int = 0) -> list[str]:
     """Distinct chatterbot lines for ``split`` (``train`` or ``eval``), at most ``max_per_topic`` per topic."""
-    from steerlab.eval.corpora import chatterbot
+    from steerlab.data.corpora import chatterbot
 
     if split not in ("train", "eval"):
         raise DataError(f"split must be 'train' or 'eval', got {split!r}")
@@ -113,7 +113,7 @@ def annotate(
 
     ``chat`` (default: whether the tokenizer has a chat template) samples responses as assistant turns.
     """
-    from steerlab.eval.corpora import chatterbot
+    from steerlab.data.corpora import chatterbot
     from steerlab.generation.generate import generate
 
     prompts = list(prompts) if prompts is not None else chat_prompts("train")
@@ -208,7 +208,7 @@ def mismatched_pairs(prompts: Sequence[str], *, per_prompt: int = 2, seed: int =
     for even k and from the same topic for odd k; a prompt that is not a chatterbot line (topic
     unknown) gets other-topic replies only, from any topic.
     """
-    from steerlab.eval.corpora import chatterbot
+    from steerlab.data.corpora import chatterbot
 
     if per_prompt < 0:
         raise DataError(f"mismatched replies per prompt must be ≥ 0, got {per_prompt}")

@@ -49,7 +49,7 @@ def response_losses(lm: LoadedModel, adapter: SteerLMAdapter, examples: Sequence
             enc = [encode_example(lm, e, adapter.schema, adapter.template, adapter.chat, max_length,
                                   adapter.placement) for e in chunk]
             kept = [e for e in enc if e is not None]
-            values = iter([])
+            values: Any = iter([])
             if kept:
                 ids, labels, mask = _collate(kept, pad)  # (B, T) each
                 logits = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device)).logits  # (B, T, V)

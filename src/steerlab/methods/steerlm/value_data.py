@@ -24,7 +24,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from steerlab.eval.corpora import RatedLine
+from steerlab.data.corpora import RatedLine
 from steerlab.methods.steerlm.schema import verbosity_level
 
 
@@ -59,7 +59,7 @@ def mallard_levels() -> list[tuple[RatedLine, int]]:
     A line that also appears as a plain, flat-register reply takes level 0 wherever it appears
     (the corpus reuses plain replies as controls for several setups).
     """
-    from steerlab.eval.corpora import mallard_humor
+    from steerlab.data.corpora import mallard_humor
 
     lines = mallard_humor()
     plain = {r.text for r in lines if humor_level(r) == 0}
@@ -73,7 +73,7 @@ def mallard_levels() -> list[tuple[RatedLine, int]]:
 
 def humor_rows(*, max_jokes: int = 300) -> list[LabelledText]:
     """Humour-labelled rows from the Mallard corpus and pyjokes (the rows carry only ``humor``)."""
-    from steerlab.eval.corpora import pyjokes_en
+    from steerlab.data.corpora import pyjokes_en
 
     rows = [LabelledText(r.context, r.text, {"humor": float(level)}, f"mallard:{r.kind}")
             for r, level in mallard_levels()]
@@ -89,8 +89,8 @@ def value_training_data(*, n_tweets: int = 3000, n_reviews: int = 1500, max_per_
     quality and humour are not learnt from one topic's style. ``humor_corpora`` adds the Mallard
     and pyjokes rows (:func:`humor_rows`); without them humour is learnt from 31 chatterbot jokes.
     """
-    from steerlab.eval.corpora import chatterbot, movie_split, rotten_tomatoes, tweets
-    from steerlab.eval.scorers import get_scorer
+    from steerlab.data.corpora import chatterbot, movie_split, rotten_tomatoes, tweets
+    from steerlab.scoring.scorers import get_scorer
 
     rng = random.Random(seed)
     rows: list[LabelledText] = []
@@ -119,14 +119,14 @@ def value_training_data(*, n_tweets: int = 3000, n_reviews: int = 1500, max_per_
     tw = [d for d in tweets() if d.text.isascii() and _sentiment_level(d.label, d.confidence) is not None]
     rng.shuffle(tw)
     for d in tw[:n_tweets]:
-        labels = {"sentiment": float(_sentiment_level(d.label, d.confidence))}
+        labels = {"sentiment": float(_sentiment_level(d.label, d.confidence) or 0)}  # None filtered above
         if humor_corpora:
             labels["humor"] = 0.0  # not jokes; they teach the head that profanity and rants are not humour
         rows.append(LabelledText("", d.text, labels, f"tweets:{d.label}"))
     rt = [d for d in movie_split(rotten_tomatoes(), 0) if d.label in ("fresh", "rotten")]
     rng.shuffle(rt)
     for d in rt[:n_reviews]:
-        rows.append(LabelledText("", d.text, {"sentiment": float(_sentiment_level(d.label, 1.0))},
+        rows.append(LabelledText("", d.text, {"sentiment": float(_sentiment_level(d.label, 1.0) or 0)},
                                  f"rotten_tomatoes:{d.label}"))
     tox = get_scorer("toxicity")([r.response for r in rows])
     for r, p in zip(rows, tox):

@@ -65,7 +65,7 @@ class ValueModel:
     schema: AttributeSchema
     heads: dict[str, Head]
     encoder: str
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # per attribute: floats and by_source
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def features(self, prompts: Sequence[str], responses: Sequence[str]) -> dict[str, np.ndarray]:
@@ -131,7 +131,7 @@ class ValueModel:
     @classmethod
     def load(cls, path: str | Path, *, encoder: str | None = None) -> ValueModel:
         """Read a value model folder; its encoder must be a packaged one unless ``encoder`` overrides it."""
-        from steerlab.eval.encoders import packaged_encoder
+        from steerlab.scoring.encoders import packaged_encoder
 
         p = Path(path)
         if not (p / CONFIG).is_file() or not (p / WEIGHTS).is_file():
@@ -163,7 +163,7 @@ class ValueModel:
 def featurize(prompts: Sequence[str], responses: Sequence[str], encoder: str,
               sets: set[str]) -> dict[str, np.ndarray]:
     """Feature matrices per feature set; each distinct text is encoded once."""
-    from steerlab.eval.encoders import encode
+    from steerlab.scoring.encoders import encode
 
     texts = sorted({*responses, *(prompts if "pair" in sets else [])})
     emb = dict(zip(texts, encode(texts, encoder)))  # text -> (D,)
@@ -226,9 +226,9 @@ def train_value_model(rows: Sequence[LabelledText] | None = None, *, schema: Att
     """
     from sklearn.linear_model import RidgeCV
 
-    from steerlab.eval.encoders import DEFAULT_ENCODER
     from steerlab.methods.steerlm.value_data import value_training_data
     from steerlab.progress import maybe_bar
+    from steerlab.scoring.encoders import DEFAULT_ENCODER
 
     power = {"levels": 1.0, "sqrt": 0.5, "none": 0.0}.get(balance)
     if power is None:

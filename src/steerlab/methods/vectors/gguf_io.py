@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ from steerlab.models.loading import LoadedModel
 ARCH = "controlvector"
 
 
-def _gguf():  # type: ignore[no-untyped-def]
+def _gguf() -> Any:
     try:
         import gguf
     except ImportError:

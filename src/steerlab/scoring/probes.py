@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from steerlab.core.atomic import atomic_dir
 from steerlab.errors import ArtifactError, DataError, SteerlabError
-from steerlab.eval.encoders import DEFAULT_ENCODER, encode
+from steerlab.scoring.encoders import DEFAULT_ENCODER, encode
 
 PROBE_CONFIG = "probe_config.json"
 PROBE_WEIGHTS = "probe_weights.safetensors"
@@ -60,7 +60,7 @@ class EmbeddingProbe:
     def load(cls, path: str | Path, *, encoder: str | None = None) -> EmbeddingProbe:
         """Read a probe folder; its encoder must be a packaged one unless ``encoder`` overrides it."""
         from steerlab.core.validate import check_tensor_values, finite
-        from steerlab.eval.encoders import packaged_encoder
+        from steerlab.scoring.encoders import packaged_encoder
 
         root = Path(path)
         try:

@@ -16,16 +16,20 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from steerlab.core.registry import Registry
 from steerlab.errors import MissingDependencyError
+
+if TYPE_CHECKING:
+    from steerlab.scoring.probes import EmbeddingProbe
 
 Scorer = Callable[[Sequence[str]], list[float]]
 
 SCORERS: Registry[Scorer] = Registry("scorer")
 
 
-def _need(package: str, install: str):  # type: ignore[no-untyped-def]
+def _need(package: str, install: str) -> Any:
     import importlib
 
     try:
@@ -35,7 +39,7 @@ def _need(package: str, install: str):  # type: ignore[no-untyped-def]
 
 
 @lru_cache(maxsize=1)
-def _vader():  # type: ignore[no-untyped-def]
+def _vader() -> Any:
     mod = _need("vaderSentiment.vaderSentiment", "pip install vaderSentiment")
     return mod.SentimentIntensityAnalyzer()
 
@@ -52,8 +56,8 @@ def shipped_probe_path(name: str) -> Path:
 
 
 @lru_cache(maxsize=8)
-def _probe(path: str):  # type: ignore[no-untyped-def]
-    from steerlab.eval.probes import EmbeddingProbe
+def _probe(path: str) -> EmbeddingProbe:
+    from steerlab.scoring.probes import EmbeddingProbe
 
     return EmbeddingProbe.load(path)
 
