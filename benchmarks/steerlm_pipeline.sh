@@ -4,7 +4,7 @@
 # The annotation samples under four LM-Steer variants (sentiment ±6, toxicity ±4) to widen the
 # attribute spread; set SENTIMENT_STEER / TOXICITY_STEER to reuse trained steers (each ~17 min).
 # Greedy samples (--temperature 0) and SFT on contrast pairs at lr 2e-3 are the setting that made
-# the verbosity knob work (benchmarks/results/steerlm/session5_experiments.md); T 0.8 samples and
+# the verbosity knob work (experiments/steerlm/session5_experiments.md); T 0.8 samples and
 # SFT on every record did not move any knob.
 set -euo pipefail
 R=${1:-results/steerlm}

@@ -96,7 +96,7 @@ def annotate_cmd(value_model: Path = typer.Option(..., "--value-model"),
                                                    "humour level from a person's rating."),
                  mismatched: int = typer.Option(2, help="Replies from other conversations per prompt "
                                                 "(quality 0 from another topic, 2 from the same; "
-                                                "0 = none, as in rounds up to r3h3)."),
+                                                "0 = none)."),
                  seed: int = typer.Option(0), overwrite: bool = OVERWRITE) -> None:
     """Label chatterbot replies and base-model samples with the value model (TEXT_TO_VALUE / VALUE_TO_TEXT)."""
     from steerlab.core.artifact import load_artifact

@@ -1,4 +1,4 @@
-"""LM-Steer: learned low-rank transforms of the output word embeddings (seed 002)."""
+"""LM-Steer: learned low-rank transforms of the output word embeddings (Han et al., ACL 2024)."""
 
 from steerlab.core.methods import MethodSpec, register_method
 from steerlab.methods.lm_steer.artifact import LMSteer

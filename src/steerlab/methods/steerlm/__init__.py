@@ -1,4 +1,4 @@
-"""SteerLM (NVIDIA; seeds 000 and 003): value model → annotation → attribute-conditioned SFT →
+"""SteerLM (NVIDIA; Dong et al., 2023): value model → annotation → attribute-conditioned SFT →
 bootstrap → attribute knobs at inference, on small Hugging Face models with LoRA."""
 
 from steerlab.core.methods import MethodSpec, register_method

@@ -5,7 +5,7 @@ the packaged chatterbot conversations (a person's reply to each line) plus respo
 the base model for the same lines, each labelled by the value model. Optional steering variants
 (e.g. a sentiment vector at ±4) are cycled over the sampled responses to widen the spread of
 attribute values the SFT sees; the labels are always the value model's measurement, never the
-variant's intent. Cleaning (the seed's data-cleaning step): a sampled response cut off by the
+variant's intent. Cleaning (the SteerLM paper's data-cleaning step): a sampled response cut off by the
 token limit is trimmed back to its last complete sentence (or dropped when it has none), so the
 SFT never learns to stop mid-sentence; empty responses are dropped. With ``terse=True`` the first
 sentence of every multi-sentence sample is kept as a record of its own — the same content said
@@ -289,7 +289,7 @@ def bootstrap_requests(schema: AttributeSchema, n_prompts: int, samples: int, *,
                        seed: int = 0) -> list[dict[str, int]]:
     """The attribute values a bootstrap round asks for: ``samples`` requests per prompt, prompt-major.
 
-    ``quality`` asks for its top value (the seed's step 4); other knobs are drawn uniformly. A knob
+    ``quality`` asks for its top value (the SteerLM paper's step 4); other knobs are drawn uniformly. A knob
     in ``focus`` instead walks its range from a random start per prompt (``low + (start + i) %
     size`` for sample ``i``), so with ``samples >= size`` every prompt is sampled at every level —
     what a knob the previous round barely learnt needs to get measured examples at its extremes.

@@ -25,7 +25,7 @@ DEFAULT_TEMPLATE = "<attributes>{attributes}</attributes>\n"
 
 PLACEMENTS = ("assistant", "user")
 """``assistant`` (default): the template opens the model's own turn, right before the response —
-where the seed's data format puts the label (``<extra_id_2>quality:4,...`` after the assistant
+where the SteerLM paper's data format puts the label (``<extra_id_2>quality:4,...`` after the assistant
 marker), so the string sits next to the tokens it conditions. ``user``: the template is appended
 to the user's text inside the user turn (older adapters; weaker conditioning in our measurements)."""
 

@@ -1,4 +1,4 @@
-"""SteerLM training records and the seed's jsonl formats.
+"""SteerLM training records and the SteerLM paper's jsonl formats.
 
 An :class:`Example` is one (prompt, response, attribute values) triple. On disk we write NeMo's
 SteerLM layout so files interoperate with that recipe::

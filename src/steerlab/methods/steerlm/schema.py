@@ -23,7 +23,7 @@ from steerlab.errors import SteerlabError
 
 @dataclass(frozen=True)
 class Attribute:
-    """One knob: an integer scale ``low..high`` (the seed's 0–4) with a default and a description."""
+    """One knob: an integer scale ``low..high`` (the SteerLM paper's 0–4) with a default and a description."""
 
     name: str
     description: str
@@ -110,7 +110,7 @@ class AttributeSchema:
         return v
 
     def format(self, values: Mapping[str, Any] | str | None = None) -> str:
-        """The seed's attribute string, every attribute in schema order: ``quality:4,toxicity:0,...``."""
+        """The SteerLM attribute string, every attribute in schema order: ``quality:4,toxicity:0,...``."""
         full = self.resolve(values)
         return ",".join(f"{n}:{full[n]}" for n in self.names)
 

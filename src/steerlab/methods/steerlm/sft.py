@@ -2,9 +2,9 @@
 
 Each example becomes ``chat_template(prompt) + template(attribute string) + response + EOS`` (the
 attribute string opens the assistant turn; see :data:`~steerlab.methods.steerlm.artifact.PLACEMENTS`
-for the older in-user-turn layout); the loss covers the response and EOS only (the seed's
+for the older in-user-turn layout); the loss covers the response and EOS only (the SteerLM paper's
 ``answer_only_loss``). Examples whose response
-does not survive truncation to ``max_length`` are dropped and counted (the seed's data-cleaning
+does not survive truncation to ``max_length`` are dropped and counted (the SteerLM paper's data-cleaning
 step). PEFT injects the LoRA layers for training and is unloaded afterwards, so the
 :class:`~steerlab.models.loading.LoadedModel` is left exactly as it was; the factors are copied
 into a :class:`SteerLMAdapter`.

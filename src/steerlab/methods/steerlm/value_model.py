@@ -15,7 +15,7 @@ gave a toxic level 20× the weight of a clean one and pushed benign chatbot repl
 attribute's range. The model saves as a directory of JSON (schema, heads, held-out metrics,
 provenance) + safetensors, never pickle.
 
-Seed 000's simpler variant is :meth:`ValueModel.condition_on_input`: predict the attributes of
+SteerLM's simpler inference-time variant is :meth:`ValueModel.condition_on_input`: predict the attributes of
 the user's *input* and re-weight them by user weights to choose the attribute values to generate with.
 """
 
@@ -94,7 +94,7 @@ class ValueModel:
         return [{k: int(round(v)) for k, v in row.items()} for row in self.score(prompts, responses)]
 
     def condition_on_input(self, prompt: str, weights: Mapping[str, float] | None = None) -> dict[str, int]:
-        """Seed 000's variant: the input's own predicted attributes × user ``weights``, as levels.
+        """SteerLM's inference-time variant: the input's own predicted attributes × user ``weights``, as levels.
 
         ``quality`` (which needs a prompt/response pair) keeps the schema default.
         """

@@ -1,4 +1,4 @@
-"""Activation steering: contrastive directions added to hidden states (seed 001)."""
+"""Activation steering (ActAdd / CAA): contrastive directions added to hidden states."""
 
 from steerlab.core.methods import MethodSpec, register_method
 from steerlab.methods.vectors.aggregators import AGGREGATORS

@@ -1,4 +1,4 @@
-"""Activation steering (seed 001): contrastive directions added to hidden states.
+"""Activation steering (ActAdd / CAA): contrastive directions added to hidden states.
 
 ``fit`` records activations of positive and negative texts at every requested layer in one pass
 and aggregates them per layer; ``install`` adds ``strength · direction`` at the chosen layers and

@@ -6,7 +6,7 @@ system's perplexity under ``--reference`` (default Qwen2.5-0.5B, conditioned on 
 prompt) and its 3-gram repetition rate. The prompting baseline is the unsteered base model, so
 its row is the fluency a SteerLM adapter should keep.
 
-    python benchmarks/steerlm_fluency.py R/control3/controllability.json --out R/fluency.json
+    python experiments/steerlm/steerlm_fluency.py R/control3/controllability.json --out R/fluency.json
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ sampling does not show it".
 
 The measurement is ``steerlab.methods.steerlm.diagnostics.digit_sensitivity``.
 
-    python benchmarks/steerlm_digit_sensitivity.py results/r2 results/r3h --records mix.v2t.jsonl
+    python experiments/steerlm/steerlm_digit_sensitivity.py results/r2 results/r3h --records mix.v2t.jsonl
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Same four prompts; the response is rude when ``toxicity:4`` and polite when ``toxicity:0``, so
 without reading the digit the best loss is ln 2 over the first token. After training, the loss
 of the rude reply is measured with the right and the wrong digit, and both replies are generated.
-Run: python benchmarks/steerlm_digit_check.py --modules attention --lr 5e-3 --n-steps 60
+Run: python experiments/steerlm/steerlm_digit_check.py --modules attention --lr 5e-3 --n-steps 60
 Measured on SmolLM2-135M (2 CPU cores): attention at 5e-3, 60 steps: 0.0003 right vs 0.877 wrong;
 all-linear at 2e-3, 30 steps: 0.049 vs 0.054 (ignores the digit); all-linear at 1e-2: diverged.
 """

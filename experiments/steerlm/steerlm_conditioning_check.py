@@ -2,7 +2,7 @@
 
 If the adapter conditions on the attributes, giving each response another example's labels must
 raise its loss; equal losses mean it learnt the response distribution but not the knobs.
-Run: python benchmarks/steerlm_conditioning_check.py --adapter results/steerlm/steerlm-r1 \
+Run: python experiments/steerlm/steerlm_conditioning_check.py --adapter results/steerlm/steerlm-r1 \
          --data results/steerlm/data/annotated.v2t.jsonl
 """
 

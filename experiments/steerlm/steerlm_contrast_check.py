@@ -4,7 +4,7 @@ Trains attention LoRA on :func:`contrast_subset` of an annotated file (prompts s
 held-out), then, for every attribute, compares the response loss with the true labels against the
 loss with that one attribute flipped to the far end of its range (level ≤ 2 → 4, else 0). A
 positive gap on *held-out prompts* means the adapter reads that digit and generalises.
-Run: python benchmarks/steerlm_contrast_check.py --data results/steerlm3/data/annotated.v2t.jsonl \
+Run: python experiments/steerlm/steerlm_contrast_check.py --data results/steerlm3/data/annotated.v2t.jsonl \
          --steps 60 --rounds 2 --out results/steerlm3/contrast
 """
 

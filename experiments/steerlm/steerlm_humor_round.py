@@ -23,7 +23,7 @@ labels from the Mallard corpus and pyjokes (``steerlab steerlm train-value``), t
 
 and writes one VALUE_TO_TEXT file for ``steerlab steerlm sft --init ADAPTER``.
 
-    python benchmarks/steerlm_humor_round.py --value-model vm/ --records R/data/annotated.v2t.jsonl \\
+    python experiments/steerlm/steerlm_humor_round.py --value-model vm/ --records R/data/annotated.v2t.jsonl \\
         --records R/r2.samples.v2t.jsonl --out mix.v2t.jsonl
 """
 
