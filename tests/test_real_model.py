@@ -87,12 +87,11 @@ def test_lm_steer_moves_sentiment_both_ways_under_the_harness(real_lm) -> None:
     """A steer trained by ``steerlab train lm-steer --data rt-sentiment`` (300 steps, rank 128),
     kept as test data, through the evaluation harness (greedy, 24 prompts). Measured before as plain
     generation: VADER -0.102 / 0.050 / 0.273 and probe 0.428 / 0.682 / 0.799 at values -10 / 0 / +5."""
-    from pathlib import Path
 
     from steerlab.eval.harness import evaluate
     from steerlab.eval.protocol import Protocol
 
-    art = steerlab.load_artifact(Path(__file__).parent / "data" / "lmsteer-sentiment")
+    art = steerlab.load_artifact("lmsteer-sentiment")  # shipped
     proto = Protocol(n_prompts=24, samples=1, max_new_tokens=20, temperature=0.0, n_boot=100)
     report = evaluate(real_lm, "sentiment-positive", art, strengths=[-10.0, 5.0], protocol=proto, reference="self")
     base = report.row("unsteered")

@@ -53,11 +53,25 @@ def _wrap_commands(typer_app: typer.Typer) -> None:
 
 
 def _register() -> None:
-    from steerlab.cli import bench, demo, evaluate, extract, generate, gguf, inspect, lm_steer, models, steerlm, sweep
+    from steerlab.cli import (
+        artifacts,
+        bench,
+        demo,
+        evaluate,
+        extract,
+        generate,
+        gguf,
+        inspect,
+        lm_steer,
+        models,
+        steerlm,
+        sweep,
+    )
 
     if app.registered_commands:  # already registered (main called twice in one process)
         return
-    for module in (models, extract, lm_steer, steerlm, generate, inspect, gguf, sweep, evaluate, demo, bench):
+    for module in (models, artifacts, extract, lm_steer, steerlm, generate, inspect, gguf, sweep, evaluate, demo,
+                   bench):
         module.register(app)
     _wrap_commands(app)
 

@@ -62,7 +62,8 @@ def run(
         report = evaluate(lm, task_obj, art, strengths=strength or None, options=options, variants=variants,
                           protocol=proto,
                           reference=reference, fluency_budget=budget,
-                          artifact_path=artifact if (art and save_card) else None, out_dir=out_dir,
+                          artifact_path=artifact if (art and save_card and artifact and artifact.is_dir()) else None,
+                          out_dir=out_dir,
                           overwrite=overwrite)
     if json_out:
         print_json(report.to_dict())

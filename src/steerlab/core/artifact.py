@@ -153,11 +153,23 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return doc
 
 
-def load_artifact(path: str | Path) -> Artifact:
-    """Load any registered method's artifact from a directory."""
-    from steerlab.core.methods import get_method
+def resolve_artifact_path(path: str | Path) -> Path:
+    """``path`` itself if it exists, else the shipped artifact of that name (``steerlab artifacts``)."""
+    from steerlab.artifacts import shipped_path
 
     root = Path(path)
+    if not root.exists():
+        named = shipped_path(str(path))
+        if named is not None:
+            return named
+    return root
+
+
+def load_artifact(path: str | Path) -> Artifact:
+    """Load any registered method's artifact from a directory, or a shipped one by name."""
+    from steerlab.core.methods import get_method
+
+    root = resolve_artifact_path(path)
     doc = read_config(root)
     try:
         cls = get_method(doc["method"]).artifact_cls

@@ -25,13 +25,18 @@ DEFAULT_MODEL = "smollm2-135m"
 class ArtifactStore:
     """Artifacts by name, loaded once and cached (thread-safe).
 
-    ``named`` maps names to artifact directories. With ``allow_paths=True`` (the CLI and library
+    ``named`` maps names to artifact directories, on top of the shipped artifacts (``shipped=False``
+    leaves them out). With ``allow_paths=True`` (the CLI and library
     callers) a reference that is not a name may be a directory; a server passes ``False`` so a
     request can only name artifacts the operator loaded.
     """
 
-    def __init__(self, named: Mapping[str, str | Path] | None = None, *, allow_paths: bool = True) -> None:
-        self._named = {k: Path(v) for k, v in (named or {}).items()}
+    def __init__(self, named: Mapping[str, str | Path] | None = None, *, allow_paths: bool = True,
+                 shipped: bool = True) -> None:
+        from steerlab.artifacts import shipped as shipped_artifacts
+
+        base = {k: a.path for k, a in shipped_artifacts().items()} if shipped else {}
+        self._named = {**base, **{k: Path(v) for k, v in (named or {}).items()}}
         self._allow_paths = allow_paths
         self._cache: dict[Path, tuple[float, Artifact]] = {}
         self._lock = threading.Lock()
@@ -52,8 +57,11 @@ class ArtifactStore:
                 raise SteerlabError(f"no artifact named {name!r}")
 
     def get(self, ref: str) -> Artifact:
-        """The artifact a request's reference means: a known name, else (if allowed) a directory."""
+        """The artifact a request's reference means: a known name, else (if allowed) a directory.
+        Where paths are allowed, an existing directory wins over a name."""
         path = self._named.get(ref)
+        if self._allow_paths and Path(ref).is_dir():
+            path = Path(ref)
         if path is None:
             if not self._allow_paths:
                 import difflib

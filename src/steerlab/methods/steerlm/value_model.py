@@ -33,6 +33,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from steerlab.core.artifact import resolve_artifact_path
 from steerlab.core.atomic import atomic_dir
 from steerlab.core.validate import check_tensor_values, finite
 from steerlab.errors import ArtifactError, DataError, SteerlabError
@@ -133,7 +134,7 @@ class ValueModel:
         """Read a value model folder; its encoder must be a packaged one unless ``encoder`` overrides it."""
         from steerlab.scoring.encoders import packaged_encoder
 
-        p = Path(path)
+        p = resolve_artifact_path(path)  # a folder, or a shipped value model by name
         if not (p / CONFIG).is_file() or not (p / WEIGHTS).is_file():
             raise ArtifactError(f"{p} is not a value model directory ({CONFIG} + {WEIGHTS})")
         try:

@@ -1,0 +1,59 @@
+"""Named artifacts ship with steerlab: every method can be steered by name, no training."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import steerlab
+from steerlab.artifacts import shipped
+from steerlab.service import ArtifactStore
+from tests.test_cli import run
+
+
+def test_every_built_in_method_ships_an_artifact() -> None:
+    methods = {entry.config()["method"] for entry in shipped().values()}
+    assert {"vectors", "lm_steer", "steerlm"} <= methods
+
+
+@pytest.mark.parametrize("name", sorted(shipped()))
+def test_shipped_artifacts_load_by_name(name: str) -> None:
+    art = steerlab.load_artifact(name)
+    entry = shipped()[name]
+    assert art.method == entry.config()["method"] and art.model is not None and art.model.name == "smollm2-135m"
+    rec = entry.recommended
+    steerlab.Steer(art, rec.get("strength", 1.0), rec.get("options", {}))  # the advertised setting is valid
+    if entry.companions.get("value_model"):
+        from steerlab.methods.steerlm.value_model import ValueModel
+
+        vm = ValueModel.load(entry.companions["value_model"])
+        vm.schema.check_same(art.schema, name)
+
+
+def test_stores_know_shipped_names(tmp_path) -> None:
+    assert set(shipped()) <= set(ArtifactStore(allow_paths=False).names())
+    assert ArtifactStore(allow_paths=False).get("sentiment-vec").method == "vectors"
+    assert not ArtifactStore(shipped=False).names()
+
+
+def test_cli_lists_the_artifacts(capsys) -> None:
+    code, out, err = run(["artifacts", "--json"], capsys)
+    assert code == 0, err
+    rows = json.loads(out)
+    assert {r["name"] for r in rows} == set(shipped()) and all(r["method"] for r in rows)
+
+
+@pytest.mark.slow
+def test_generate_by_name_moves_sentiment(real_lm) -> None:
+    from steerlab.scoring.scorers import get_scorer
+
+    entry = shipped()["sentiment-vec"]
+    art = steerlab.load_artifact("sentiment-vec")
+    prompts = steerlab.load_prompts("neutral")[:8]
+    kw = {"max_new_tokens": 20, "temperature": 1.0, "top_p": 0.9, "seed": 0, "progress": False}
+    opts = entry.recommended["options"]
+    up = steerlab.generate(real_lm, prompts, steerlab.Steer(art, 6.0, opts), **kw)
+    down = steerlab.generate(real_lm, prompts, steerlab.Steer(art, -6.0, opts), **kw)
+    score = get_scorer("vader")
+    assert sum(score(up)) > sum(score(down))
