@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from transformers import LogitsProcessor
 
 from steerlab.errors import NonFiniteError
 
@@ -25,15 +24,3 @@ def check_finite_logits(logits: Tensor) -> None:
         raise NonFiniteError(MESSAGE)
     if bool(torch.isneginf(logits).all(dim=-1).any()):
         raise NonFiniteError(MESSAGE)
-
-
-class FiniteLogitsGuard(LogitsProcessor):
-    """A logits processor for ``model.generate`` that applies :func:`check_finite_logits`.
-
-    Warpers may set filtered tokens to -inf, which is allowed; NaN, +inf and rows with no finite
-    token are not.
-    """
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        check_finite_logits(scores)
-        return scores

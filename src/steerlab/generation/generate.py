@@ -13,12 +13,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from transformers import LogitsProcessorList
 
 from steerlab.core.steerer import patch, per_row, rewrite_prompts, with_option
 from steerlab.core.validate import finite, positive_int
 from steerlab.errors import SteerlabError
-from steerlab.generation.finite import FiniteLogitsGuard
+from steerlab.generation.decode import decode
 from steerlab.generation.guidance import check_scale, guided_generate_ids
 from steerlab.models.loading import LoadedModel
 from steerlab.progress import maybe_bar
@@ -159,27 +158,9 @@ def _conditioned_texts(lm: LoadedModel, prompts: Sequence[str], rows: Sequence[S
 
 def _generate_chunk(lm: LoadedModel, texts: list[str], *, max_new_tokens: int, temperature: float,
                     top_p: float, top_k: int, stop: Sequence[str] | None, chat: bool) -> list[str]:
-    tok = lm.tokenizer
-    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=not chat).to(lm.device)
-    kwargs: dict[str, Any] = {
-        "max_new_tokens": max_new_tokens,
-        "pad_token_id": tok.pad_token_id,
-        "do_sample": temperature > 0,
-    }
-    if temperature > 0:
-        kwargs.update(temperature=temperature, top_p=top_p, top_k=top_k)
-    else:
-        kwargs.update(temperature=None, top_p=None, top_k=None)
-    if stop:
-        kwargs.update(stop_strings=list(stop), tokenizer=tok)
-    if int(enc["attention_mask"].sum(dim=1).min()) == 0:
-        raise SteerlabError("a prompt has no tokens: give some text to continue")
-    with torch.no_grad():
-        out = lm.model.generate(**enc, **kwargs, logits_processor=LogitsProcessorList([FiniteLogitsGuard()]))
-        # (B, T_prompt + T_new)
-    new = out[:, enc["input_ids"].shape[1]:]
-    decoded = tok.batch_decode(new, skip_special_tokens=True)
-    return [_cut(t, stop) for t in decoded]
+    ids = decode(lm, texts, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                 stop=stop, add_special_tokens=not chat)  # (B, t)
+    return [_cut(t, stop) for t in lm.tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
 
 def _cut(text: str, stop: Sequence[str] | None) -> str:

@@ -1,0 +1,128 @@
+"""The decode loop steerlab owns: prefill, then one token per step with the KV cache.
+
+``generate`` (plain and guided) runs through it, and so will the server. Owning the loop is what
+lets a step see every row's logits (classifier-free guidance, method logits processors), report
+tokens as they come (streaming) and stop each row on its own — none of which ``model.generate``
+exposes per row.
+
+The batch may hold several *branches* of the same rows (``branches`` model rows per output row:
+guidance decodes each prompt as a conditioned and a reference row). ``merge`` turns the model's
+(branches·B, V) logits into the (B, V) scores a token is sampled from; every branch of a row is
+then fed that one token, so per-row steering hooks and the position tracker see one consistent
+batch. Position ids come from the attention mask, so a left-padded row decodes exactly as it would
+alone — the row-equals-solo and cache-parity tests run through this loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+from transformers.generation import (
+    LogitsProcessorList,
+    StopStringCriteria,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from steerlab.errors import SteerlabError
+from steerlab.generation.finite import check_finite_logits
+from steerlab.models.loading import LoadedModel
+
+Merge = Callable[[Tensor], Tensor]
+"""(branches·B, V) model logits of the last position -> (B, V) scores to sample from."""
+
+LogitsHook = Callable[[Tensor, Tensor], Tensor]
+"""(sequences (B, T), scores (B, V)) -> scores: a per-step processor (after ``merge``, before warpers)."""
+
+OnStep = Callable[[int, Tensor, Tensor], None]
+"""Called after every step with (step, new tokens (B,), finished (B,) bool): streaming."""
+
+
+def eos_ids(lm: LoadedModel) -> list[int]:
+    """The token ids that end a row (the model's generation config, else the tokenizer's)."""
+    eos = getattr(lm.model.generation_config, "eos_token_id", None)
+    if eos is None:
+        eos = lm.tokenizer.eos_token_id
+    if eos is None:
+        return []
+    return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])]
+
+
+def decode(
+    lm: LoadedModel,
+    texts: Sequence[str],
+    *,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    stop: Sequence[str] | None = None,
+    add_special_tokens: bool = True,
+    branches: int = 1,
+    merge: Merge | None = None,
+    processors: Sequence[LogitsHook] = (),
+    on_step: OnStep | None = None,
+) -> Tensor:
+    """New token ids (B, ≤ max_new_tokens) for ``texts`` (branches·B model rows, branch-major:
+    rows 0..B-1 are branch 0); finished rows are padded with the pad id.
+
+    The caller installs the steering for all model rows. Sampling (``temperature > 0``) uses the
+    global torch RNG, like ``model.generate``; greedy otherwise.
+    """
+    if branches < 1 or len(texts) % branches:
+        raise SteerlabError(f"{len(texts)} model rows cannot form {branches} branches")
+    if branches > 1 and merge is None:
+        raise SteerlabError("several branches need a merge function")
+    tok = lm.tokenizer
+    n = len(texts) // branches
+    enc = tok(list(texts), return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(lm.device)
+    mask: Tensor = enc["attention_mask"]  # (R, T)
+    if int(mask.sum(dim=1).min()) == 0:
+        raise SteerlabError("a prompt has no tokens: give some text to continue")
+    pos = (mask.long().cumsum(-1) - 1).clamp(min=0)  # (R, T)
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+    eos = torch.tensor(eos_ids(lm), device=lm.device, dtype=torch.long)
+    warpers = LogitsProcessorList()
+    if temperature > 0:
+        warpers.append(TemperatureLogitsWarper(temperature))
+        if top_k > 0:
+            warpers.append(TopKLogitsWarper(top_k))
+        if top_p < 1.0:
+            warpers.append(TopPLogitsWarper(top_p))
+    stopper = StopStringCriteria(tok, list(stop)) if stop else None
+    seq = enc["input_ids"][:n]  # (B, T + t): branch 0's rows so far, for processors and stop strings
+    done = torch.zeros(n, dtype=torch.bool, device=lm.device)
+    new: list[Tensor] = []
+    with torch.no_grad():
+        out = lm.model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=pos, use_cache=True)
+        for step in range(max_new_tokens):
+            logits = out.logits[:, -1, :]  # (R, V)
+            check_finite_logits(logits)
+            scores = merge(logits) if merge is not None else logits.float()  # (B, V)
+            for hook in processors:
+                scores = hook(seq, scores)
+            scores = warpers(seq, scores)  # type: ignore[arg-type]
+            if temperature > 0:
+                nxt = torch.multinomial(torch.softmax(scores, dim=-1), 1).squeeze(1)  # (B,)
+            else:
+                nxt = scores.argmax(dim=-1)  # (B,)
+            nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
+            new.append(nxt)
+            seq = torch.cat([seq, nxt[:, None]], dim=1)
+            if eos.numel():
+                done |= torch.isin(nxt, eos)
+            if stopper is not None:
+                done |= stopper(seq, scores).to(done.device)
+            if on_step is not None:
+                on_step(step, nxt, done.clone())
+            if bool(done.all()) or len(new) == max_new_tokens:
+                break
+            feed = nxt.repeat(branches)[:, None]  # (R, 1): every branch of a row takes its token
+            mask = torch.cat([mask, torch.ones_like(feed)], dim=1)
+            pos = pos[:, -1:] + 1
+            out = lm.model(input_ids=feed, attention_mask=mask, position_ids=pos,
+                           past_key_values=out.past_key_values, use_cache=True)
+    return torch.stack(new, dim=1)  # (B, t)
