@@ -1,72 +1,134 @@
 """Speed of steering relative to no steering, measured side by side in one run.
 
-Cases (fixed-length greedy generation, so every case produces the same number of tokens):
-  batch 1: unsteered, one steered layer, every layer steered;
-  batch B: one shared spec for all rows (homogeneous) vs a different vector and strength per row.
-Cases are interleaved over repeats and the median is kept, because 2-core machines are noisy.
-Ratios (steered / unsteered tokens per second) are the numbers to report.
+Every case generates exactly ``new_tokens`` greedy tokens per row (``ignore_eos``), so tokens/s
+compare directly:
+
+  batch 1: unsteered, one steered layer, every layer steered (steerlab's decode loop);
+  batch B: one shared vector for all rows (homogeneous); B independent vectors at different
+           layers and position rules, one per row (per-row, the hard case); a SteerLM adapter
+           asking each row for different attributes (when one is shipped for the model); and the
+           same unsteered batch through transformers' ``generate`` (the decode loop's reference).
+
+Two-core machines are noisy (one-layer ratios ranged 0.96–1.01 across runs of a fixed-order
+benchmark), so each repeat runs every case in a rotated order, a ratio is formed *within* each
+repeat (numerator and denominator measured back to back), and the report gives the median and
+the min–max of those paired ratios. A ratio is ``pass`` when its median meets the target,
+``fail`` when it does not, and ``noise`` when the spread of its paired ratios straddles the
+target by more than the measurement can resolve, or the median is implausible (steering cannot
+make decoding much faster than no steering).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from steerlab.core.steerer import Steer, patch
+from steerlab.generation.decode import decode
+from steerlab.generation.generate import generate
 from steerlab.methods.vectors.vector import SteeringVector
 from steerlab.models.loading import LoadedModel
 
+IMPLAUSIBLE = 1.25
+"""A steered case measured faster than this multiple of its baseline is noise, not speed."""
 
-def _run(lm: LoadedModel, prompts: list[str], steering: Any, batch: int, new_tokens: int) -> float:
-    """Tokens per second for one fixed-length greedy generation."""
+RATIOS = {  # name: (numerator case, denominator case, target)
+    "one_layer_vs_unsteered": ("b1_one_layer", "b1_unsteered", 0.97),
+    "all_layers_vs_unsteered": ("b1_all_layers", "b1_unsteered", 0.93),
+    "per_row_vs_homogeneous": ("bB_per_row", "bB_homogeneous", 0.90),
+    "steerlm_per_row_vs_unsteered": ("bB_steerlm_per_row", "bB_unsteered", 0.80),
+    "decode_loop_vs_hf_generate": ("bB_unsteered", "bB_hf_generate", 0.95),
+}
+
+
+def _timed(fn: Callable[[], int]) -> float:
+    """Tokens per second of ``fn`` (which returns the number of tokens it generated)."""
+    start = time.perf_counter()
+    n = fn()
+    return n / (time.perf_counter() - start)
+
+
+def _loop(lm: LoadedModel, prompts: list[str], steering: Any, new_tokens: int) -> int:
+    with patch(lm, steering, batch_size=len(prompts) if isinstance(steering, list) else 1):
+        decode(lm, prompts, max_new_tokens=new_tokens, ignore_eos=True)
+    return len(prompts) * new_tokens
+
+
+def _hf(lm: LoadedModel, prompts: list[str], new_tokens: int) -> int:
     tok = lm.tokenizer
     enc = tok(prompts, return_tensors="pt", padding=True).to(lm.device)
-    handle = patch(lm, steering, batch_size=batch)
-    try:
-        start = time.perf_counter()
-        with torch.no_grad():
-            lm.model.generate(**enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                              do_sample=False, temperature=None, top_p=None, top_k=None,
-                              pad_token_id=tok.pad_token_id)
-        elapsed = time.perf_counter() - start
-    finally:
-        handle.remove()
-    return len(prompts) * new_tokens / elapsed
+    with torch.no_grad():
+        lm.model.generate(**enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+                          temperature=None, top_p=None, top_k=None, pad_token_id=tok.pad_token_id)
+    return len(prompts) * new_tokens
+
+
+def per_row_vectors(lm: LoadedModel, vec: SteeringVector, batch: int, seed: int = 0) -> list[Steer]:
+    """``batch`` independent random directions (each scaled like ``vec`` at its layer), at different
+    layers and position rules, with different strengths: the hard per-row case."""
+    gen = torch.Generator().manual_seed(seed)
+    rules: list[Any] = ["all", "prompt", "generated", 2]
+    steers = []
+    for i in range(batch):
+        layer = vec.layers[(i * 7) % len(vec.layers)]
+        d = torch.randn(vec.hidden_size, generator=gen)
+        d = d / d.norm() * vec.directions[layer].norm()
+        one = SteeringVector({layer: d}, site=vec.site, model=vec.model, meta={"name": f"random-{i}"})
+        steers.append(Steer(one, float(i % 7 - 3) or 1.0, {"positions": rules[i % len(rules)]}))
+    return steers
 
 
 def bench_steering(lm: LoadedModel, vec: SteeringVector, *, new_tokens: int = 32, batch: int = 32,
-                   repeats: int = 3, layer: int | None = None) -> dict[str, Any]:
-    """Median tokens/s of each case and the ratios the issue targets."""
+                   repeats: int = 7, layer: int | None = None, steerlm: Any = None) -> dict[str, Any]:
+    """Tokens/s per case (median) and paired ratios with their spread and a verdict each.
+
+    ``steerlm``: a SteerLM adapter for ``lm`` to add the SteerLM per-row case (None: left out).
+    """
     layer = layer if layer is not None else vec.layers[len(vec.layers) // 2]
-    one = [Steer(vec, 4.0, {"layers": [layer]})]
-    every = [Steer(vec, 0.5)]
     prompt = ["The weather this morning was"]
     prompts_b = [f"Story number {i}: the weather this morning was" for i in range(batch)]
-    hetero = [Steer(vec * (1.0 + 0.01 * i), float(i % 7 - 3), {"layers": [layer]}) for i in range(batch)]
-    homo = Steer(vec, 2.0, {"layers": [layer]})
-    cases = {
-        "b1_unsteered": lambda: _run(lm, prompt, None, 1, new_tokens),
-        "b1_one_layer": lambda: _run(lm, prompt, tuple(one), 1, new_tokens),
-        "b1_all_layers": lambda: _run(lm, prompt, tuple(every), 1, new_tokens),
-        f"b{batch}_homogeneous": lambda: _run(lm, prompts_b, homo, 1, new_tokens),
-        f"b{batch}_per_row": lambda: _run(lm, prompts_b, hetero, batch, new_tokens),
+    hetero = per_row_vectors(lm, vec, batch)
+    cases: dict[str, Callable[[], int]] = {
+        "b1_unsteered": lambda: _loop(lm, prompt, None, new_tokens),
+        "b1_one_layer": lambda: _loop(lm, prompt, (Steer(vec, 4.0, {"layers": [layer]}),), new_tokens),
+        "b1_all_layers": lambda: _loop(lm, prompt, (Steer(vec, 0.5),), new_tokens),
+        "bB_unsteered": lambda: _loop(lm, prompts_b, None, new_tokens),
+        "bB_homogeneous": lambda: _loop(lm, prompts_b, Steer(vec, 2.0, {"layers": [layer]}), new_tokens),
+        "bB_per_row": lambda: _loop(lm, prompts_b, list(hetero), new_tokens),
+        "bB_hf_generate": lambda: _hf(lm, prompts_b, new_tokens),
     }
+    if steerlm is not None:
+        levels = [{"humor": i % 5, "toxicity": (i // 5) % 5} for i in range(batch)]
+
+        def steerlm_rows() -> int:
+            generate(lm, prompts_b, steerlm, attributes=levels, max_new_tokens=new_tokens, ignore_eos=True,
+                     batch_size=batch, progress=False, chat=True)
+            return batch * new_tokens
+
+        cases["bB_steerlm_per_row"] = steerlm_rows
+    names = list(cases)
     cases["b1_unsteered"]()  # warm-up
-    times: dict[str, list[float]] = {k: [] for k in cases}
-    for _ in range(repeats):
-        for name, fn in cases.items():
-            times[name].append(fn())
-    med = {k: statistics.median(v) for k, v in times.items()}
-    ratios = {
-        "one_layer_vs_unsteered": med["b1_one_layer"] / med["b1_unsteered"],
-        "all_layers_vs_unsteered": med["b1_all_layers"] / med["b1_unsteered"],
-        "per_row_vs_homogeneous": med[f"b{batch}_per_row"] / med[f"b{batch}_homogeneous"],
-    }
-    targets = {"one_layer_vs_unsteered": 0.97, "all_layers_vs_unsteered": 0.93,
-               "per_row_vs_homogeneous": 0.9}
-    return {"tokens_per_s": med, "all_runs": times, "ratios": ratios, "targets": targets,
-            "threads": torch.get_num_threads(), "new_tokens": new_tokens, "batch": batch,
+    runs: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:  # rotate the order every repeat
+            runs[name].append(_timed(cases[name]))
+    ratios = {}
+    for key, (num, den, target) in RATIOS.items():
+        if num not in runs or den not in runs:
+            continue
+        paired = [a / b for a, b in zip(runs[num], runs[den])]
+        med = statistics.median(paired)
+        lo, hi = min(paired), max(paired)
+        if med > IMPLAUSIBLE or (lo < target <= hi and (hi - lo) > 0.1):
+            verdict = "noise"
+        else:
+            verdict = "pass" if med >= target else "fail"
+        ratios[key] = {"median": med, "min": lo, "max": hi, "target": target, "verdict": verdict,
+                       "paired": paired}
+    return {"tokens_per_s": {k: statistics.median(v) for k, v in runs.items()}, "all_runs": runs,
+            "ratios": ratios, "threads": torch.get_num_threads(), "new_tokens": new_tokens, "batch": batch,
             "repeats": repeats, "layer": layer, "model": lm.name}

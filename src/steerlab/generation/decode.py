@@ -65,12 +65,14 @@ def decode(
     merge: Merge | None = None,
     processors: Sequence[LogitsHook] = (),
     on_step: OnStep | None = None,
+    ignore_eos: bool = False,
 ) -> Tensor:
     """New token ids (B, ≤ max_new_tokens) for ``texts`` (branches·B model rows, branch-major:
     rows 0..B-1 are branch 0); finished rows are padded with the pad id.
 
     The caller installs the steering for all model rows. Sampling (``temperature > 0``) uses the
-    global torch RNG, like ``model.generate``; greedy otherwise.
+    global torch RNG, like ``model.generate``; greedy otherwise. ``ignore_eos`` decodes exactly
+    ``max_new_tokens`` per row (benchmarks; stop strings still apply).
     """
     if branches < 1 or len(texts) % branches:
         raise SteerlabError(f"{len(texts)} model rows cannot form {branches} branches")
@@ -112,7 +114,7 @@ def decode(
             nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
             new.append(nxt)
             seq = torch.cat([seq, nxt[:, None]], dim=1)
-            if eos.numel():
+            if eos.numel() and not ignore_eos:
                 done |= torch.isin(nxt, eos)
             if stopper is not None:
                 done |= stopper(seq, scores).to(done.device)

@@ -18,7 +18,7 @@ from steerlab.core.steerer import patch, per_row, rewrite_prompts, with_option
 from steerlab.core.validate import finite, positive_int
 from steerlab.errors import SteerlabError
 from steerlab.generation.decode import decode
-from steerlab.generation.guidance import check_scale, guided_generate_ids
+from steerlab.generation.guidance import check_scale, guided_log_probs
 from steerlab.models.loading import LoadedModel
 from steerlab.progress import maybe_bar
 
@@ -53,6 +53,7 @@ def generate(
     attributes: Mapping[str, Any] | str | Sequence[Mapping[str, Any] | str | None] | None = None,
     guidance: float = 1.0,
     guidance_reference: Mapping[str, Any] | str | Sequence[Mapping[str, Any] | str | None] | None = None,
+    ignore_eos: bool = False,
 ) -> list[str]:
     """Continue each prompt; returns the new text of each row (prompt excluded).
 
@@ -67,7 +68,7 @@ def generate(
     log-probs ``ref + guidance · (cond − ref)``, where ``ref`` is each prompt unsteered, or, when
     ``guidance_reference`` is given, the row's steering with its ``attributes`` option set to
     that reference (``{}`` = every knob at its default; per row as a list). It costs a second
-    batch row per prompt.
+    batch row per prompt. ``ignore_eos`` generates exactly ``max_new_tokens`` per row (benchmarks).
     """
     single = isinstance(prompts, str)
     batch_size = positive_int("batch_size", batch_size or _env_batch())
@@ -92,7 +93,7 @@ def generate(
                          max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                          seed=seed, chat=chat, system=system, stop=stop, allow_mismatch=allow_mismatch,
                          progress=progress, attributes=attributes, scale=scale,
-                         guidance_reference=guidance_reference)
+                         guidance_reference=guidance_reference, ignore_eos=ignore_eos)
 
 
 def _env_batch() -> int:
@@ -106,7 +107,7 @@ def _env_batch() -> int:
 def _generate(lm: LoadedModel, prompt_list: list[str], steering: Any, *, single: bool, batch_size: int,
               max_new_tokens: int, temperature: float, top_p: float, top_k: int, seed: int | None, chat: bool,
               system: str | None, stop: Sequence[str] | None, allow_mismatch: bool, progress: bool,
-              attributes: Any, scale: float, guidance_reference: Any) -> list[str]:
+              attributes: Any, scale: float, guidance_reference: Any, ignore_eos: bool) -> list[str]:
     rows = per_row(steering, len(prompt_list))
     if attributes is not None:
         rows = with_option(rows, "attributes", attributes)
@@ -132,17 +133,10 @@ def _generate(lm: LoadedModel, prompt_list: list[str], steering: Any, *, single:
             handle = patch(lm, steer_arg, batch_size=1 if shared else len(steer_arg),
                            allow_mismatch=allow_mismatch, prompts_rewritten=True)
             try:
-                if scale != 1.0:
-                    ids = guided_generate_ids(
-                        lm, [texts[i] for i in idx], [ref_texts[i] for i in idx], scale=scale,
-                        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                        top_k=top_k, stop=stop, add_special_tokens=not chat)
-                    decoded = lm.tokenizer.batch_decode(ids, skip_special_tokens=True)
-                    outputs += [_cut(t, stop) for t in decoded]
-                else:
-                    outputs += _generate_chunk(lm, [texts[i] for i in idx], max_new_tokens=max_new_tokens,
-                                               temperature=temperature, top_p=top_p, top_k=top_k,
-                                               stop=stop, chat=chat)
+                outputs += _generate_chunk(lm, [texts[i] for i in idx],
+                                           [ref_texts[i] for i in idx] if scale != 1.0 else None, scale=scale,
+                                           max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                           top_k=top_k, stop=stop, chat=chat, ignore_eos=ignore_eos)
             finally:
                 handle.remove()
             advance(len(idx))
@@ -156,11 +150,16 @@ def _conditioned_texts(lm: LoadedModel, prompts: Sequence[str], rows: Sequence[S
     return rewrite_prompts(texts, rows, formatted=True)
 
 
-def _generate_chunk(lm: LoadedModel, texts: list[str], *, max_new_tokens: int, temperature: float,
-                    top_p: float, top_k: int, stop: Sequence[str] | None, chat: bool) -> list[str]:
-    ids = decode(lm, texts, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-                 stop=stop, add_special_tokens=not chat)  # (B, t)
-    return [_cut(t, stop) for t in lm.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+def _generate_chunk(lm: LoadedModel, texts: list[str], ref_texts: list[str] | None, *, scale: float,
+                    max_new_tokens: int, temperature: float, top_p: float, top_k: int, stop: Sequence[str] | None,
+                    chat: bool, ignore_eos: bool) -> list[str]:
+    """One batch through the decode loop; with ``ref_texts``, as two branches merged by guidance."""
+    n = len(texts)
+    ids = decode(lm, texts + (ref_texts or []), max_new_tokens=max_new_tokens, temperature=temperature,
+                 top_p=top_p, top_k=top_k, stop=stop, add_special_tokens=not chat, ignore_eos=ignore_eos,
+                 branches=2 if ref_texts is not None else 1,
+                 merge=(lambda logits: guided_log_probs(logits[:n], logits[n:], scale)) if ref_texts else None)
+    return [_cut(t, stop) for t in lm.tokenizer.batch_decode(ids, skip_special_tokens=True)]  # ids: (B, t)
 
 
 def _cut(text: str, stop: Sequence[str] | None) -> str:

@@ -1,0 +1,25 @@
+"""The benchmark's mechanics on a tiny model: every case runs, ratios are paired per repeat and
+carry a verdict (speed itself is measured by `steerlab bench`, never asserted in tests)."""
+
+from __future__ import annotations
+
+import steerlab
+from steerlab.bench import RATIOS, bench_steering, per_row_vectors
+from tests.conftest import PAIRS
+
+
+def test_bench_runs_every_case_and_pairs_ratios(tiny_llama) -> None:
+    vec = steerlab.extract(tiny_llama, PAIRS, layers=[1, 2, 3])
+    r = bench_steering(tiny_llama, vec, new_tokens=3, batch=4, repeats=2)
+    assert set(r["ratios"]) == set(RATIOS) - {"steerlm_per_row_vs_unsteered"}
+    for v in r["ratios"].values():
+        assert len(v["paired"]) == 2 and v["min"] <= v["median"] <= v["max"]
+        assert v["verdict"] in ("pass", "fail", "noise")
+
+
+def test_per_row_case_is_hard(tiny_llama) -> None:
+    vec = steerlab.extract(tiny_llama, PAIRS, layers=[1, 2, 3])
+    steers = per_row_vectors(tiny_llama, vec, 8)
+    layers = {s.artifact.layers[0] for s in steers}
+    rules = {s.options["positions"] for s in steers}
+    assert len(layers) == 3 and len(rules) == 4 and len({id(s.artifact) for s in steers}) == 8
