@@ -45,7 +45,7 @@ def test_models_lists_packaged(capsys) -> None:
     (["import-gguf", "/nonexistent.gguf", "/tmp/x"], "no such file"),
     (["steerlm", "sft", "--data", "/nonexistent.jsonl", "--out", "/tmp/x"], "no such records file"),
     (["steerlm", "sft", "--data", "/nonexistent.jsonl", "--out", "/tmp/x", "--placement", "system"],
-     "--placement must be one of"),
+     "placement must be one of"),
     (["steerlm", "sft", "--data", "/nonexistent.jsonl", "--out", "/tmp/x", "--contrast-gap", "-1"],
      "--contrast-gap must be >= 0"),
     (["steerlm", "annotate", "--value-model", "/nonexistent", "--out", "/tmp/x"], "not a value model directory"),

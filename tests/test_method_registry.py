@@ -83,3 +83,16 @@ def test_cli_options_go_to_the_methods_that_have_them(tiny_llama, tmp_path: Path
     code, _, err = run(["generate", "-p", "hi", "-m", "tiny", "--steer", str(vec), "--steer", str(ls),
                         "--opt", "layer=1"], capsys)
     assert code == 2 and "Did you mean 'layers'" in err
+
+
+def test_train_options_are_built_from_the_config_dataclasses(capsys) -> None:
+    import dataclasses
+
+    for method, argv in (("lm_steer", ["train", "lm-steer", "--help"]), ("steerlm", ["steerlm", "sft", "--help"])):
+        config_cls = get_method(method).train_config_cls
+        assert config_cls is not None and dataclasses.is_dataclass(config_cls)
+        code, out, err = run(argv, capsys)
+        assert code == 0, err
+        for f in dataclasses.fields(config_cls):
+            assert f.metadata.get("help"), f"{config_cls.__name__}.{f.name} has no help text"
+            assert f"--{f.name.replace('_', '-')}" in out, f.name

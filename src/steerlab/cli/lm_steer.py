@@ -8,47 +8,44 @@ import typer
 from rich.table import Table
 
 from steerlab.cli.common import OVERWRITE, check_artifact_out, console, load, model_for, out
+from steerlab.cli.config_options import config_command
 from steerlab.errors import SteerlabError
+from steerlab.methods.lm_steer.config import LMSteerTrainConfig
 
 train_app = typer.Typer(no_args_is_help=True, help="Train a steering artifact.")
 
 
-@train_app.command("lm-steer")
-def train_lm_steer(
+def _train_lm_steer(
     data: str = typer.Option(..., "--data", "-d", help="Labelled/paired jsonl, or a set: sentiment, rt-sentiment, "
                                                        "tweets-sentiment, tweets-toxicity."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Artifact directory to write."),
     model: str = typer.Option("smollm2-135m", "--model", "-m"),
-    adaptor_class: str = typer.Option("multiply", help="multiply (the paper's), add or offset."),
-    num_steers: int = typer.Option(2), dummy_steer: int = typer.Option(1, help="-1 for none."),
-    rank: int = typer.Option(256, min=1), epsilon: float = typer.Option(1e-3), init_var: float = typer.Option(1e-2),
-    regularization: float = typer.Option(0.0), lr: float = typer.Option(1e-2), n_steps: int = typer.Option(300, min=1),
-    batch_size: int = typer.Option(16, min=1), max_length: int = typer.Option(64, min=1),
-    seed: int = typer.Option(0),
     checkpoint_dir: Path | None = typer.Option(None, help="Resumable checkpoints (default: OUT.ckpt)."),
     restart: bool = typer.Option(False, "--restart", help="Train from step 0 even if --checkpoint-dir holds a "
                                  "checkpoint (a checkpoint of other data or settings is never resumed)."),
     name: str = typer.Option(""),
     overwrite: bool = OVERWRITE,
+    *,
+    config: LMSteerTrainConfig,
 ) -> None:
-    """Train LM-Steer steers with the model frozen (resumes from --checkpoint-dir when the data and
-    settings match)."""
     from steerlab.data.pairs import as_contrast
     from steerlab.methods.lm_steer import train
 
     contrast = as_contrast(data)
     check_artifact_out(out_dir, overwrite)
     lm = load(model)
-    art = train(lm, contrast, adaptor_class=adaptor_class, num_steers=num_steers,
-                dummy_steer=None if dummy_steer < 0 else dummy_steer, rank=rank, epsilon=epsilon, init_var=init_var,
-                regularization_weight=regularization, lr=lr, n_steps=n_steps, batch_size=batch_size,
-                max_length=max_length, seed=seed, name=name or None, restart=restart,
-                checkpoint_dir=checkpoint_dir or out_dir.with_name(out_dir.name + ".ckpt"))
+    art = train(lm, contrast, name=name or None, restart=restart,
+                checkpoint_dir=checkpoint_dir or out_dir.with_name(out_dir.name + ".ckpt"), **config.train_kwargs())
     art.save(out_dir, overwrite=overwrite)
     t = art.meta["training"]
     console.print(f"saved {out_dir}: {t['params_per_steer']} parameters per steer "
                   f"({t['params_percent_of_model_per_steer']:.3f}% of the model), loss {t['loss_first']:.3f} → "
                   f"{t['loss_last_50']:.3f}, {t['seconds_this_run']:.0f} s")
+
+
+train_app.command("lm-steer")(config_command(
+    LMSteerTrainConfig, _train_lm_steer,
+    "Train LM-Steer steers with the model frozen (resumes from --checkpoint-dir when the data and settings match)."))
 
 
 def explain(path: Path = typer.Argument(..., help="LM-Steer artifact directory."),

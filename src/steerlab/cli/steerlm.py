@@ -22,7 +22,9 @@ import typer
 from rich.table import Table
 
 from steerlab.cli.common import OVERWRITE, check_artifact_out, console, load, model_for, out
+from steerlab.cli.config_options import config_command
 from steerlab.errors import SteerlabError
+from steerlab.methods.steerlm.config import SFTConfig
 
 if TYPE_CHECKING:
     from steerlab.methods.steerlm import SteerLMAdapter
@@ -156,43 +158,22 @@ def relabel_cmd(data: list[Path] = typer.Option(..., "--data", "-d", help="Recor
     console.print_json(data=summary["histogram"])
 
 
-def _sft_options(r: int, lora_alpha: float, lr: float, n_steps: int, batch_size: int, max_length: int,
-                 seed: int, modules: str | None = None, placement: str | None = None) -> dict[str, object]:
-    opts: dict[str, object] = {"r": r, "lora_alpha": lora_alpha, "lr": lr, "n_steps": n_steps,
-                               "batch_size": batch_size, "max_length": max_length, "seed": seed}
-    if modules:
-        opts["target_modules"] = (modules if modules in ("all-linear", "attention")
-                                  else [m.strip() for m in modules.split(",")])
-    if placement:
-        opts["placement"] = placement
-    return opts
-
-
-@steerlm_app.command("sft")
-def sft_cmd(data: Path = typer.Option(..., "--data", "-d", help="VALUE_TO_TEXT jsonl."),
-            out_dir: Path = typer.Option(..., "--out", "-o"),
-            model: str = typer.Option("", "--model", "-m", help="Model (default: the --init adapter's packaged "
-                                      "model, else smollm2-135m)."),
-            r: int = typer.Option(8), lora_alpha: float = typer.Option(16.0), lr: float = typer.Option(5e-3),
-            n_steps: int = typer.Option(150), batch_size: int = typer.Option(8), max_length: int = typer.Option(128),
-            modules: str = typer.Option("attention", help="LoRA targets: attention (q/k/v/o), all-linear, or "
-                                        "names like q_proj,v_proj."),
-            placement: str = typer.Option("assistant", help="Attribute string at the start of the model's turn "
-                                          "(assistant) or after the user's text (user)."),
-            contrast_gap: int = typer.Option(0, help="Train only on contrast pairs: per prompt and attribute, "
-                                             "the lowest- and highest-labelled responses if this many levels "
-                                             "apart (0 = all records)."),
-            init: Path | None = typer.Option(None, "--init", help="Continue this adapter (a further round; "
-                                             "fixes schema, template, placement, rank and modules)."),
-            seed: int = typer.Option(0), name: str = typer.Option("steerlm"),
-            overwrite: bool = OVERWRITE) -> None:
-    """Attribute-conditioned SFT: a LoRA adapter on prompt + attribute string → response."""
+def _sft(data: Path = typer.Option(..., "--data", "-d", help="VALUE_TO_TEXT jsonl."),
+         out_dir: Path = typer.Option(..., "--out", "-o"),
+         model: str = typer.Option("", "--model", "-m", help="Model (default: the --init adapter's packaged "
+                                   "model, else smollm2-135m)."),
+         contrast_gap: int = typer.Option(0, help="Train only on contrast pairs: per prompt and attribute, "
+                                          "the lowest- and highest-labelled responses if this many levels "
+                                          "apart (0 = all records)."),
+         init: Path | None = typer.Option(None, "--init", help="Continue this adapter (a further round; "
+                                          "fixes schema, template, placement, rank and modules)."),
+         name: str = typer.Option("steerlm"),
+         overwrite: bool = OVERWRITE,
+         *,
+         config: SFTConfig) -> None:
     from steerlab.methods.steerlm import DEFAULT_SCHEMA, read_records, train_sft
-    from steerlab.methods.steerlm.artifact import PLACEMENTS
     from steerlab.methods.steerlm.records import contrast_subset
 
-    if placement not in PLACEMENTS:
-        raise SteerlabError(f"--placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
     if contrast_gap < 0:
         raise SteerlabError(f"--contrast-gap must be >= 0, got {contrast_gap}")
     check_artifact_out(out_dir, overwrite)
@@ -207,13 +188,13 @@ def sft_cmd(data: Path = typer.Option(..., "--data", "-d", help="VALUE_TO_TEXT j
         console.print(f"contrast subset: {len(picked)} of {len(examples)} records")
         examples = picked
     lm = load(model_for(model, [start] if start is not None else []))
-    opts = _sft_options(r, lora_alpha, lr, n_steps, batch_size, max_length, seed, modules, placement)
-    if start is not None:  # the adapter decides these
-        for key in ("target_modules", "placement"):
-            opts.pop(key, None)
-    art = train_sft(lm, examples, name=name, init=start, **opts)  # type: ignore[arg-type]
+    art = train_sft(lm, examples, name=name, init=start, **config.train_kwargs(continuing=start is not None))
     art.save(out_dir, overwrite=overwrite)
     _report(art, out_dir)
+
+
+steerlm_app.command("sft")(config_command(
+    SFTConfig, _sft, "Attribute-conditioned SFT: a LoRA adapter on prompt + attribute string → response."))
 
 
 def _report(art: SteerLMAdapter, out_dir: Path) -> None:

@@ -3,13 +3,14 @@ bootstrap → attribute knobs at inference, on small Hugging Face models with Lo
 
 from steerlab.core.methods import MethodSpec, register_method
 from steerlab.methods.steerlm.artifact import DEFAULT_TEMPLATE, SteerLMAdapter
+from steerlab.methods.steerlm.config import SFTConfig
 from steerlab.methods.steerlm.records import Example, read_records, write_records
 from steerlab.methods.steerlm.schema import DEFAULT_SCHEMA, Attribute, AttributeSchema
 from steerlab.methods.steerlm.sft import train_sft
 from steerlab.methods.steerlm.steerer import SteerLMOptions, SteerLMSteerer
 
-METHOD = register_method(MethodSpec("steerlm", SteerLMAdapter, SteerLMSteerer,
+METHOD = register_method(MethodSpec("steerlm", SteerLMAdapter, SteerLMSteerer, train_config_cls=SFTConfig,
                                     description="attribute-conditioned LoRA adapter with 0-4 knobs"))
 
-__all__ = ["DEFAULT_SCHEMA", "DEFAULT_TEMPLATE", "Attribute", "AttributeSchema", "Example", "METHOD", "SteerLMAdapter",
-           "SteerLMOptions", "SteerLMSteerer", "read_records", "train_sft", "write_records"]
+__all__ = ["DEFAULT_SCHEMA", "DEFAULT_TEMPLATE", "Attribute", "AttributeSchema", "Example", "METHOD", "SFTConfig",
+           "SteerLMAdapter", "SteerLMOptions", "SteerLMSteerer", "read_records", "train_sft", "write_records"]
