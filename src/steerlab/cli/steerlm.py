@@ -14,7 +14,6 @@ The pipeline, each step writing what the next reads::
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -171,22 +170,16 @@ def _sft(data: Path = typer.Option(..., "--data", "-d", help="VALUE_TO_TEXT json
          overwrite: bool = OVERWRITE,
          *,
          config: SFTConfig) -> None:
-    from steerlab.methods.steerlm import DEFAULT_SCHEMA, read_records, train_sft
-    from steerlab.methods.steerlm.records import contrast_subset
+    from steerlab.methods.steerlm import DEFAULT_SCHEMA, train_sft
+    from steerlab.methods.steerlm.sft import round_examples
 
     if contrast_gap < 0:
         raise SteerlabError(f"--contrast-gap must be >= 0, got {contrast_gap}")
     check_artifact_out(out_dir, overwrite)
     start = _adapter(init) if init is not None else None
-    schema = start.schema if start is not None else DEFAULT_SCHEMA
-    examples = read_records(data, schema)  # bad data fails before the model loads
+    examples = round_examples(data, start.schema if start is not None else DEFAULT_SCHEMA, contrast_gap)
     if contrast_gap:
-        attrs = [a for a in schema.names if a != "quality"]  # quality is a property of the pair
-        picked = contrast_subset(examples, attrs, contrast_gap)
-        if not picked:
-            raise SteerlabError(f"no prompt has responses {contrast_gap} levels apart on any of {attrs}")
-        console.print(f"contrast subset: {len(picked)} of {len(examples)} records")
-        examples = picked
+        console.print(f"contrast subset: {len(examples)} records")
     lm = load(model_for(model, [start] if start is not None else []))
     art = train_sft(lm, examples, name=name, init=start, **config.train_kwargs(continuing=start is not None))
     art.save(out_dir, overwrite=overwrite)
@@ -312,25 +305,19 @@ def eval_cmd(adapter: list[Path] = typer.Option([], "--adapter", help="Adapter(s
     from steerlab.core.atomic import check_folder
     from steerlab.eval.controllability import (
         RESULT_FILES,
-        load_outputs,
+        held_out_prompts,
         measure_controllability,
         prompting_system,
         save_results,
-        score_outputs,
         steerlm_system,
         to_markdown,
     )
-    from steerlab.methods.steerlm.annotate import chat_prompts
+    from steerlab.eval.controllability import rescore as do_rescore
 
     check_folder(out_dir, RESULT_FILES, overwrite=overwrite, what="controllability results")
     vm = _value_model(value_model)
     if rescore is not None:
-        rows = load_outputs(rescore)
-        if attribute:
-            rows = [r for r in rows if r["attribute"] in attribute]
-        results = score_outputs(rows, vm, independent=independent)
-        old = json.loads(rescore.read_text(encoding="utf-8"))
-        info = {k: v for k, v in old.items() if k != "results"}
+        results, info = do_rescore(rescore, vm, attributes=attribute or None, independent=independent)
         save_results(results, {**info, "rescored_with": str(value_model)}, out_dir, overwrite=overwrite)
         out.print(to_markdown(results))
         console.print(f"saved {out_dir}")
@@ -339,6 +326,7 @@ def eval_cmd(adapter: list[Path] = typer.Option([], "--adapter", help="Adapter(s
         raise SteerlabError("give at least one --adapter (or --rescore a saved sweep)")
     if n_prompts < 1 or samples < 1 or per_topic < 1:
         raise SteerlabError("--n-prompts, --samples and --per-topic must be >= 1")
+    prompts = held_out_prompts(n_prompts, per_topic, seed)
     arts = [_adapter(a) for a in adapter]
     systems = {}
     for path, art in zip(adapter, arts):
@@ -347,8 +335,6 @@ def eval_cmd(adapter: list[Path] = typer.Option([], "--adapter", help="Adapter(s
     if prompting:
         systems["prompting"] = prompting_system(vm.schema)
     lm = load(model_for(model, arts))
-    pool = chat_prompts("eval", max_per_topic=per_topic, seed=seed)  # held-out lines, spread over topics
-    prompts = random.Random(seed).sample(pool, min(n_prompts, len(pool)))
     results, info = measure_controllability(lm, systems, vm, prompts, attributes=attribute or None, samples=samples,
                                             max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
                                             chat=arts[0].chat, guidance=guidance, independent=independent)

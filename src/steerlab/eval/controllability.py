@@ -214,6 +214,30 @@ def _rho_ci(spearmanr: Any, req: np.ndarray, got: np.ndarray, prompts: Sequence[
     return [float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))]
 
 
+def rescore(path: str | Path, value_model: ValueModel, *, attributes: Sequence[str] | None = None,
+            independent: bool = True) -> tuple[list[ControlResult], dict[str, Any]]:
+    """Score a saved sweep (``controllability.json``) again — another value model, or the
+    independent scorers on another machine — without generating: (results, the sweep's settings)."""
+    rows = load_outputs(path)
+    if attributes:
+        rows = [r for r in rows if r["attribute"] in attributes]
+    results = score_outputs(rows, value_model, independent=independent)
+    doc = json.loads(read_text(path, "sweep file"))
+    return results, {k: v for k, v in doc.items() if k not in ("results",)}
+
+
+def held_out_prompts(n_prompts: int, per_topic: int, seed: int) -> list[str]:
+    """``n_prompts`` held-out chatterbot lines drawn (``seed``) from a pool of ``per_topic`` per topic."""
+    import random
+
+    from steerlab.methods.steerlm.annotate import chat_prompts
+
+    if n_prompts < 1 or per_topic < 1:
+        raise DataError("n_prompts and per_topic must be >= 1")
+    pool = chat_prompts("eval", max_per_topic=per_topic, seed=seed)  # held-out lines, spread over topics
+    return random.Random(seed).sample(pool, min(n_prompts, len(pool)))
+
+
 def load_outputs(path: str | Path) -> list[dict[str, Any]]:
     """The rows saved by :func:`save_results` (``controllability.json``'s ``outputs``)."""
     try:

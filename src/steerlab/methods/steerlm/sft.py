@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -185,6 +186,24 @@ def train_sft(
         "provenance": {"examples": len(examples), "sources": sorted({ex.source for ex in examples if ex.source})},
     }
     return art
+
+
+def round_examples(data: str | Path, schema: AttributeSchema, contrast_gap: int = 0) -> list[Example]:
+    """A round's training records: every record of ``data``, or with ``contrast_gap`` > 0 only the
+    contrast pairs (per prompt and attribute, the lowest- and highest-labelled responses at least
+    that many levels apart; quality is a property of the pair and is left out)."""
+    from steerlab.methods.steerlm.records import contrast_subset, read_records
+
+    if isinstance(contrast_gap, bool) or not isinstance(contrast_gap, int) or contrast_gap < 0:
+        raise SteerlabError(f"contrast_gap must be an integer >= 0, got {contrast_gap!r}")
+    examples = read_records(data, schema)
+    if not contrast_gap:
+        return examples
+    attrs = [a for a in schema.names if a != "quality"]
+    picked = contrast_subset(examples, attrs, contrast_gap)
+    if not picked:
+        raise SteerlabError(f"no prompt has responses {contrast_gap} levels apart on any of {attrs}")
+    return picked
 
 
 def attention_modules(model: torch.nn.Module) -> list[str]:
