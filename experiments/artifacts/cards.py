@@ -21,8 +21,9 @@ def summary(card: dict) -> str:
     best = max(card["sweep"], key=lambda r: r["success"])
     un, pr = card["unsteered"], card["prompting"]
     rec = card.get("recommended") or {}
-    within = (f"within +{100 * rec['budget']:.0f}% ppl: x{rec['strength']:g}" if rec.get("strength") is not None
-              else f"none within +{100 * rec.get('budget', 0.1):.0f}% ppl")
+    chosen = next((r for r in card["sweep"] if r["strength"] == rec.get("strength")), None)
+    within = (f"best within +{100 * rec['budget']:.0f}% ppl: x{rec['strength']:g} = {100 * chosen['success']:.0f}%"
+              if chosen is not None else f"none within +{100 * rec.get('budget', 0.1):.0f}% ppl")
     return (f"{card['task']}: {100 * best['success']:.0f}% at x{best['strength']:g} (ppl {best['perplexity']:.0f}) vs "
             f"unsteered {100 * un['success']:.0f}% (ppl {un['perplexity']:.0f}), prompting "
             f"{100 * pr['success']:.0f}% (ppl {pr['perplexity']:.0f}); {within}")
