@@ -90,6 +90,7 @@ def test_saved_files_follow_the_umask(vec, tmp_path: Path) -> None:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o755
     assert stat.S_IMODE((path / "steer_config.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((path / "steer_weights.safetensors").stat().st_mode) == 0o644  # safetensors writes 0600
     assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o644
 
 

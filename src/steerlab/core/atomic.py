@@ -32,6 +32,15 @@ def _umask() -> int:
     return mask
 
 
+def _follow_umask(folder: Path) -> None:
+    """Give every file under ``folder`` the user's default permissions (some writers, such as
+    safetensors, create files readable by their owner only)."""
+    mode = 0o666 & ~_umask()
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, mode)
+
+
 def _check_parent(target: Path) -> None:
     """Refuse a target that is the working directory (or above it) or that sits under a file."""
     if target.name in ("", ".", ".."):
@@ -105,6 +114,7 @@ def atomic_dir(target: str | os.PathLike[str], owned: Collection[str] | None, *,
         stray = [] if owned is None else sorted(p.name for p in tmp.iterdir() if p.name not in owned)
         if stray:  # a programming error: the next save would refuse this folder as foreign
             raise RuntimeError(f"atomic_dir wrote files it does not own: {stray}")
+        _follow_umask(tmp)
         if target.is_dir():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
             os.replace(target, old / "x")
@@ -133,6 +143,7 @@ def atomic_file(target: str | os.PathLike[str], *, overwrite: bool = False, what
     try:
         os.chmod(tmp, 0o666 & ~_umask())
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # again: a writer may have replaced the file
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
