@@ -84,7 +84,7 @@ class Steerer(ABC, Generic[A, O]):
     """Magnitudes the evaluation harness sweeps by default (signed by the task's goal)."""
 
     @abstractmethod
-    def fit(self, lm: LoadedModel, data: Any, **config: Any) -> Artifact:
+    def fit(self, lm: LoadedModel, data: Any, **config: Any) -> A:
         """Learn an artifact for ``lm`` from ``data``."""
 
     @abstractmethod
@@ -99,16 +99,16 @@ class Steerer(ABC, Generic[A, O]):
         if app.artifact.model is not None:
             app.artifact.model.check(lm.fingerprint, allow_mismatch=allow_mismatch)
 
-    def rewrite_prompt(self, prompt: str, artifact: Artifact, strength: float, options: Any) -> str:
+    def rewrite_prompt(self, prompt: str, artifact: A, strength: float, options: O) -> str:
         """Methods that steer through the prompt (SteerLM) rewrite it here; default: unchanged."""
         return prompt
 
-    def rewrite_formatted(self, text: str, artifact: Artifact, strength: float, options: Any) -> str:
+    def rewrite_formatted(self, text: str, artifact: A, strength: float, options: O) -> str:
         """Rewrite the prompt *after* the chat template (e.g. open the model's turn with a control
         string, as SteerLM does); default: unchanged."""
         return text
 
-    def parse_options(self, options: Mapping[str, Any]) -> Any:
+    def parse_options(self, options: Mapping[str, Any]) -> O:
         """Build the options dataclass, rejecting unknown keys with a did-you-mean hint."""
         known = {f.name for f in dataclasses.fields(self.options_cls)}
         for key in options:

@@ -46,7 +46,7 @@ class LMSteerOptions:
         self.dummy_value = finite("dummy_value", self.dummy_value)
 
 
-class LMSteerSteerer(Steerer):
+class LMSteerSteerer(Steerer[LMSteer, LMSteerOptions]):
     """Train and apply LM-Steer steers."""
 
     name = "lm_steer"

@@ -37,7 +37,7 @@ class SteerLMOptions:
     attributes: Mapping[str, int] | str | None = None
 
 
-class SteerLMSteerer(Steerer):
+class SteerLMSteerer(Steerer[SteerLMAdapter, SteerLMOptions]):
     """Attribute-conditioned generation with a SteerLM adapter."""
 
     name = "steerlm"

@@ -54,7 +54,7 @@ class VectorOptions:
             self.clamp_value = finite("clamp_value", self.clamp_value)
 
 
-class VectorSteerer(Steerer):
+class VectorSteerer(Steerer[SteeringVector, VectorOptions]):
     """Extract and apply :class:`SteeringVector` s."""
 
     name = "vectors"
