@@ -36,6 +36,10 @@ def _train_lm_steer(
     lm = load(model)
     art = train(lm, contrast, name=name or None, restart=restart,
                 checkpoint_dir=checkpoint_dir or out_dir.with_name(out_dir.name + ".ckpt"), **config.train_kwargs())
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:  # under `accelerate launch`, one process writes
+        return
     art.save(out_dir, overwrite=overwrite)
     t = art.meta["training"]
     console.print(f"saved {out_dir}: {t['params_per_steer']} parameters per steer "

@@ -170,7 +170,10 @@ def load_model(
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
     except OSError as e:
         raise ModelNotFoundError(f"could not load {name_or_path!r}: {str(e).splitlines()[0]}") from None
-    model.to(device or os.environ.get("STEERLAB_DEVICE", "cpu"))  # type: ignore[arg-type]
+    target = device or os.environ.get("STEERLAB_DEVICE", "cpu")
+    if target == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per process under torchrun / accelerate launch
+        target = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    model.to(target)  # type: ignore[arg-type]
     lm = wrap_model(model, tokenizer, name=name_or_path, layout=layout)
     lm.source, lm.info = source, info
     lm.load_seconds = time.perf_counter() - start

@@ -102,10 +102,10 @@ def train(
     examples = [(t, 1.0) for t in contrast.positive] + [(t, -1.0) for t in contrast.negative]
     gen = torch.Generator().manual_seed(seed)
     vocab = int(lm.config.vocab_size)
-    params = init_params(adaptor_class, num_steers, lm.hidden_size, vocab, rank, init_var, gen)
-    for p in params.values():
-        p.requires_grad_(True)
-    opt = torch.optim.Adam(params.values(), lr=lr)
+    adaptor = _Adaptor(init_params(adaptor_class, num_steers, lm.hidden_size, vocab, rank, init_var, gen))
+    params = dict(adaptor.params)  # the module's own parameters, for checkpoints and the artifact
+    opt = torch.optim.Adam(adaptor.parameters(), lr=lr)
+    accelerator = _accelerator(lm, batch_size)
     start, history = 0, list[float]()
     ckpt = Path(checkpoint_dir) if checkpoint_dir else None
     run = {"config": {"adaptor_class": adaptor_class, "num_steers": num_steers, "dummy_steer": dummy_steer,
@@ -117,6 +117,10 @@ def train(
         check_dir_target(ckpt, CHECKPOINT_FILES, overwrite=True, what="LM-Steer checkpoint")
         if (ckpt / "state.json").is_file() and not restart:
             start, history = _load_checkpoint(ckpt, params, opt, run, n_steps)
+    # One process: nothing changes. Under `accelerate launch`: gradients are all-reduced (DDP) and
+    # each process takes its share of every batch (the same global batch as one process).
+    model, opt = accelerator.prepare(adaptor, opt)
+    rank, world = accelerator.process_index, accelerator.num_processes
     order_rng = random.Random(seed)
     order = _epoch_order(len(examples), order_rng)
     consumed = start * batch_size
@@ -141,6 +145,7 @@ def train(
                         order, pos = _epoch_order(len(examples), order_rng), 0
                     batch.append(examples[order[pos]])
                     pos += 1
+                batch = batch[rank::world]  # this process's share of the global batch
                 enc = tok([t for t, _ in batch], return_tensors="pt", padding=True, truncation=True,
                           max_length=max_length).to(lm.device)
                 values = torch.zeros(len(batch), num_steers)
@@ -149,25 +154,31 @@ def train(
                     values[:, dummy_steer] = 1.0
                 with torch.no_grad():
                     h = lm.base(**enc).last_hidden_state.float()  # (B, T, H) after the final norm
-                logits = _logits(lm, h, adaptor_class, params, values, epsilon)
-                labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
-                loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
-                                       ignore_index=-100)
+                logits = model(lm, h, adaptor_class, values, epsilon)  # (B, T, V)
+                labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)[:, 1:]  # (B, T-1)
+                nll = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                      ignore_index=-100, reduction="sum")
+                # Mean over the *global* batch's tokens: DDP averages gradients over processes, so
+                # scaling by the process count makes them equal one process's on the whole batch.
+                tokens = accelerator.reduce((labels != -100).sum(), "sum").clamp(min=1)
+                loss = nll * world / tokens
                 total = loss + regularization_weight * regularization(params) if regularization_weight else loss
                 opt.zero_grad()
-                total.backward()
+                accelerator.backward(total)
                 opt.step()
-                history.append(float(loss.detach()))
+                history.append(float(accelerator.reduce(nll.detach(), "sum") / tokens))  # global mean NLL
                 done = step + 1
                 recent = history[-20:]
                 advance(1, f"loss {sum(recent) / len(recent):.3f}")
                 if ckpt is not None and (done % checkpoint_every == 0 or done == n_steps):
-                    _save_checkpoint(ckpt, params, opt, done, history, run)
+                    if accelerator.is_main_process:
+                        _save_checkpoint(ckpt, params, opt, done, history, run)
+                    accelerator.wait_for_everyone()
     except KeyboardInterrupt:
         if ckpt is None:
             raise Interrupted(f"training stopped at step {done}/{n_steps}; no checkpoint directory, "
                               "nothing was kept") from None
-        if done > start:
+        if done > start and accelerator.is_main_process:
             _save_checkpoint(ckpt, params, opt, done, history, run)
         kept = (f"checkpoint at step {done}/{n_steps} kept in {ckpt}" if done > start
                 else f"no step finished; {ckpt} is as it was")
@@ -185,6 +196,7 @@ def train(
             "training": {**config, "seconds_this_run": seconds, "resumed_from_step": start,
                          "loss_first": history[0] if history else None,
                          "loss_last_50": sum(history[-50:]) / max(1, len(history[-50:])),
+                         "loss_history": [round(x, 4) for x in history], "processes": world,
                          "params_per_steer": n_steer // num_steers,
                          "params_percent_of_model_per_steer": 100.0 * n_steer / num_steers / n_model},
             "provenance": {"data": contrast.source, "n_positive": len(contrast.positive),
@@ -192,6 +204,29 @@ def train(
                                contrast.positive + contrast.negative)}}
     return LMSteer({n: p.detach() for n, p in params.items()}, adaptor_class, epsilon, names, dummy_steer, rank,
                    lm.fingerprint, meta)
+
+
+class _Adaptor(torch.nn.Module):
+    """The trainable steer parameters as a module, so accelerate can wrap them (the frozen LM and
+    its head stay outside: only these gradients are all-reduced)."""
+
+    def __init__(self, params: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.params = torch.nn.ParameterDict({k: torch.nn.Parameter(v) for k, v in params.items()})
+
+    def forward(self, lm: LoadedModel, h: torch.Tensor, adaptor: str, values: torch.Tensor,
+                epsilon: float) -> torch.Tensor:
+        return _logits(lm, h, adaptor, dict(self.params), values, epsilon)  # (B, T, V)
+
+
+def _accelerator(lm: LoadedModel, batch_size: int) -> Any:
+    """An ``accelerate.Accelerator`` for this run: one process unless started by ``accelerate launch``."""
+    from accelerate import Accelerator
+
+    acc = Accelerator(cpu=lm.device.type == "cpu", device_placement=False)
+    if batch_size % acc.num_processes:
+        raise SteerlabError(f"batch_size {batch_size} must be a multiple of the {acc.num_processes} processes")
+    return acc
 
 
 def _epoch_order(n: int, rng: random.Random) -> list[int]:

@@ -1,0 +1,23 @@
+"""Run by ``accelerate launch`` from tests/test_distributed.py: a short LM-Steer training on a tiny
+model; the main process writes the loss history and the trained parameters' norms."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+
+from steerlab.methods.lm_steer import train
+from tests.conftest import PAIRS, make_tiny, tiny_tokenizer
+
+torch.set_num_threads(1)
+tok = tiny_tokenizer.__wrapped__()  # the fixture's function, called directly
+lm = make_tiny("llama", tok)
+art = train(lm, PAIRS * 2, rank=4, n_steps=int(sys.argv[2]), batch_size=4, lr=1e-2, progress=False)
+from accelerate import PartialState  # noqa: E402
+
+if PartialState().is_main_process:
+    with open(sys.argv[1], "w") as f:
+        json.dump({"history": art.meta["training"]["loss_history"], "processes": art.meta["training"]["processes"],
+                   "norms": {k: float(v.norm()) for k, v in art.params.items()}}, f)
