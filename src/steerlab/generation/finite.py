@@ -20,6 +20,8 @@ MESSAGE = ("generation produced NaN or infinite logits: the steering overflowed 
 
 def check_finite_logits(logits: Tensor) -> None:
     """Raise :class:`NonFiniteError` if raw model logits (B, V) hold NaN or +inf, or a row is all -inf."""
+    if bool(torch.isfinite(logits).all()):  # the common case: one reduction per step
+        return
     if bool(torch.isnan(logits).any()) or bool(torch.isposinf(logits).any()):
         raise NonFiniteError(MESSAGE)
     if bool(torch.isneginf(logits).all(dim=-1).any()):
