@@ -18,7 +18,7 @@ from steerlab.core.steerer import patch, per_row, rewrite_prompts, with_option
 from steerlab.core.validate import finite, positive_int
 from steerlab.errors import SteerlabError
 from steerlab.generation.decode import decode
-from steerlab.generation.guidance import check_scale, guided_log_probs
+from steerlab.generation.guidance import check_scale, guided_merge
 from steerlab.models.loading import LoadedModel
 from steerlab.progress import maybe_bar
 
@@ -154,11 +154,10 @@ def _generate_chunk(lm: LoadedModel, texts: list[str], ref_texts: list[str] | No
                     max_new_tokens: int, temperature: float, top_p: float, top_k: int, stop: Sequence[str] | None,
                     chat: bool, ignore_eos: bool) -> list[str]:
     """One batch through the decode loop; with ``ref_texts``, as two branches merged by guidance."""
-    n = len(texts)
     ids = decode(lm, texts + (ref_texts or []), max_new_tokens=max_new_tokens, temperature=temperature,
                  top_p=top_p, top_k=top_k, stop=stop, add_special_tokens=not chat, ignore_eos=ignore_eos,
                  branches=2 if ref_texts is not None else 1,
-                 merge=(lambda logits: guided_log_probs(logits[:n], logits[n:], scale)) if ref_texts else None)
+                 merge=guided_merge(scale) if ref_texts is not None else None)
     return [_cut(t, stop) for t in lm.tokenizer.batch_decode(ids, skip_special_tokens=True)]  # ids: (B, t)
 
 

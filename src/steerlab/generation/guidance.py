@@ -20,7 +20,7 @@ call with positions that ignore padding; this avoids both.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -37,6 +37,16 @@ def guided_log_probs(cond_logits: Tensor, ref_logits: Tensor, scale: float) -> T
     cond = torch.log_softmax(cond_logits.float(), dim=-1)
     ref = torch.log_softmax(ref_logits.float(), dim=-1)
     return ref + scale * (cond - ref)
+
+
+def guided_merge(scale: float) -> Callable[[Tensor], Tensor]:
+    """The decode loop's ``merge`` for guidance: model logits (2B, V), conditioned rows first, ->
+    guided log-probs (B, V)."""
+    def merge(logits: Tensor) -> Tensor:
+        half = logits.shape[0] // 2
+        return guided_log_probs(logits[:half], logits[half:], scale)
+
+    return merge
 
 
 def guided_generate_ids(
@@ -59,10 +69,9 @@ def guided_generate_ids(
     """
     if len(texts) != len(ref_texts):
         raise SteerlabError(f"{len(texts)} prompts but {len(ref_texts)} reference prompts")
-    n = len(texts)
     return decode(lm, list(texts) + list(ref_texts), max_new_tokens=max_new_tokens, temperature=temperature,
                   top_p=top_p, top_k=top_k, stop=stop, add_special_tokens=add_special_tokens, branches=2,
-                  merge=lambda logits: guided_log_probs(logits[:n], logits[n:], scale))
+                  merge=guided_merge(scale))
 
 
 def check_scale(scale: Any) -> float:
