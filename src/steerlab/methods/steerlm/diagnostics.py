@@ -37,7 +37,7 @@ def response_losses(lm: LoadedModel, adapter: SteerLMAdapter, examples: Sequence
     installed once for all batches and removed afterwards.
     """
     from steerlab.core.steerer import apply
-    from steerlab.methods.steerlm.sft import _collate, encode_example
+    from steerlab.methods.steerlm.sft import collate_examples, encode_example
 
     adapter.schema.resolve({attribute: digit})  # unknown attribute / out-of-range digit → clear error
     pad = lm.tokenizer.pad_token_id or 0
@@ -51,7 +51,7 @@ def response_losses(lm: LoadedModel, adapter: SteerLMAdapter, examples: Sequence
             kept = [e for e in enc if e is not None]
             values: Any = iter([])
             if kept:
-                ids, labels, mask = _collate(kept, pad)  # (B, T) each
+                ids, labels, mask = collate_examples(kept, pad)  # (B, T) each
                 logits = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device)).logits  # (B, T, V)
                 tgt = labels[:, 1:].to(lm.device)  # (B, T-1)
                 tok = torch.nn.functional.cross_entropy(logits[:, :-1].float().transpose(1, 2), tgt,

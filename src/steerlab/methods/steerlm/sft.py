@@ -1,11 +1,14 @@
-"""Attribute-conditioned SFT (SteerLM step 3) with a LoRA adapter from PEFT.
+"""Attribute-conditioned SFT (SteerLM step 3): a PEFT LoRA adapter trained by TRL's ``SFTTrainer``.
 
 Each example becomes ``chat_template(prompt) + template(attribute string) + response + EOS`` (the
 attribute string opens the assistant turn; see :data:`~steerlab.methods.steerlm.artifact.PLACEMENTS`
 for the older in-user-turn layout); the loss covers the response and EOS only (the SteerLM paper's
 ``answer_only_loss``). Examples whose response
 does not survive truncation to ``max_length`` are dropped and counted (the SteerLM paper's data-cleaning
-step). PEFT injects the LoRA layers for training and is unloaded afterwards, so the
+step). The trainer (transformers ``Trainer`` on accelerate) brings mixed precision, gradient
+accumulation and multi-process / multi-GPU runs under ``torchrun`` or ``accelerate launch``; the
+examples are tokenised here (so training and inference see the same prompt) and handed to it with
+a ``completion_mask``. PEFT injects the LoRA layers for training and is unloaded afterwards, so the
 :class:`~steerlab.models.loading.LoadedModel` is left exactly as it was; the factors are copied
 into a :class:`SteerLMAdapter`.
 
@@ -16,12 +19,13 @@ token's hidden state differs by ~1% between ``toxicity:0`` and ``toxicity:4``), 
 must learn to *attend* to them. On a synthetic check (same prompt, response decided by one
 digit) LoRA on all linear layers at lr 2e-3 settled at the unconditional optimum, at lr 1e-2 it
 diverged, while q/k/v/o at 5e-3 learnt the rule (loss 0.0003 with the right digit, 0.88 with
-the wrong one). A step is one forward and backward pass through the whole model.
+the wrong one). A step is one forward and backward pass through the whole model per micro-batch.
 """
 
 from __future__ import annotations
 
-import random
+import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -85,6 +89,9 @@ def train_sft(
     weight_decay: float = 0.0,
     n_steps: int = 150,
     batch_size: int = 8,
+    grad_accum: int = 1,
+    max_grad_norm: float = 0.0,
+    mixed_precision: str = "no",
     max_length: int = 128,
     seed: int = 0,
     init: SteerLMAdapter | None = None,
@@ -97,6 +104,13 @@ def train_sft(
     :data:`USER_TEMPLATE`). ``chat`` defaults to whether the tokenizer has a chat template.
     ``init`` continues from an existing adapter (the bootstrap round), which fixes schema,
     template, placement, rank and the adapted modules.
+
+    Training runs on TRL's ``SFTTrainer`` (completion-only loss from a ``completion_mask``): a step
+    is ``batch_size`` examples, split over the processes of a launcher (``torchrun`` /
+    ``accelerate launch``; each takes ``batch_size / world_size``) and over ``grad_accum``
+    micro-batches; the loss is a mean over the global batch's response tokens, so any split trains
+    like one process. ``mixed_precision`` is ``no``, ``bf16`` or ``fp16`` (autocast; the LoRA
+    factors stay float32); ``max_grad_norm`` > 0 clips the gradient norm.
     """
     peft = _peft()
     if init is not None:
@@ -108,8 +122,16 @@ def train_sft(
     check_template(template, placement)
     if chat is None:
         chat = bool(getattr(lm.tokenizer, "chat_template", None))
-    if n_steps < 1 or batch_size < 1 or max_length < 8:
-        raise SteerlabError("n_steps and batch_size must be >= 1 and max_length >= 8")
+    if n_steps < 1 or batch_size < 1 or grad_accum < 1 or max_length < 8:
+        raise SteerlabError("n_steps, batch_size and grad_accum must be >= 1 and max_length >= 8")
+    if mixed_precision not in MIXED_PRECISION:
+        raise SteerlabError(f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got {mixed_precision!r}")
+    if not max_grad_norm >= 0:
+        raise SteerlabError(f"max_grad_norm must be >= 0 (0 = no clipping), got {max_grad_norm!r}")
+    world = _world_size()
+    if batch_size % (world * grad_accum):
+        raise SteerlabError(f"batch_size {batch_size} does not split into {world} process(es) x "
+                            f"{grad_accum} accumulation step(s)")
     limit = getattr(lm.config, "max_position_embeddings", None) or getattr(lm.config, "n_positions", None)
     if limit:
         max_length = min(max_length, int(limit))
@@ -125,6 +147,7 @@ def train_sft(
     model = lm.model
     grads = {n: p.requires_grad for n, p in model.named_parameters()}
     was_training = model.training
+    pad_ids = _pad_ids(model)
     if init is not None:
         r, target_modules = init.rank, sorted(init.lora)  # full names: leaf names are ambiguous (GPT-2 c_proj)
         lora_alpha = init.scaling * r
@@ -139,36 +162,19 @@ def train_sft(
         lora = _lora_modules(pm)
         if init is not None:
             _load_factors(lora, init)
-        params = [p for n, p in pm.named_parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-        rng = random.Random(seed)
-        order: list[int] = []
-        pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-        pm.train()
         with maybe_bar(progress, n_steps, f"SteerLM SFT ({len(kept)} examples)") as advance:
-            for _step in range(n_steps):
-                batch = []
-                for _ in range(min(batch_size, len(kept))):
-                    if not order:
-                        order = list(range(len(kept)))
-                        rng.shuffle(order)
-                    batch.append(kept[order.pop()])
-                ids, labels, mask = _collate(batch, pad)
-                loss = pm(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device),
-                          labels=labels.to(lm.device)).loss
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                history.append(float(loss.detach()))
-                recent = history[-20:]
-                advance(1, f"loss {sum(recent) / len(recent):.3f}")
-        factors = {name: (m.lora_A["default"].weight.detach().clone(), m.lora_B["default"].weight.detach().clone())
+            _run_trainer(lm, pm, kept, history, advance, lr=lr, weight_decay=weight_decay, n_steps=n_steps,
+                         per_device=batch_size // (world * grad_accum), grad_accum=grad_accum,
+                         max_grad_norm=max_grad_norm, mixed_precision=mixed_precision, seed=seed)
+        factors = {name: (m.lora_A["default"].weight.detach().float().cpu().clone(),
+                          m.lora_B["default"].weight.detach().float().cpu().clone())
                    for name, m in lora.items()}
     finally:
         pm.unload()  # puts the original modules back into lm.model
         for n, p in model.named_parameters():
             p.requires_grad_(grads.get(n, p.requires_grad))
         model.train(was_training)
+        _restore_pad_ids(model, pad_ids)
     seconds = time.perf_counter() - t0
     n_model = sum(p.numel() for p in model.parameters())
     art = SteerLMAdapter(factors, lora_alpha / r, schema, template, chat, lm.fingerprint, placement=placement)
@@ -179,13 +185,97 @@ def train_sft(
         "training": {"r": r, "lora_alpha": lora_alpha, "lora_dropout": lora_dropout,
                      "target_modules": sorted({n.rsplit(".", 1)[-1] for n in factors}), "lr": lr,
                      "weight_decay": weight_decay, "n_steps": n_steps, "batch_size": batch_size,
+                     "grad_accum": grad_accum, "max_grad_norm": max_grad_norm, "mixed_precision": mixed_precision,
+                     "processes": world, "engine": "trl.SFTTrainer",
                      "max_length": max_length, "seed": seed, "examples": len(kept), "dropped_truncated": dropped,
                      "seconds": round(seconds, 1), "loss_first": history[0], "loss_last_20":
-                     sum(history[-20:]) / len(history[-20:]), "parameters": n_params,
-                     "params_percent_of_model": 100.0 * n_params / n_model, "rounds": rounds},
+                     sum(history[-20:]) / len(history[-20:]), "loss_history": [round(x, 5) for x in history],
+                     "parameters": n_params, "params_percent_of_model": 100.0 * n_params / n_model,
+                     "rounds": rounds},
         "provenance": {"examples": len(examples), "sources": sorted({ex.source for ex in examples if ex.source})},
     }
     return art
+
+
+MIXED_PRECISION = ("no", "bf16", "fp16")
+
+
+def _trl() -> Any:
+    try:
+        import trl
+    except ImportError:
+        raise MissingDependencyError("SteerLM training needs trl: pip install trl") from None
+    return trl
+
+
+def _world_size() -> int:
+    """Processes of the launcher this runs under (1 without one)."""
+    return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+
+
+def _run_trainer(lm: LoadedModel, pm: Any, kept: list[tuple[list[int], list[int]]], history: list[float],
+                 advance: Any, *, lr: float, weight_decay: float, n_steps: int, per_device: int, grad_accum: int,
+                 max_grad_norm: float, mixed_precision: str, seed: int) -> None:
+    """Train ``pm``'s LoRA factors on ``kept`` with TRL's SFTTrainer; per-step losses go to ``history``."""
+    trl = _trl()
+    import datasets
+    from transformers import TrainerCallback
+
+    rows = {"input_ids": [ids for ids, _ in kept],
+            "completion_mask": [[int(y != -100) for y in labels] for _, labels in kept]}
+    dataset = datasets.Dataset.from_dict(rows)  # (N,) rows of (T_i,) ids and 0/1 masks
+
+    class _Steps(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if logs and "loss" in logs and len(history) < state.global_step:
+                history.append(float(logs["loss"]))
+                recent = history[-20:]
+                advance(1, f"loss {sum(recent) / len(recent):.3f}")
+
+    with tempfile.TemporaryDirectory(prefix="steerlab-sft-") as out:
+        args = trl.SFTConfig(
+            output_dir=out, max_steps=n_steps, per_device_train_batch_size=per_device,
+            gradient_accumulation_steps=grad_accum, learning_rate=lr, weight_decay=weight_decay,
+            lr_scheduler_type="constant", warmup_steps=0, max_grad_norm=max_grad_norm,
+            optim="adamw_torch", adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8,
+            seed=seed, data_seed=seed, logging_steps=1, logging_first_step=True, save_strategy="no",
+            report_to=[], disable_tqdm=True, use_cpu=lm.device.type == "cpu",
+            bf16=mixed_precision == "bf16", fp16=mixed_precision == "fp16",
+            completion_only_loss=True, max_length=None, packing=False, gradient_checkpointing=False,
+            dataloader_num_workers=0, average_tokens_across_devices=True, ddp_find_unused_parameters=False,
+        )
+        bars = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()  # TRL's one-pass label building needs no bar of its own
+        try:
+            trainer = trl.SFTTrainer(model=pm, args=args, train_dataset=dataset, processing_class=lm.tokenizer,
+                                     callbacks=[_Steps()])
+        finally:
+            if bars:
+                datasets.enable_progress_bars()
+        trainer.remove_callback(_printer_callback())
+        trainer.train()
+
+
+def _printer_callback() -> Any:
+    from transformers.trainer_callback import PrinterCallback
+
+    return PrinterCallback
+
+
+def _text_config(model: Any) -> Any:
+    return model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+
+
+def _pad_ids(model: Any) -> tuple[Any, Any]:
+    gen = getattr(model, "generation_config", None)
+    return getattr(_text_config(model), "pad_token_id", None), getattr(gen, "pad_token_id", None)
+
+
+def _restore_pad_ids(model: Any, ids: tuple[Any, Any]) -> None:
+    """The trainer mirrors the tokenizer's pad id onto the model's configs; put them back."""
+    _text_config(model).pad_token_id = ids[0]
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.pad_token_id = ids[1]
 
 
 def round_examples(data: str | Path, schema: AttributeSchema, contrast_gap: int = 0) -> list[Example]:
@@ -240,8 +330,9 @@ def _load_factors(lora: dict[str, Any], init: SteerLMAdapter) -> None:
             m.lora_B["default"].weight.copy_(b)
 
 
-def _collate(batch: list[tuple[list[int], list[int]]], pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded (B, T) ids, labels (-100 on padding) and attention mask."""
+def collate_examples(batch: list[tuple[list[int], list[int]]], pad: int) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                  torch.Tensor]:
+    """Right-padded (B, T) ids, labels (-100 on padding) and attention mask of encoded examples."""
     t = max(len(ids) for ids, _ in batch)
     ids = torch.full((len(batch), t), pad, dtype=torch.long)
     labels = torch.full((len(batch), t), -100, dtype=torch.long)
