@@ -4,6 +4,7 @@ packaged model for behaviour tests (marked slow)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -13,7 +14,13 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import steerlab  # noqa: E402
+from steerlab.artifacts import shipped_path  # noqa: E402
 from steerlab.models.loading import LoadedModel  # noqa: E402
+
+# The shipped SteerLM adapter and its value model (``steerlab artifacts``), used as real files.
+ADAPTER = Path(shipped_path("steerlm-smollm2") or "missing:steerlm-smollm2")
+VALUE_MODEL = Path(shipped_path("steerlm-smollm2-value-model")
+                   or "missing:steerlm-smollm2-value-model")
 
 torch.set_num_threads(1)
 

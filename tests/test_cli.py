@@ -10,7 +10,7 @@ import pytest
 import steerlab
 from steerlab.cli.app import main
 from steerlab.cli.common import parse_layers
-from tests.conftest import PAIRS
+from tests.conftest import ADAPTER, PAIRS, VALUE_MODEL
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -50,10 +50,10 @@ def test_models_lists_packaged(capsys) -> None:
      "--contrast-gap must be >= 0"),
     (["steerlm", "annotate", "--value-model", "/nonexistent", "--out", "/tmp/x"], "not a value model directory"),
     (["steerlm", "eval", "--adapter", "/nonexistent", "--value-model", "/nonexistent"], "not a value model"),
-    (["steerlm", "eval", "--value-model", "tests/data/steerlm-value-model"], "give at least one --adapter"),
-    (["steerlm", "eval", "--value-model", "tests/data/steerlm-value-model", "--rescore", "/nonexistent.json"],
+    (["steerlm", "eval", "--value-model", str(VALUE_MODEL)], "give at least one --adapter"),
+    (["steerlm", "eval", "--value-model", str(VALUE_MODEL), "--rescore", "/nonexistent.json"],
      "no such sweep file"),
-    (["steerlm", "eval", "--adapter", "tests/data/steerlm-r2", "--value-model", "tests/data/steerlm-value-model",
+    (["steerlm", "eval", "--adapter", str(ADAPTER), "--value-model", str(VALUE_MODEL),
       "--samples", "0"], "must be >= 1"),
 ])
 def test_bad_input_is_one_line(capsys, argv, match) -> None:
@@ -105,7 +105,7 @@ def test_rescore_refuses_attributes_the_value_model_lacks(tmp_path: Path, capsys
     sweep = tmp_path / "controllability.json"
     sweep.write_text(json.dumps({"outputs": [{"system": "s", "attribute": "formality", "level": 0, "prompt": "hi",
                                               "output": "hello"}]}))
-    code, _, err = run(["steerlm", "eval", "--value-model", "tests/data/steerlm-value-model", "--rescore", str(sweep),
+    code, _, err = run(["steerlm", "eval", "--value-model", str(VALUE_MODEL), "--rescore", str(sweep),
                         "--out", str(tmp_path / "o")], capsys)
     assert code != 0 and "formality" in err and not (tmp_path / "o").exists()
 
@@ -143,7 +143,7 @@ def test_relabel_rescores_records_and_keeps_given_labels(tmp_path: Path, capsys)
                     DEFAULT_SCHEMA.resolve({"verbosity": 4}), "chat")]
     write_records(data, rows, DEFAULT_SCHEMA, "VALUE_TO_TEXT")
     out = tmp_path / "relabelled.jsonl"
-    code, _, err = run(["steerlm", "relabel", "-d", str(data), "--value-model", "tests/data/steerlm-value-model",
+    code, _, err = run(["steerlm", "relabel", "-d", str(data), "--value-model", str(VALUE_MODEL),
                         "-o", str(out)], capsys)
     assert code == 0, err
     back = read_records(out, DEFAULT_SCHEMA)
@@ -151,14 +151,14 @@ def test_relabel_rescores_records_and_keeps_given_labels(tmp_path: Path, capsys)
     # 11 words: the value model's level, not the stale 4
     assert back[1].attributes["verbosity"] == round(back[1].scores["verbosity"]) <= 2
     assert set(back[1].scores) == set(DEFAULT_SCHEMA.names)
-    code, _, err = run(["steerlm", "relabel", "-d", str(data), "--value-model", "tests/data/steerlm-value-model",
+    code, _, err = run(["steerlm", "relabel", "-d", str(data), "--value-model", str(VALUE_MODEL),
                         "-o", str(data)], capsys)
     assert code != 0 and "is one of the inputs" in err
 
 
 def test_bootstrap_refuses_unknown_focus_before_loading(tmp_path: Path, capsys) -> None:
-    code, _, err = run(["steerlm", "bootstrap", "--adapter", "tests/data/steerlm-r2", "--value-model",
-                        "tests/data/steerlm-value-model", "-o", str(tmp_path / "b"), "--focus", "humour"], capsys)
+    code, _, err = run(["steerlm", "bootstrap", "--adapter", str(ADAPTER), "--value-model",
+                        str(VALUE_MODEL), "-o", str(tmp_path / "b"), "--focus", "humour"], capsys)
     assert code != 0 and "unknown attribute 'humour'" in err and "'humor'" in err
     assert not (tmp_path / "b").exists()
 

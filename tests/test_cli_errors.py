@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import steerlab
-from tests.conftest import PAIRS
+from tests.conftest import ADAPTER, PAIRS, VALUE_MODEL
 from tests.test_cli import run
 
 
@@ -111,7 +111,7 @@ def test_export_gguf_into_a_folder_and_nan_strength(vec_dir: Path, tmp_path: Pat
 def test_swapped_lora_factors_are_refused(tmp_path: Path, capsys) -> None:
     from safetensors.torch import load_file, save_file
 
-    src = Path("tests/data/steerlm-r2")
+    src = ADAPTER
     dst = tmp_path / "ad"
     dst.mkdir()
     (dst / "steer_config.json").write_text((src / "steer_config.json").read_text())
@@ -126,13 +126,13 @@ def test_swapped_lora_factors_are_refused(tmp_path: Path, capsys) -> None:
 
 
 def test_truncated_value_model(tmp_path: Path, capsys) -> None:
-    src = Path("tests/data/steerlm-value-model")
+    src = VALUE_MODEL
     dst = tmp_path / "vm"
     dst.mkdir()
     (dst / "value_config.json").write_text((src / "value_config.json").read_text())
     data = (src / "value_weights.safetensors").read_bytes()
     (dst / "value_weights.safetensors").write_bytes(data[: len(data) // 3])
-    code, _, err = run(["steerlm", "eval", "--adapter", "tests/data/steerlm-r2", "--value-model", str(dst),
+    code, _, err = run(["steerlm", "eval", "--adapter", str(ADAPTER), "--value-model", str(dst),
                         "--out", str(tmp_path / "o")], capsys)
     one_error_line(code, err, "malformed value model")
 
@@ -179,6 +179,6 @@ def test_reprs_are_short(tiny_llama) -> None:
     from steerlab.methods.lm_steer import train
 
     ls = train(tiny_llama, PAIRS, rank=4, n_steps=1, batch_size=4, progress=False)
-    adapter = steerlab.load_artifact("tests/data/steerlm-r2")
+    adapter = steerlab.load_artifact(ADAPTER)
     for art in (ls, adapter):
         assert len(repr(art)) < 300 and "\n" not in repr(art), repr(art)

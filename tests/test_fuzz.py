@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import steerlab
 from steerlab.errors import SteerlabError
-from tests.conftest import PAIRS, hook_count
+from tests.conftest import ADAPTER, PAIRS, hook_count
 from tests.test_cli import run
 
 LONG_RUN = "STEERLAB_FUZZ_EXAMPLES" in os.environ
@@ -46,7 +46,7 @@ def saved(tiny_llama, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("saved")
     return {"vectors": steerlab.extract(tiny_llama, PAIRS, layers=[1, 2]).save(root / "vec"),
             "lm_steer": train(tiny_llama, PAIRS, rank=4, n_steps=1, batch_size=4, progress=False).save(root / "ls"),
-            "steerlm": Path("tests/data/steerlm-r2")}
+            "steerlm": ADAPTER}
 
 
 def _paths(doc: Any, prefix: tuple = ()) -> list[tuple]:

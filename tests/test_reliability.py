@@ -25,7 +25,7 @@ from steerlab.errors import (
     SteerlabError,
 )
 from steerlab.methods.vectors import SteeringVector
-from tests.conftest import PAIRS, hook_count
+from tests.conftest import ADAPTER, PAIRS, VALUE_MODEL, hook_count
 from tests.test_cli import run
 
 
@@ -310,7 +310,7 @@ def test_nan_in_saved_configs_is_refused(tiny_llama, tmp_path: Path) -> None:
     (path / "steer_config.json").write_text(json.dumps(doc))
     with pytest.raises(ArtifactError, match="epsilon"):
         steerlab.load_artifact(path)
-    adapter = Path("tests/data/steerlm-r2")
+    adapter = ADAPTER
     doc = json.loads((adapter / "steer_config.json").read_text())
     doc["config"]["scaling"] = float("nan")
     copy = tmp_path / "ad"
@@ -364,7 +364,7 @@ def test_an_artifact_naming_a_hub_model_asks_for_model(vec, tmp_path: Path, caps
 def test_a_value_model_naming_a_foreign_encoder_is_refused(tmp_path: Path) -> None:
     from steerlab.methods.steerlm.value_model import ValueModel
 
-    src = Path("tests/data/steerlm-value-model")
+    src = VALUE_MODEL
     copy = tmp_path / "vm"
     copy.mkdir()
     for f in src.iterdir():

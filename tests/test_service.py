@@ -11,7 +11,7 @@ import pytest
 import steerlab
 from steerlab.errors import SteerlabError
 from steerlab.service import ArtifactStore, GenerationRequest, SteerSpec, resolve, run
-from tests.conftest import PAIRS
+from tests.conftest import ADAPTER, PAIRS
 
 
 @pytest.fixture
@@ -75,9 +75,9 @@ def test_options_are_checked_in_resolve(vec_dir: Path) -> None:
 
 
 def test_chat_default_comes_from_artifact_metadata() -> None:
-    req = GenerationRequest(["Tell me about cats"], [SteerSpec("tests/data/steerlm-r2", 1.0)],
+    req = GenerationRequest(["Tell me about cats"], [SteerSpec(str(ADAPTER), 1.0)],
                             attributes={"humor": 4})
     resolved = resolve(req)
     assert resolved.generate_kwargs["chat"] is True and resolved.model == "smollm2-135m"
-    assert resolve(GenerationRequest(["x"], [SteerSpec("tests/data/steerlm-r2")], chat=False)
+    assert resolve(GenerationRequest(["x"], [SteerSpec(str(ADAPTER))], chat=False)
                    ).generate_kwargs["chat"] is False

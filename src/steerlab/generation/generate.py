@@ -111,13 +111,13 @@ def _generate(lm: LoadedModel, prompt_list: list[str], steering: Any, *, single:
     rows = per_row(steering, len(prompt_list))
     if attributes is not None:
         rows = with_option(rows, "attributes", attributes)
-    texts = _conditioned_texts(lm, prompt_list, rows, chat=chat, system=system)
+    texts = conditioned_texts(lm, prompt_list, rows, chat=chat, system=system)
     ref_rows: list[list[Any]] = []
     ref_texts: list[str] = []
     if scale != 1.0:
         ref_rows = ([[] for _ in rows] if guidance_reference is None
                     else with_option(rows, "attributes", guidance_reference))
-        ref_texts = _conditioned_texts(lm, prompt_list, ref_rows, chat=chat, system=system)
+        ref_texts = conditioned_texts(lm, prompt_list, ref_rows, chat=chat, system=system)
     outputs: list[str] = []
     with maybe_bar(progress, len(texts), "generating") as advance:
         for start in range(0, len(texts), batch_size):
@@ -143,7 +143,7 @@ def _generate(lm: LoadedModel, prompt_list: list[str], steering: Any, *, single:
     return outputs[:1] if single else outputs
 
 
-def _conditioned_texts(lm: LoadedModel, prompts: Sequence[str], rows: Sequence[Sequence[Any]], *,
+def conditioned_texts(lm: LoadedModel, prompts: Sequence[str], rows: Sequence[Sequence[Any]], *,
                        chat: bool, system: str | None) -> list[str]:
     """The text the model continues for each row: steering's prompt rewrites around the chat template."""
     texts = [format_prompt(lm, p, chat=chat, system=system) for p in rewrite_prompts(prompts, rows)]
