@@ -26,6 +26,14 @@ class PositionTracker:
         self._pad: Tensor | None = None  # (B,) left padding of each row
         self._last_ids: Tensor | None = None  # (B, T) ids of the last uncached call
 
+    def resume(self, pad: Tensor, prompt_len: Tensor) -> None:
+        """Take over rows whose prompts were seen by another tracker (a batch assembled from rows
+        prefilled separately, as continuous batching does): ``pad`` (B,) is each row's left padding
+        in the KV cache, ``prompt_len`` (B,) its prompt length. Cached calls then index from these."""
+        self._pad = pad.to(dtype=torch.long)
+        self.prompt_len = prompt_len.to(dtype=torch.long)
+        self._last_ids = None
+
     def install(self, base: nn.Module, hooks: HookSet) -> None:
         """Attach to ``base`` (the module that owns the decoder layers)."""
         hooks.forward_pre_hook(base, self._pre_hook)

@@ -235,8 +235,9 @@ def plan(rows: Sequence[Sequence[Steer]]) -> list[tuple[Steerer, Application]]:
 class SteeringHandle:
     """What :func:`patch` returns: call :meth:`remove` (idempotent) to restore the model."""
 
-    def __init__(self, hooks: HookSet) -> None:
+    def __init__(self, hooks: HookSet, tracker: PositionTracker | None = None) -> None:
         self._hooks = hooks
+        self.tracker = tracker  # the positions every hook of this patch reads
 
     @property
     def active(self) -> bool:
@@ -250,6 +251,24 @@ class SteeringHandle:
 
     def __exit__(self, *exc: object) -> None:
         self.remove()
+
+
+def check(
+    lm: LoadedModel, steering: Any, *, batch_size: int = 1, allow_mismatch: bool = False,
+    prompts_rewritten: bool = False,
+) -> list[tuple[Steerer, Application]]:
+    """Everything :func:`patch` checks before it installs anything (options, layers, model
+    fingerprint, prompt rewrites), without touching the model; returns the plan."""
+    rows = per_row(steering, batch_size)
+    planned = plan(rows)
+    for steerer, app in planned:
+        if steerer.steers_prompt and not prompts_rewritten and bool(app.strengths.any()):
+            raise SteerlabError(
+                f"{steerer.name} steers through the prompt as well as hooks, which apply()/patch() cannot "
+                "rewrite: pass the steer to steerlab.generate(..., steering=...) instead, or build the "
+                "prompt with the artifact's own template and call patch(..., prompts_rewritten=True)")
+        steerer.validate(lm, app, allow_mismatch=allow_mismatch)
+    return planned
 
 
 def patch(
@@ -266,15 +285,8 @@ def patch(
     with their rewrites (:func:`rewrite_prompts`; :func:`steerlab.generate` does): hooks alone would
     silently drop the attribute string.
     """
-    rows = per_row(steering, batch_size)
-    planned = plan(rows)
-    for steerer, app in planned:
-        if steerer.steers_prompt and not prompts_rewritten and bool(app.strengths.any()):
-            raise SteerlabError(
-                f"{steerer.name} steers through the prompt as well as hooks, which apply()/patch() cannot "
-                "rewrite: pass the steer to steerlab.generate(..., steering=...) instead, or build the "
-                "prompt with the artifact's own template and call patch(..., prompts_rewritten=True)")
-        steerer.validate(lm, app, allow_mismatch=allow_mismatch)
+    planned = check(lm, steering, batch_size=batch_size, allow_mismatch=allow_mismatch,
+                    prompts_rewritten=prompts_rewritten)
     hooks = HookSet()
     try:
         tracker = PositionTracker()
@@ -287,7 +299,7 @@ def patch(
     except BaseException:
         hooks.remove()
         raise
-    return SteeringHandle(hooks)
+    return SteeringHandle(hooks, tracker)
 
 
 @contextmanager

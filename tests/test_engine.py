@@ -1,0 +1,167 @@
+"""The continuous-batching engine on tiny models: every job equals its solo run whatever joins or
+leaves the batch around it, the steering never leaks between rows, failures stay with their job."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+import steerlab
+from steerlab.bench import per_row_vectors
+from steerlab.core.steerer import Steer
+from steerlab.errors import SteerlabError
+from steerlab.generation.engine import Engine, Job, QueueFull
+from tests.conftest import PAIRS, hook_count
+
+PROMPTS = ["The movie was", "hey send me the report asap and also the other thing", "A quick brown fox",
+           "I walked into the room and sat down. Then", "Numbers like", "The weather this morning was cold"]
+
+
+
+
+def _jobs(lm, n: int) -> list[Job]:
+    """``n`` jobs with different prompts, lengths and steering (vectors at different layers, position
+    rules and strengths, LM-Steer, both composed, unsteered)."""
+    from steerlab.methods.lm_steer import train
+
+    vec = steerlab.extract(lm, PAIRS, layers=[1, 2, 3])
+    ls = train(lm, PAIRS, rank=4, n_steps=2, batch_size=4, progress=False)
+    rows = per_row_vectors(lm, vec, n)
+    jobs = []
+    for i in range(n):
+        kind = i % 4
+        steering: tuple[Steer, ...] = ()
+        if kind == 1:
+            steering = (rows[i],)
+        elif kind == 2:
+            steering = (Steer(ls, float(i % 5) - 2.0),)
+        elif kind == 3:
+            steering = (rows[i], Steer(ls, 1.5))
+        jobs.append(Job(PROMPTS[i % len(PROMPTS)], steering, max_new_tokens=4 + (i * 3) % 9))
+    return jobs
+
+
+def _solo(lm, job: Job) -> str:
+    engine = Engine(lm, max_batch=2).start()
+    try:
+        return engine.submit(job).result(timeout=60)[0]
+    finally:
+        engine.stop()
+
+
+def test_solo_job_equals_generate(tiny_llama) -> None:
+    for job in _jobs(tiny_llama, 8):
+        want = steerlab.generate(tiny_llama, [job.text], job.steering or None, max_new_tokens=job.max_new_tokens,
+                                 progress=False)[0]
+        assert _solo(tiny_llama, job) == want
+
+
+def test_jobs_joining_and_leaving_equal_their_solo_runs(tiny_llama) -> None:
+    jobs = _jobs(tiny_llama, 16)
+    solo = [_solo(tiny_llama, j) for j in jobs]
+    hooks = hook_count(tiny_llama.model)
+    engine = Engine(tiny_llama, max_batch=6).start()  # fewer rows than jobs: they queue, join, leave
+    try:
+        streams = []
+        for i, job in enumerate(jobs):
+            streams.append(engine.submit(job))
+            if i % 5 == 4:
+                time.sleep(0.05)  # later jobs join a batch already decoding
+        got = [s.result(timeout=120)[0] for s in streams]
+    finally:
+        engine.stop()
+    assert got == solo
+    assert hook_count(tiny_llama.model) == hooks
+    assert engine.stats.prefills > 1  # rows really joined a running batch
+
+
+def test_guidance_and_seeded_sampling_do_not_depend_on_the_batch(tiny_llama) -> None:
+    vec = steerlab.extract(tiny_llama, PAIRS, layers=[2])
+    steer = (Steer(vec, 3.0),)
+    guided = Job("The movie was", steer, max_new_tokens=6, guidance=2.0)
+    sampled = Job("A quick brown fox", steer, max_new_tokens=6, temperature=0.9, top_p=0.9, seed=7)
+    want = [_solo(tiny_llama, guided), _solo(tiny_llama, sampled)]
+    assert want[0] == steerlab.generate(tiny_llama, ["The movie was"], steer, max_new_tokens=6, guidance=2.0,
+                                        progress=False)[0]
+    engine = Engine(tiny_llama, max_batch=8).start()
+    try:
+        noise = [engine.submit(j) for j in _jobs(tiny_llama, 5)]
+        got = [engine.submit(guided), engine.submit(sampled)]
+        texts = [s.result(timeout=60)[0] for s in got]
+        for s in noise:
+            s.result(timeout=60)
+    finally:
+        engine.stop()
+    assert texts == want
+
+
+def test_stop_strings_cut_and_finish_reasons(tiny_llama) -> None:
+    job = Job("The movie was", max_new_tokens=12)
+    full = _solo(tiny_llama, job)
+    assert len(full) > 3
+    stop = full[2:4]
+    engine = Engine(tiny_llama).start()
+    try:
+        text, done = engine.submit(Job("The movie was", max_new_tokens=12, stop=[stop])).result(timeout=60)
+        assert done.finish_reason == "stop" and text == full[: full.find(stop)]
+        text, done = engine.submit(Job("The movie was", max_new_tokens=3)).result(timeout=60)
+        assert done.finish_reason == "length" and done.completion_tokens == 3 and done.prompt_tokens > 0
+    finally:
+        engine.stop()
+
+
+def test_a_bad_job_fails_alone_and_the_engine_keeps_serving(tiny_llama) -> None:
+    vec = steerlab.extract(tiny_llama, PAIRS, layers=[2])
+    engine = Engine(tiny_llama, max_batch=4).start()
+    try:
+        good = engine.submit(Job("The movie was", max_new_tokens=8))
+        with pytest.raises(SteerlabError, match="layer 9"):  # refused at once, before it queues
+            engine.submit(Job("The movie was", (Steer(vec, 1.0, {"layers": [9]}),), max_new_tokens=4))
+        empty = engine.submit(Job("", max_new_tokens=4, add_special_tokens=False))
+        with pytest.raises(SteerlabError, match="no tokens"):
+            empty.result(timeout=60)
+        assert good.result(timeout=60)[1].finish_reason in ("stop", "length")
+        assert engine.submit(Job("again", max_new_tokens=2)).result(timeout=60)[1].completion_tokens >= 1
+        assert engine.alive
+    finally:
+        engine.stop()
+
+
+def test_cancel_and_a_full_queue(tiny_llama) -> None:
+    engine = Engine(tiny_llama, max_batch=1, max_queue=2)
+    a = engine.submit(Job("The movie was", max_new_tokens=50, ignore_eos=True))
+    b = engine.submit(Job("The movie was", max_new_tokens=2))
+    with pytest.raises(QueueFull):
+        engine.submit(Job("x", max_new_tokens=2))
+    b.cancel()
+    engine.start()
+    try:
+        first = next(a.events(timeout=60))
+        assert first.kind == "token"
+        a.cancel()
+        assert a.result(timeout=60)[1].finish_reason == "cancelled"
+        assert b.result(timeout=60)[1].finish_reason == "cancelled"
+    finally:
+        engine.stop()
+
+
+def test_the_engine_owns_the_model_only_from_its_thread(tiny_llama) -> None:
+    """A caller's own generate on the shared model, while the engine holds hooks, is unsteered."""
+    vec = steerlab.extract(tiny_llama, PAIRS, layers=[2])
+    plain = steerlab.generate(tiny_llama, ["The movie was"], max_new_tokens=8, progress=False)
+    engine = Engine(tiny_llama).start()
+    try:
+        stream = engine.submit(Job("The movie was", (Steer(vec, 8.0),), max_new_tokens=40, ignore_eos=True))
+        outs: list[str] = []
+        t = threading.Thread(target=lambda: outs.extend(
+            steerlab.generate(tiny_llama, ["The movie was"], max_new_tokens=8, progress=False)))
+        t.start()
+        t.join(60)
+        stream.result(timeout=60)
+    finally:
+        engine.stop()
+    assert outs == plain
+    assert torch.is_grad_enabled()
