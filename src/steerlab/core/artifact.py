@@ -72,6 +72,12 @@ class Artifact(ABC):
         chat template unless the caller says otherwise (SteerLM adapters)."""
         return False
 
+    def controls(self) -> dict[str, Any]:
+        """The knobs a user turns, as JSON (a console draws one control per entry): ``strength``
+        for every artifact, plus ``attributes`` (name -> {low, high, default, description}) for
+        methods with attribute knobs."""
+        return {"strength": True, "attributes": {}}
+
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the artifact directory atomically; returns its path.
 

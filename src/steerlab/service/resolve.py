@@ -56,6 +56,20 @@ class ArtifactStore:
             if self._named.pop(name, None) is None:
                 raise SteerlabError(f"no artifact named {name!r}")
 
+    def discard(self, name: str) -> None:
+        """Forget ``name`` if known (undo a failed :meth:`add`)."""
+        with self._lock:
+            self._named.pop(name, None)
+
+    def info(self, name: str) -> dict[str, Any]:
+        """Catalogue facts about a shipped name (description, recommended setting), else {}."""
+        from steerlab.artifacts import shipped as shipped_artifacts
+
+        entry = shipped_artifacts().get(name)
+        if entry is None or self._named.get(name) != entry.path:
+            return {}
+        return {"description": entry.description, "recommended": entry.recommended, "companions": entry.companions}
+
     def get(self, ref: str) -> Artifact:
         """The artifact a request's reference means: a known name, else (if allowed) a directory.
         Where paths are allowed, an existing directory wins over a name."""

@@ -109,6 +109,11 @@ class SteerLMAdapter(Artifact):
     def prefers_chat(self) -> bool:
         return self.chat
 
+    def controls(self) -> dict[str, Any]:
+        return {"strength": True, "attributes": {
+            a.name: {"low": a.low, "high": a.high, "default": a.default, "description": a.description}
+            for a in self.schema.attributes}}
+
     @property
     def rank(self) -> int:
         return next(iter(self.lora.values()))[0].shape[0]

@@ -1,0 +1,65 @@
+"""``steerlab serve``: the OpenAI-compatible HTTP server with per-request steering and a console."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from steerlab.cli.common import console, load
+from steerlab.errors import MissingDependencyError, SteerlabError
+
+
+def serve(
+    model: str = typer.Option("smollm2-135m", "--model", "-m", help="The model to serve."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind (127.0.0.1: this machine only)."),
+    port: int = typer.Option(8000, help="Port."),
+    api_key: str | None = typer.Option(None, "--api-key", envvar="STEERLAB_API_KEY",
+                                       help="Bearer token every call must send; admin calls need one."),
+    artifact: list[str] = typer.Option([], "--artifact", help="NAME=DIR: serve an artifact directory under NAME "
+                                                              "(repeatable; the shipped ones are always there)."),
+    default_steer: list[str] = typer.Option([], "--default-steer",
+                                            help="Steering for requests that send none: NAME, NAME:STRENGTH or a "
+                                                 "JSON steer (repeatable). A request's steering: null turns it off."),
+    max_batch: int = typer.Option(32, help="Model rows decoded together."),
+    max_queue: int = typer.Option(256, help="Jobs waiting beyond the batch before 429."),
+    max_tokens: int = typer.Option(512, help="Cap on max_tokens per choice."),
+    max_prompt_tokens: int = typer.Option(2048, help="Longest prompt accepted, in tokens."),
+    max_body_bytes: int = typer.Option(1_000_000, help="Largest request body."),
+    request_timeout: float = typer.Option(300.0, help="Seconds before a request is cancelled (408)."),
+) -> None:
+    """Serve MODEL over an OpenAI-compatible API (/v1/completions, /v1/chat/completions) where each
+    request carries its own steering, with a web console at /."""
+    try:
+        import uvicorn
+
+        from steerlab.server import ServerConfig, create_app
+    except ImportError:
+        raise MissingDependencyError("the server needs its extra: pip install 'steerlab[serve]'") from None
+    from steerlab.server.config import parse_default_steer
+    from steerlab.service.resolve import ArtifactStore
+
+    named = {}
+    for item in artifact:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise SteerlabError(f"--artifact takes NAME=DIR, got {item!r}")
+        if not Path(folder).is_dir():
+            raise SteerlabError(f"--artifact {name}: {folder!r} is not a directory")
+        named[name] = folder
+    config = ServerConfig(host=host, port=port, api_key=api_key, max_batch=max_batch, max_queue=max_queue,
+                          max_tokens=max_tokens, max_prompt_tokens=max_prompt_tokens, max_body_bytes=max_body_bytes,
+                          request_timeout=request_timeout, default_steering=parse_default_steer(default_steer))
+    store = ArtifactStore(named, allow_paths=False)
+    for name in named:
+        store.get(name)  # verify at start
+    lm = load(model)
+    app = create_app(lm, config=config, store=store)
+    if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
+        console.print("[yellow]warning: listening beyond this machine without --api-key[/yellow]")
+    console.print(f"serving {lm.name} at http://{host}:{port}/ (console), API at /v1, docs at /docs")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

@@ -1,0 +1,270 @@
+"""The HTTP server on a tiny model, run for real (uvicorn on a free local port): OpenAI shapes and
+the official client, per-request steering equal to the library's own generate, 32 concurrent
+requests with 32 specs each equal to its solo run, streaming, limits and every bad input a 4xx."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import steerlab
+from steerlab.bench import per_row_vectors
+from steerlab.core.steerer import Steer
+from steerlab.server import ServerConfig, create_app
+from steerlab.service.resolve import ArtifactStore
+from tests.conftest import PAIRS, hook_count
+
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+KEY = "test-key"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Live:
+    """A uvicorn server in a thread, and an httpx client for it."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        for _ in range(200):
+            if self.server.started:
+                break
+            time.sleep(0.05)
+        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=120)
+
+    def close(self) -> None:
+        self.http.close()
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Iterator[dict[str, Any]]:
+    """A tiny llama with a chat template, three artifacts on disk, and a live server over them."""
+    from steerlab.methods.lm_steer import train
+    from tests.conftest import make_tiny, tiny_tokenizer
+
+    tok = tiny_tokenizer.__wrapped__()
+    tok.chat_template = CHATML
+    lm = make_tiny("llama", tok)
+    root = tmp_path_factory.mktemp("arts")
+    vec = steerlab.extract(lm, PAIRS, layers=[1, 2, 3])
+    vec.save(root / "vec")
+    train(lm, PAIRS, rank=4, n_steps=2, batch_size=4, progress=False).save(root / "ls")
+    randoms = per_row_vectors(lm, vec, 8)
+    named = {"vec": root / "vec", "ls": root / "ls"}
+    for i, st in enumerate(randoms):
+        st.artifact.save(root / f"r{i}")
+        named[f"r{i}"] = root / f"r{i}"
+    store = ArtifactStore(named, allow_paths=False, shipped=False)
+    config = ServerConfig(api_key=KEY, max_batch=8, max_tokens=32, max_prompt_tokens=64, max_body_bytes=20_000)
+    live = Live(create_app(lm, config=config, store=store))
+    try:
+        yield {"lm": lm, "live": live, "root": root, "store": store, "randoms": randoms}
+    finally:
+        live.close()
+
+
+def _complete(world: dict[str, Any], prompt: str, steering: Any = None, **kw: Any) -> httpx.Response:
+    body = {"model": world["lm"].name, "prompt": prompt, "max_tokens": 6, "temperature": 0, **kw}
+    if steering is not None:
+        body["steering"] = steering
+    return world["live"].http.post("/v1/completions", json=body)
+
+
+def _steers(world: dict[str, Any], steering: list[dict[str, Any]]) -> tuple[Steer, ...]:
+    return tuple(Steer(world["store"].get(s["artifact"]), s.get("strength", 1.0),
+                       {k: v for k, v in s.items() if k not in ("artifact", "strength")}) for s in steering)
+
+
+def _spec(i: int) -> list[dict[str, Any]] | None:
+    """32 different steering specs: random vectors at different layers/positions, LM-Steer values,
+    compositions, and unsteered."""
+    kind = i % 4
+    if kind == 0:
+        return None
+    if kind == 1:
+        return [{"artifact": f"r{i % 8}", "strength": float(i % 5) + 1.0}]
+    if kind == 2:
+        return [{"artifact": "ls", "strength": float(i % 7) - 3.0}]
+    return [{"artifact": "vec", "strength": 2.0, "layers": [1 + i % 3]}, {"artifact": "ls", "strength": 1.0}]
+
+
+def test_completion_equals_generate_with_the_same_steering(world) -> None:
+    lm = world["lm"]
+    spec = [{"artifact": "vec", "strength": 4.0, "layers": [2]}, {"artifact": "ls", "strength": 2.0}]
+    r = _complete(world, "The movie was", spec)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["object"] == "text_completion" and doc["choices"][0]["finish_reason"] in ("stop", "length")
+    want = steerlab.generate(lm, ["The movie was"], _steers(world, spec), max_new_tokens=6, progress=False)[0]
+    assert doc["choices"][0]["text"] == want
+    assert doc["usage"]["completion_tokens"] >= 1 and doc["usage"]["prompt_tokens"] > 0
+    plain = _complete(world, "The movie was", None).json()["choices"][0]["text"]
+    assert plain == steerlab.generate(lm, ["The movie was"], max_new_tokens=6, progress=False)[0]
+
+
+def test_32_concurrent_requests_with_32_specs_each_equal_their_solo_run(world) -> None:
+    prompts = [f"{PAIRS[i % 4][i % 2][: 10 + i % 17]}" for i in range(32)]
+    solo = []
+    for i in range(32):
+        r = _complete(world, prompts[i], _spec(i), max_tokens=4 + i % 5)
+        assert r.status_code == 200, r.text
+        solo.append(r.json()["choices"][0]["text"])
+    hooks = hook_count(world["lm"].model)
+    with ThreadPoolExecutor(32) as pool:
+        got = list(pool.map(lambda i: _complete(world, prompts[i], _spec(i), max_tokens=4 + i % 5), range(32)))
+    assert all(r.status_code == 200 for r in got), [r.text for r in got if r.status_code != 200]
+    assert [r.json()["choices"][0]["text"] for r in got] == solo
+    deadline = time.time() + 10
+    while hook_count(world["lm"].model) != hooks and time.time() < deadline:
+        time.sleep(0.05)
+    assert hook_count(world["lm"].model) == hooks
+
+
+def test_openai_client_completions_chat_and_streaming(world) -> None:
+    from openai import OpenAI
+
+    client = OpenAI(base_url=world["live"].url + "/v1", api_key=KEY, max_retries=0)
+    lm = world["lm"]
+    steer = {"steering": [{"artifact": "vec", "strength": 3.0}]}
+    c = client.completions.create(model=lm.name, prompt="The movie was", max_tokens=5, temperature=0,
+                                  extra_body=steer)
+    streamed = "".join(ch.choices[0].text for ch in client.completions.create(
+        model=lm.name, prompt="The movie was", max_tokens=5, temperature=0, stream=True, extra_body=steer))
+    assert streamed == c.choices[0].text
+    msgs = [{"role": "user", "content": "Tell me about the movie"}]
+    chat = client.chat.completions.create(model=lm.name, messages=msgs, max_tokens=5, temperature=0,
+                                          extra_body=steer)
+    assert chat.choices[0].message.role == "assistant"
+    want = steerlab.generate(lm, ["Tell me about the movie"], _steers(world, steer["steering"]), chat=True,
+                             max_new_tokens=5, progress=False)[0]
+    assert chat.choices[0].message.content == want
+    parts = list(client.chat.completions.create(model=lm.name, messages=msgs, max_tokens=5, temperature=0,
+                                                stream=True, stream_options={"include_usage": True},
+                                                extra_body=steer))
+    assert "".join(p.choices[0].delta.content or "" for p in parts if p.choices) == want
+    assert parts[-1].usage is not None and parts[-1].usage.completion_tokens >= 1
+    assert [m.id for m in client.models.list().data] == [lm.name]
+    n = client.completions.create(model=lm.name, prompt="The movie was", max_tokens=4, temperature=1.0, n=3,
+                                  seed=5)
+    assert len(n.choices) == 3 and [ch.index for ch in n.choices] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("body,status,match", [
+    ({"prompt": "hi", "steering": [{"artifact": "nope"}]}, 400, "unknown artifact 'nope'"),
+    ({"prompt": "hi", "steering": [{"artifact": "/etc"}]}, 400, "unknown artifact"),
+    ({"prompt": "hi", "steering": [{"artifact": "vec", "strength": "big"}]}, 400, "strength"),
+    ({"prompt": "hi", "steering": [{"artifact": "vec", "layer": [1]}]}, 400, "layers"),
+    ({"prompt": "hi", "steering": [{"artifact": "vec", "layers": [99]}]}, 400, "layer 99"),
+    ({"prompt": "hi", "steering": [{"artifact": "vec", "strength": 1e300}]}, 400, "strength"),
+    ({"prompt": "hi", "attributes": {"humor": 3}}, 400, "attributes"),
+    ({"prompt": "hi", "temperature": -1}, 400, "temperature"),
+    ({"prompt": "hi", "max_tokens": 10_000}, 400, "max_tokens"),
+    ({"prompt": "hi", "max_tokens": 0}, 400, "max_tokens"),
+    ({"prompt": "hi", "n": 100}, 400, "n must be"),
+    ({"prompt": "hi", "bogus": 1}, 400, "unknown field 'bogus'"),
+    ({"prompt": 5}, 400, "prompt"),
+    ({}, 400, "prompt"),
+    ({"prompt": "hi", "logprobs": 2}, 400, "logprobs"),
+    ({"prompt": "hi", "model": "gpt-4"}, 404, "does not exist"),
+    ({"prompt": "word " * 200}, 400, "tokens"),
+])
+def test_bad_input_is_a_4xx_in_openai_shape(world, body, status, match) -> None:
+    payload = {"model": world["lm"].name, **body}
+    r = world["live"].http.post("/v1/completions", json=payload)
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert match in err["message"] and err["type"]
+
+
+def test_transport_errors_auth_and_limits(world) -> None:
+    live = world["live"]
+    r = live.http.post("/v1/completions", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "error" in r.json()
+    r = live.http.post("/v1/completions", content=b"x" * 30_000, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    r = httpx.post(live.url + "/v1/completions", json={"model": world["lm"].name, "prompt": "hi"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    r = httpx.get(live.url + "/health")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+    r = httpx.get(live.url + "/metrics")
+    assert r.status_code == 200 and "steerlab_queue_depth" in r.text and "steerlab_request_seconds" in r.text
+    r = live.http.post("/v1/chat/completions", json={"model": world["lm"].name, "messages": []})
+    assert r.status_code == 400
+    r = live.http.post("/v1/chat/completions", json={"model": world["lm"].name,
+                                                      "messages": [{"role": "wizard", "content": "hi"}]})
+    assert r.status_code == 400
+
+
+def test_artifacts_listed_and_managed_by_admin_calls(world, tmp_path: Path) -> None:
+    live = world["live"]
+    names = [a["id"] for a in live.http.get("/v1/steering/artifacts").json()["data"]]
+    assert {"vec", "ls"} <= set(names)
+    doc = {a["id"]: a for a in live.http.get("/v1/steering/artifacts").json()["data"]}
+    assert doc["vec"]["method"] == "vectors" and doc["vec"]["controls"]["strength"] is True
+    r = live.http.post("/v1/steering/artifacts", json={"name": "vec2", "path": str(world["root"] / "vec")})
+    assert r.status_code == 201, r.text
+    assert _complete(world, "The movie was", [{"artifact": "vec2", "strength": 2.0}]).status_code == 200
+    assert live.http.post("/v1/steering/artifacts", json={"name": "vec2", "path": str(world["root"] / "vec")}
+                          ).status_code == 409
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "steer_config.json").write_text("{}")
+    (bad / "payload.pkl").write_bytes(b"\x80")
+    r = live.http.post("/v1/steering/artifacts", json={"name": "bad", "path": str(bad)})
+    assert r.status_code == 400 and "only JSON and safetensors" in r.json()["error"]["message"]
+    r = httpx.post(live.url + "/v1/steering/artifacts", json={"name": "x", "path": str(bad)})
+    assert r.status_code == 401
+    assert live.http.delete("/v1/steering/artifacts/vec2").status_code == 200
+    assert live.http.delete("/v1/steering/artifacts/vec2").status_code == 404
+    r = _complete(world, "The movie was", [{"artifact": "vec2"}])
+    assert r.status_code == 400 and "unknown artifact" in r.json()["error"]["message"]
+
+
+def test_default_steering_applies_unless_the_request_sets_its_own(world) -> None:
+    from steerlab.server.config import parse_default_steer
+
+    lm = world["lm"]
+    config = ServerConfig(default_steering=parse_default_steer(['{"artifact": "vec", "strength": 5, "layers": [2]}']))
+    live = Live(create_app(lm, config=config, store=world["store"]))
+    try:
+        body = {"model": lm.name, "prompt": "The movie was", "max_tokens": 6, "temperature": 0}
+        default = live.http.post("/v1/completions", json=body).json()["choices"][0]["text"]
+        off = live.http.post("/v1/completions", json={**body, "steering": None}).json()["choices"][0]["text"]
+    finally:
+        live.close()
+    steered = steerlab.generate(lm, ["The movie was"], _steers(world, [{"artifact": "vec", "strength": 5,
+                                                                        "layers": [2]}]),
+                                max_new_tokens=6, progress=False)[0]
+    assert default == steered
+    assert off == steerlab.generate(lm, ["The movie was"], max_new_tokens=6, progress=False)[0]
+
+
+def test_sse_stream_ends_with_done(world) -> None:
+    body = {"model": world["lm"].name, "prompt": "The movie was", "max_tokens": 4, "temperature": 0,
+            "stream": True}
+    with world["live"].http.stream("POST", "/v1/completions", json=body) as r:
+        lines = [line for line in r.iter_lines() if line]
+    assert lines[-1] == "data: [DONE]"
+    docs = [json.loads(line[6:]) for line in lines[:-1]]
+    assert docs[-1]["choices"][0]["finish_reason"] in ("stop", "length")
