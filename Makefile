@@ -11,7 +11,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast bench peers lint clean
+.PHONY: install browser demo test test-fast bench peers lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,10 +39,20 @@ $(BENCH_STAMP): $(STAMP)
 
 install: $(STAMP)
 
+# Debian's Chromium for the web console's browser test (Playwright drives it; `playwright install`
+# would download a browser, which this project never does).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get install -y -q --no-install-recommends chromium || \
+	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends chromium)
+
+browser: $(CHROMIUM)
+
 demo: install
 	$(VENV)/bin/steerlab demo
 
-test: install
+test: install $(CHROMIUM)
 	$(PY) -m pytest -q
 
 test-fast: install

@@ -34,7 +34,7 @@ from steerlab.server.metrics import Metrics
 from steerlab.server.schemas import AddArtifact, ChatCompletionRequest, CompletionRequest, unsupported
 from steerlab.service.jobs import build_jobs, check_messages
 from steerlab.service.resolve import ArtifactStore, resolve
-from steerlab.service.spec import GenerationRequest
+from steerlab.service.spec import GenerationRequest, SteerSpec
 
 STATIC = "static"
 
@@ -207,9 +207,9 @@ def create_app(lm: LoadedModel, *, config: ServerConfig | None = None, store: Ar
         max_tokens = max_tokens if max_tokens is not None else config.max_tokens
         if not 1 <= max_tokens <= config.max_tokens:
             raise ApiError(400, f"max_tokens must be between 1 and {config.max_tokens}", param="max_tokens")
-        steering = ([s.to_dict() for s in config.default_steering] if "steering" not in body.model_fields_set
-                    else body.steering)
         try:
+            steering = (list(config.default_steering) if "steering" not in body.model_fields_set
+                        else None if body.steering is None else [SteerSpec.from_dict(s) for s in body.steering])
             spec = GenerationRequest(
                 prompts=["chat"] if chat and not isinstance(inputs[0], str) else inputs, steering=steering,
                 attributes=body.attributes, guidance=body.guidance, guidance_reference=body.guidance_reference,
