@@ -165,18 +165,25 @@ def test_bootstrap_refuses_unknown_focus_before_loading(tmp_path: Path, capsys) 
 
 @pytest.mark.slow
 def test_digits_tells_an_adapter_that_reads_the_humour_digit(tmp_path: Path, capsys) -> None:
-    """Likelihood check on 16 plain and 16 funny Mallard replies (~45 s). Measured on all 397: round 2
-    (its humour labels were noise) +0.011 nats/token, funny replies favoured by ``humor:4`` 31%; r3h3
-    (three CPU rounds on Mallard + re-labelled data, which includes these setups) +0.222, 93%. On
-    this draw: r2 +0.017 (44%), r3h3 +0.298 (88%)."""
+    """Likelihood check on 16 plain and 16 funny Mallard replies (~45 s): the shipped adapter
+    (``steerlm-smollm2``, trained over rounds on Mallard + re-labelled data) against the same
+    adapter with its B factors zeroed (the base model reading the same attribute string). Measured:
+    shipped +0.306 nats/token, funny replies favoured by ``humor:4`` 81%; zeroed +0.002 (56%)."""
+    import torch
+
+    import steerlab
+
+    zeroed = steerlab.load_artifact(ADAPTER)
+    zeroed.lora = {n: (a, torch.zeros_like(b)) for n, (a, b) in zeroed.lora.items()}
+    zeroed.save(tmp_path / "zeroed")
     figures = tmp_path / "digits.json"
-    code, text, err = run(["steerlm", "digits", "--adapter", "tests/data/steerlm-r2", "--adapter",
-                           "tests/data/steerlm-r3h3", "--limit", "16", "--json", str(figures)], capsys)
+    code, text, err = run(["steerlm", "digits", "--adapter", "steerlm-smollm2", "--adapter",
+                           str(tmp_path / "zeroed"), "--limit", "16", "--json", str(figures)], capsys)
     assert code == 0, err
     got = json.loads(figures.read_text())
-    r2, r3 = got["tests/data/steerlm-r2"], got["tests/data/steerlm-r3h3"]
-    assert r2["n_high"] == r2["n_low"] == 16 and "effect" in text
-    assert r3["effect"] > 0.15 and r3["high_favoured"] > 0.7, r3
-    assert r3["effect"] > r2["effect"] + 0.15, (r2, r3)
-    code, _, err = run(["steerlm", "digits", "--adapter", "tests/data/steerlm-r2", "--attribute", "quality"], capsys)
+    shipped, base = got["steerlm-smollm2"], got[str(tmp_path / "zeroed")]
+    assert shipped["n_high"] == shipped["n_low"] == 16 and "effect" in text
+    assert shipped["effect"] > 0.15 and shipped["high_favoured"] > 0.7, shipped
+    assert shipped["effect"] > base["effect"] + 0.15 and abs(base["effect"]) < 0.05, (shipped, base)
+    code, _, err = run(["steerlm", "digits", "--adapter", "steerlm-smollm2", "--attribute", "quality"], capsys)
     assert code != 0 and "give --data" in err

@@ -103,21 +103,17 @@ def test_lm_steer_moves_sentiment_both_ways_under_the_harness(real_lm) -> None:
 
 
 def test_steerlm_toxicity_knob_moves_measured_toxicity(real_lm) -> None:
-    """The round-2 SteerLM adapter kept as test data (``benchmarks/steerlm_gpu.sh``: 8,670 annotated
-    records, contrast-pair SFT 1,500 steps, one bootstrap round of 1,000 steps, trained on a GPU) with
-    the value model it was trained against. Greedy, 12 held-out chatterbot lines, 40 tokens; measured
-    before: value-model toxicity 0.43 at ``toxicity:0`` vs 1.23 at ``toxicity:4``, alt-profanity-check
-    0.05 vs 0.40."""
+    """The shipped SteerLM adapter (``steerlm-smollm2``) with the value model it was trained against.
+    Greedy, 12 held-out chatterbot lines, 40 tokens; measured: value-model toxicity 0.94 at
+    ``toxicity:0`` vs 1.47 at ``toxicity:4``, alt-profanity-check 0.11 vs 0.28."""
     import random
-    from pathlib import Path
 
     from steerlab.methods.steerlm.annotate import chat_prompts
     from steerlab.methods.steerlm.value_model import ValueModel
     from steerlab.scoring.scorers import get_scorer
 
-    data = Path(__file__).parent / "data"
-    art = steerlab.load_artifact(data / "steerlm-r2")
-    vm = ValueModel.load(data / "steerlm-value-model")
+    art = steerlab.load_artifact("steerlm-smollm2")
+    vm = ValueModel.load("steerlm-smollm2-value-model")
     prompts = random.Random(0).sample(chat_prompts("eval", max_per_topic=2), 12)
     rows = prompts * 2
     asked = [{"toxicity": 0}] * len(prompts) + [{"toxicity": 4}] * len(prompts)
@@ -127,5 +123,5 @@ def test_steerlm_toxicity_knob_moves_measured_toxicity(real_lm) -> None:
     n = len(prompts)
     low, high = sum(measured[:n]) / n, sum(measured[n:]) / n
     p_low, p_high = sum(profanity[:n]) / n, sum(profanity[n:]) / n
-    assert high > low + 0.4, (low, high)
-    assert p_high > p_low + 0.15, (p_low, p_high)
+    assert high > low + 0.3, (low, high)
+    assert p_high > p_low + 0.08, (p_low, p_high)

@@ -70,13 +70,18 @@ def world(tmp_path_factory) -> Iterator[dict[str, Any]]:
     vec = steerlab.extract(lm, PAIRS, layers=[1, 2, 3])
     vec.save(root / "vec")
     train(lm, PAIRS, rank=4, n_steps=2, batch_size=4, progress=False).save(root / "ls")
+    from steerlab.methods.steerlm import train_sft
+    from tests.test_steerlm import EXAMPLES
+
+    train_sft(lm, EXAMPLES, r=4, lora_alpha=8, n_steps=3, batch_size=2, max_length=120, lr=5e-2, chat=False,
+              progress=False).save(root / "sl")
     randoms = per_row_vectors(lm, vec, 8)
-    named = {"vec": root / "vec", "ls": root / "ls"}
+    named = {"vec": root / "vec", "ls": root / "ls", "sl": root / "sl"}
     for i, st in enumerate(randoms):
         st.artifact.save(root / f"r{i}")
         named[f"r{i}"] = root / f"r{i}"
     store = ArtifactStore(named, allow_paths=False, shipped=False)
-    config = ServerConfig(api_key=KEY, max_batch=8, max_tokens=32, max_prompt_tokens=64, max_body_bytes=20_000)
+    config = ServerConfig(api_key=KEY, max_batch=8, max_tokens=32, max_prompt_tokens=90, max_body_bytes=20_000)
     live = Live(create_app(lm, config=config, store=store))
     try:
         yield {"lm": lm, "live": live, "root": root, "store": store, "randoms": randoms}
@@ -96,9 +101,17 @@ def _steers(world: dict[str, Any], steering: list[dict[str, Any]]) -> tuple[Stee
                        {k: v for k, v in s.items() if k not in ("artifact", "strength")}) for s in steering)
 
 
-def _spec(i: int) -> list[dict[str, Any]] | None:
+def _spec(i: int) -> dict[str, Any]:
     """32 different steering specs: random vectors at different layers/positions, LM-Steer values,
-    compositions, and unsteered."""
+    compositions, SteerLM attributes, and unsteered."""
+    kind = i % 5
+    if kind == 4:
+        return {"steering": [{"artifact": "sl", "strength": 1.0}],
+                "attributes": {"humor": i % 5, "toxicity": (i // 5) % 5}}
+    return {"steering": _vector_spec(i)}
+
+
+def _vector_spec(i: int) -> list[dict[str, Any]] | None:
     kind = i % 4
     if kind == 0:
         return None
@@ -119,6 +132,12 @@ def test_completion_equals_generate_with_the_same_steering(world) -> None:
     want = steerlab.generate(lm, ["The movie was"], _steers(world, spec), max_new_tokens=6, progress=False)[0]
     assert doc["choices"][0]["text"] == want
     assert doc["usage"]["completion_tokens"] >= 1 and doc["usage"]["prompt_tokens"] > 0
+    sl = [{"artifact": "sl", "strength": 1.0}]
+    r = _complete(world, "Tell me a joke", sl, attributes={"humor": 4})
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["text"] == steerlab.generate(lm, ["Tell me a joke"], _steers(world, sl),
+                                                               attributes={"humor": 4}, max_new_tokens=6,
+                                                               progress=False)[0]
     plain = _complete(world, "The movie was", None).json()["choices"][0]["text"]
     assert plain == steerlab.generate(lm, ["The movie was"], max_new_tokens=6, progress=False)[0]
 
@@ -127,14 +146,15 @@ def test_32_concurrent_requests_with_32_specs_each_equal_their_solo_run(world) -
     prompts = [f"{PAIRS[i % 4][i % 2][: 10 + i % 17]}" for i in range(32)]
     solo = []
     for i in range(32):
-        r = _complete(world, prompts[i], _spec(i), max_tokens=4 + i % 5)
+        r = _complete(world, prompts[i], **_spec(i), max_tokens=4 + i % 5)
         assert r.status_code == 200, r.text
         solo.append(r.json()["choices"][0]["text"])
     hooks = hook_count(world["lm"].model)
     with ThreadPoolExecutor(32) as pool:
-        got = list(pool.map(lambda i: _complete(world, prompts[i], _spec(i), max_tokens=4 + i % 5), range(32)))
+        got = list(pool.map(lambda i: _complete(world, prompts[i], **_spec(i), max_tokens=4 + i % 5), range(32)))
     assert all(r.status_code == 200 for r in got), [r.text for r in got if r.status_code != 200]
     assert [r.json()["choices"][0]["text"] for r in got] == solo
+    assert world["live"].server.config.app.state.engine.stats.max_batch_rows > 4  # they really shared batches
     deadline = time.time() + 10
     while hook_count(world["lm"].model) != hooks and time.time() < deadline:
         time.sleep(0.05)

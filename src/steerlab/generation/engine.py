@@ -166,6 +166,7 @@ class EngineStats:
     jobs_done: int = 0
     jobs_failed: int = 0
     batch_rows: int = 0
+    max_batch_rows: int = 0
     queued: int = 0
     step_seconds: float = 0.0
 
@@ -261,6 +262,7 @@ class Engine:
             self.stats.steps += 1
             self.stats.step_seconds += time.perf_counter() - t0
             self.stats.batch_rows = len(self._rows)
+            self.stats.max_batch_rows = max(self.stats.max_batch_rows, len(self._rows))
             self.stats.queued = self._waiting.qsize()
         self._fail_all(SteerlabError("the engine stopped"))
         while not self._waiting.empty():
