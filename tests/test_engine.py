@@ -165,3 +165,24 @@ def test_the_engine_owns_the_model_only_from_its_thread(tiny_llama) -> None:
         engine.stop()
     assert outs == plain
     assert torch.is_grad_enabled()
+
+
+def test_a_short_job_gets_its_first_token_within_two_steps_of_arriving(tiny_llama) -> None:
+    engine = Engine(tiny_llama, max_batch=8).start()
+    try:
+        long = [engine.submit(Job(p, max_new_tokens=100, ignore_eos=True)) for p in PROMPTS]
+        for s in long:
+            next(s.events(timeout=60))  # every long job is decoding
+        seen: list[tuple[int, bool]] = []
+        start = engine.stats.steps
+        short = engine.submit(Job("A quick brown fox", max_new_tokens=3),
+                              on_event=lambda ev: seen.append((engine.stats.steps, any(
+                                  s.finished.is_set() for s in long))))
+        while not short.finished.is_set():
+            time.sleep(0.01)
+        first_step, long_done = seen[0]
+        assert first_step - start <= 2 and not long_done, (start, seen)
+        for s in long:
+            s.cancel()
+    finally:
+        engine.stop()
