@@ -142,6 +142,13 @@ def test_completion_equals_generate_with_the_same_steering(world) -> None:
     assert plain == steerlab.generate(lm, ["The movie was"], max_new_tokens=6, progress=False)[0]
 
 
+def _wait_idle(engine: Any) -> None:
+    deadline = time.time() + 30
+    while (engine.stats.batch_rows or engine.stats.queued) and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.1)
+
+
 def test_32_concurrent_requests_with_32_specs_each_equal_their_solo_run(world) -> None:
     prompts = [f"{PAIRS[i % 4][i % 2][: 10 + i % 17]}" for i in range(32)]
     solo = []
@@ -149,15 +156,15 @@ def test_32_concurrent_requests_with_32_specs_each_equal_their_solo_run(world) -
         r = _complete(world, prompts[i], **_spec(i), max_tokens=4 + i % 5)
         assert r.status_code == 200, r.text
         solo.append(r.json()["choices"][0]["text"])
+    engine = world["live"].server.config.app.state.engine
+    _wait_idle(engine)
     hooks = hook_count(world["lm"].model)
     with ThreadPoolExecutor(32) as pool:
         got = list(pool.map(lambda i: _complete(world, prompts[i], **_spec(i), max_tokens=4 + i % 5), range(32)))
     assert all(r.status_code == 200 for r in got), [r.text for r in got if r.status_code != 200]
     assert [r.json()["choices"][0]["text"] for r in got] == solo
     assert world["live"].server.config.app.state.engine.stats.max_batch_rows > 4  # they really shared batches
-    deadline = time.time() + 10
-    while hook_count(world["lm"].model) != hooks and time.time() < deadline:
-        time.sleep(0.05)
+    _wait_idle(engine)
     assert hook_count(world["lm"].model) == hooks
 
 
@@ -261,6 +268,21 @@ def test_artifacts_listed_and_managed_by_admin_calls(world, tmp_path: Path) -> N
     assert r.status_code == 400 and "unknown artifact" in r.json()["error"]["message"]
 
 
+def test_explain_scores_the_tokens_an_lm_steer_explains(world) -> None:
+    from steerlab.methods.lm_steer.interpret import evidence
+
+    live = world["live"]
+    r = live.http.post("/v1/steering/explain",
+                       json={"steer": {"artifact": "ls", "strength": 4}, "text": "The movie was"})
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    ev = evidence(world["lm"], world["store"].get("ls"), "The movie was", value=4)
+    assert doc["tokens"] == ev.tokens and doc["scores"] == pytest.approx(ev.scores, abs=1e-4)
+    r = live.http.post("/v1/steering/explain", json={"steer": {"artifact": "vec"}, "text": "The movie was"})
+    assert r.status_code == 400 and "does not explain" in r.json()["error"]["message"]
+    assert live.http.get("/v1/steering/artifacts").json()["data"][0]["controls"]["explain"] in (True, False)
+
+
 def test_default_steering_applies_unless_the_request_sets_its_own(world) -> None:
     from steerlab.server.config import parse_default_steer
 
@@ -328,6 +350,18 @@ def test_console_slider_changes_the_steered_pane_only(world) -> None:
             assert after != before and not page.get_attribute("#steered", "class")
             assert page.inner_text("#base") == base
             assert '"artifact": "vec"' in page.inner_text("#curl").replace('":"', '": "')
+            stamp = page.get_attribute("#steered", "data-done")
+            page.uncheck("#on-vec")  # LM-Steer alone now
+            page.eval_on_selector("#strength-ls", "el => { el.value = 4; "
+                                                  "el.dispatchEvent(new Event('input', {bubbles: true})); }")
+            page.wait_for_function(f"document.getElementById('steered').dataset.done !== '{stamp}'",
+                                   timeout=30_000)
+            try:
+                page.wait_for_selector("#explain span", timeout=30_000)  # LM-Steer highlights the steered text
+            except Exception:
+                raise AssertionError(f"{logs} explain: {page.inner_text('#explain')!r} "
+                                     f"steered: {page.inner_text('#steered')!r}") from None
+            assert page.inner_text("#base") == base
         finally:
             browser.close()
 

@@ -76,7 +76,9 @@ class Artifact(ABC):
         """The knobs a user turns, as JSON (a console draws one control per entry): ``strength``
         for every artifact, plus ``attributes`` (name -> {low, high, default, description}) for
         methods with attribute knobs."""
-        return {"strength": True, "attributes": {}}
+        from steerlab.core.methods import get_method
+
+        return {"strength": True, "attributes": {}, "explain": bool(get_method(self.method).steerer_cls.explains)}
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the artifact directory atomically; returns its path.

@@ -108,6 +108,14 @@ class Steerer(ABC, Generic[A, O]):
         string, as SteerLM does); default: unchanged."""
         return text
 
+    explains: ClassVar[bool] = False
+    """True for methods whose :meth:`explain` scores the tokens of a text (LM-Steer)."""
+
+    def explain(self, lm: LoadedModel, artifact: A, text: str, strength: float, options: O) -> list[tuple[str, float]]:
+        """Per token of ``text``: how much the steer at ``+strength`` rather than ``-strength``
+        explains it (> 0: the + direction). Methods without such a reading raise."""
+        raise SteerlabError(f"method {self.name!r} does not explain text")
+
     def parse_options(self, options: Mapping[str, Any]) -> O:
         """Build the options dataclass, rejecting unknown keys with a did-you-mean hint."""
         known = {f.name for f in dataclasses.fields(self.options_cls)}

@@ -31,9 +31,15 @@ from steerlab.generation.engine import Engine, Event, Job, QueueFull, Stream
 from steerlab.models.loading import LoadedModel
 from steerlab.server.config import ServerConfig
 from steerlab.server.metrics import Metrics
-from steerlab.server.schemas import AddArtifact, ChatCompletionRequest, CompletionRequest, unsupported
+from steerlab.server.schemas import (
+    AddArtifact,
+    ChatCompletionRequest,
+    CompletionRequest,
+    ExplainRequest,
+    unsupported,
+)
 from steerlab.service.jobs import build_jobs, check_messages
-from steerlab.service.resolve import ArtifactStore, resolve
+from steerlab.service.resolve import ArtifactStore, explain, resolve
 from steerlab.service.spec import GenerationRequest, SteerSpec
 
 STATIC = "static"
@@ -139,6 +145,20 @@ def create_app(lm: LoadedModel, *, config: ServerConfig | None = None, store: Ar
     @app.get("/v1/steering/artifacts", dependencies=[Depends(auth)])
     async def list_artifacts() -> dict[str, Any]:
         return {"object": "list", "data": [_describe(store, name) for name in store.names()]}
+
+    @app.post("/v1/steering/explain", dependencies=[Depends(auth)])
+    async def explain_text(body: ExplainRequest) -> dict[str, Any]:
+        """Per-token scores of ``text`` under a steer (> 0: explained by its + direction)."""
+        try:
+            spec = SteerSpec.from_dict(body.steer)
+            n = len(lm.tokenizer(body.text)["input_ids"])
+            if n > config.max_prompt_tokens:
+                raise ApiError(400, f"the text has {n} tokens; at most {config.max_prompt_tokens}", param="text")
+            scores = await asyncio.to_thread(explain, lm, spec, body.text, store)
+        except SteerlabError as exc:
+            raise ApiError(400, str(exc), param="steer") from None
+        return {"object": "steering.explanation", "artifact": spec.artifact,
+                "tokens": [t for t, _ in scores], "scores": [round(float(x), 5) for _, x in scores]}
 
     @app.post("/v1/steering/artifacts", dependencies=[Depends(admin)], status_code=201)
     async def add_artifact(body: AddArtifact) -> dict[str, Any]:

@@ -88,6 +88,14 @@ class ChatCompletionRequest(_Common):
     parallel_tool_calls: bool | None = None
 
 
+class ExplainRequest(BaseModel):
+    """Which tokens of ``text`` a steer explains (LM-Steer): the steer as in ``steering``."""
+
+    model_config = ConfigDict(extra="forbid")
+    steer: dict[str, Any] | str
+    text: str = Field(min_length=1, max_length=20_000)
+
+
 class AddArtifact(BaseModel):
     """An admin call: load the artifact directory ``path`` (on the server) under ``name``."""
 

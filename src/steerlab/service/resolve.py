@@ -17,7 +17,7 @@ from typing import Any
 from steerlab.core.artifact import Artifact, load_artifact
 from steerlab.core.steerer import Steer, plan
 from steerlab.errors import SteerlabError
-from steerlab.service.spec import GenerationRequest
+from steerlab.service.spec import GenerationRequest, SteerSpec
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -158,3 +158,29 @@ def run(lm: Any, request: GenerationRequest, resolved: Resolved | None = None, *
 
     resolved = resolved or resolve(request)
     return generate(lm, list(request.prompts), resolved.steering or None, **resolved.generate_kwargs, **extra)
+
+
+def explain(lm: Any, spec: SteerSpec, text: str, store: ArtifactStore | None = None) -> list[tuple[str, float]]:
+    """Per-token scores of ``text`` under the steer ``spec`` (methods that explain text: LM-Steer),
+    computed on ``lm`` while holding its lock (so it takes turns with generation)."""
+    from steerlab.core.steerer import get_steerer
+
+    if not isinstance(text, str) or not text.strip():
+        raise SteerlabError("text to explain must be a non-empty string")
+    store = store or ArtifactStore()
+    art = store.get(spec.artifact)
+    steerer = get_steerer(art.method)
+    if not steerer.explains:
+        raise SteerlabError(f"{spec.artifact!r} is a {art.method!r} artifact, which does not explain text")
+    options = steerer.parse_options(dict(spec.options))
+    steerer.validate(lm, _application(art, options), allow_mismatch=False)
+    with lm.lock:
+        return steerer.explain(lm, art, text, spec.strength, options)
+
+
+def _application(art: Artifact, options: Any) -> Any:
+    import torch
+
+    from steerlab.core.steerer import Application
+
+    return Application(art, options, torch.ones(1))

@@ -53,6 +53,16 @@ class LMSteerSteerer(Steerer[LMSteer, LMSteerOptions]):
     artifact_cls = LMSteer
     options_cls = LMSteerOptions
     suggested_strengths = (1.0, 2.0, 4.0, 6.0)  # the paper steers with values around ±5
+    explains = True
+
+    def explain(self, lm: LoadedModel, artifact: LMSteer, text: str, strength: float,
+                options: LMSteerOptions) -> list[tuple[str, float]]:
+        """Per-token evidence (:func:`~steerlab.methods.lm_steer.interpret.evidence`): the loss
+        under ``-strength`` minus the loss under ``+strength`` for each token."""
+        from steerlab.methods.lm_steer.interpret import evidence
+
+        ev = evidence(lm, artifact, text, value=abs(strength) or 5.0, steer_index=options.steer)
+        return list(zip(ev.tokens, ev.scores))
 
     def fit(self, lm: LoadedModel, data: Any, **config: Any) -> LMSteer:
         from steerlab.methods.lm_steer.train import train

@@ -110,7 +110,7 @@ class SteerLMAdapter(Artifact):
         return self.chat
 
     def controls(self) -> dict[str, Any]:
-        return {"strength": True, "attributes": {
+        return {**super().controls(), "attributes": {
             a.name: {"low": a.low, "high": a.high, "default": a.default, "description": a.description}
             for a in self.schema.attributes}}
 

@@ -100,12 +100,40 @@ async function stream(which, steered) {
       }
     }
     pane.dataset.done = String(Date.now());
+    if (steered) explain(pane.textContent);
   } catch (e) {
     if (e.name === "AbortError") return;
     pane.textContent = e.message;
     pane.classList.add("error");
   }
   snippets();
+}
+
+async function explain(text) {
+  // Highlight the steered text by the first enabled artifact whose method explains text (LM-Steer).
+  const box = $("explain");
+  box.textContent = "";
+  $("explain-title").hidden = true;
+  const a = state.artifacts.find((x) => (x.controls || {}).explain && (state.knobs[x.id] || {}).on);
+  if (!a || !text.trim()) return;
+  const k = state.knobs[a.id];
+  const steer = Object.assign({ artifact: a.id, strength: k.strength }, (a.recommended || {}).options || {});
+  try {
+    const doc = await (await api("/v1/steering/explain", { method: "POST", body: JSON.stringify({ steer, text }) })).json();
+    const top = Math.max(1e-6, ...doc.scores.map(Math.abs));
+    doc.tokens.forEach((tok, i) => {
+      const s = doc.scores[i];
+      const span = document.createElement("span");
+      span.textContent = tok;
+      span.title = (s >= 0 ? "+" : "") + s.toFixed(3);
+      const alpha = Math.min(1, Math.abs(s) / top);
+      span.style.background = (s > 0 ? "rgba(40,160,60," : "rgba(200,40,40,") + alpha.toFixed(2) + ")";
+      box.append(span);
+    });
+    $("explain-title").hidden = false;
+  } catch (e) {
+    box.textContent = e.message;
+  }
 }
 
 function snippets() {
