@@ -302,6 +302,23 @@ def test_default_steering_applies_unless_the_request_sets_its_own(world) -> None
     assert off == steerlab.generate(lm, ["The movie was"], max_new_tokens=6, progress=False)[0]
 
 
+def test_a_client_that_goes_away_cancels_its_rows(world) -> None:
+    lm, engine = world["lm"], world["live"].server.config.app.state.engine
+    slow = lm.model.register_forward_pre_hook(lambda *a: time.sleep(0.03))  # ~30 ms a step
+    try:
+        _wait_idle(engine)
+        before, tokens = engine.stats.jobs_cancelled, engine.stats.tokens
+        body = {"model": lm.name, "prompt": "The movie was", "max_tokens": 32, "temperature": 0, "stream": True,
+                "stop": ["never appears in this text"]}
+        with world["live"].http.stream("POST", "/v1/completions", json=body) as r:
+            next(r.iter_lines())  # the first chunk, then hang up
+        _wait_idle(engine)
+        assert engine.stats.jobs_cancelled == before + 1
+        assert engine.stats.tokens - tokens < 32
+    finally:
+        slow.remove()
+
+
 def test_sse_stream_ends_with_done(world) -> None:
     body = {"model": world["lm"].name, "prompt": "The movie was", "max_tokens": 4, "temperature": 0,
             "stream": True}

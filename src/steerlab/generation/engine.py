@@ -165,6 +165,7 @@ class EngineStats:
     prefills: int = 0
     jobs_done: int = 0
     jobs_failed: int = 0
+    jobs_cancelled: int = 0
     batch_rows: int = 0
     max_batch_rows: int = 0
     queued: int = 0
@@ -486,6 +487,7 @@ class Engine:
     def _finish(self, seq: _Seq, reason: str) -> None:
         seq.done = reason
         self.stats.jobs_done += 1
+        self.stats.jobs_cancelled += reason == "cancelled"
         seq.stream._emit(Event("done", finish_reason=reason, prompt_tokens=seq.prompt_tokens,
                                completion_tokens=len(seq.tokens)))
 
