@@ -230,6 +230,9 @@ def test_transport_errors_auth_and_limits(world) -> None:
     assert r.status_code == 400 and "error" in r.json()
     r = live.http.post("/v1/completions", content=b"x" * 30_000, headers={"Content-Type": "application/json"})
     assert r.status_code == 413
+    chunks = (b"x" * 1000 for _ in range(30))  # no Content-Length: counted as it arrives
+    r = live.http.post("/v1/completions", content=chunks, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
     r = httpx.post(live.url + "/v1/completions", json={"model": world["lm"].name, "prompt": "hi"})
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
     r = httpx.get(live.url + "/health")

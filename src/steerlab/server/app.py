@@ -66,6 +66,7 @@ def create_app(lm: LoadedModel, *, config: ServerConfig | None = None, store: Ar
     store = store or ArtifactStore(allow_paths=False)
     engine = engine or Engine(lm, max_batch=config.max_batch, max_queue=config.max_queue)
     metrics = Metrics(engine)
+    born = int(time.time())  # /v1/models "created"
     for spec in config.default_steering:  # a bad default fails at start, not on the first request
         store.get(spec.artifact)
 
@@ -139,7 +140,7 @@ def create_app(lm: LoadedModel, *, config: ServerConfig | None = None, store: Ar
 
     @app.get("/v1/models", dependencies=[Depends(auth)])
     async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": lm.name, "object": "model", "created": int(lm.load_seconds),
+        return {"object": "list", "data": [{"id": lm.name, "object": "model", "created": born,
                                             "owned_by": "steerlab"}]}
 
     @app.get("/v1/steering/artifacts", dependencies=[Depends(auth)])
