@@ -186,3 +186,28 @@ def test_a_short_job_gets_its_first_token_within_two_steps_of_arriving(tiny_llam
             s.cancel()
     finally:
         engine.stop()
+
+
+def test_a_failing_prefill_fails_its_jobs_and_spares_the_running_batch(tiny_llama) -> None:
+    engine = Engine(tiny_llama, max_batch=4).start()
+    armed = {"on": False}
+
+    def boom(module, args, kwargs):  # fails prefills (several tokens) once armed
+        ids = kwargs.get("input_ids")
+        if armed["on"] and ids is not None and ids.shape[1] > 1:
+            raise RuntimeError("boom")
+
+    hook = tiny_llama.model.register_forward_pre_hook(boom, with_kwargs=True)
+    try:
+        running = engine.submit(Job("The movie was", max_new_tokens=40, ignore_eos=True))
+        next(running.events(timeout=60))
+        armed["on"] = True
+        failing = engine.submit(Job("A quick brown fox", max_new_tokens=3))
+        with pytest.raises(RuntimeError, match="boom"):
+            failing.result(timeout=60)
+        armed["on"] = False
+        assert running.result(timeout=60)[1].completion_tokens == 40  # the running row carried on
+        assert engine.submit(Job("again", max_new_tokens=2)).result(timeout=60)[1].completion_tokens >= 1
+    finally:
+        hook.remove()
+        engine.stop()

@@ -154,6 +154,7 @@ class _Seq:
     tokens: list[int] = field(default_factory=list)
     sent: str = ""  # text emitted so far
     done: str | None = None  # finish reason once finished
+    warpers: LogitsProcessorList | None = None  # sampling warpers, built on the first sampled token
 
 
 @dataclass
@@ -301,6 +302,17 @@ class Engine:
         streams = self._take()
         if not streams:
             return
+        try:
+            self._prefill(streams)
+        except Exception as exc:  # the new jobs fail; the running batch is untouched
+            for st in streams:
+                if not st.finished.is_set():
+                    self.stats.jobs_failed += 1
+                    st._emit(Event("error", error=exc))
+
+    def _prefill(self, streams: list[Stream]) -> None:
+        """Prefill ``streams`` as one batch under their own steering, sample each one's first
+        token, and merge their rows into the running batch."""
         tok = self.lm.tokenizer
         texts: list[list[int]] = []
         steering: list[tuple[Steer, ...]] = []
@@ -337,14 +349,8 @@ class Engine:
         if self._handle is not None:  # the running rows' steering must not see the new rows' prefill
             self._handle.remove()
             self._handle, self._dirty = None, True
-        try:
-            handle = patch(self.lm, list(steering), batch_size=n, allow_mismatch=self.allow_mismatch,
-                           prompts_rewritten=True)
-        except Exception as exc:  # bad steering for these jobs only
-            for st in {streams[i] for i, _ in owners}:
-                self.stats.jobs_failed += 1
-                st._emit(Event("error", error=exc))
-            return
+        handle = patch(self.lm, list(steering), batch_size=n, allow_mismatch=self.allow_mismatch,
+                       prompts_rewritten=True)
         try:
             out = self.lm.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
         finally:
@@ -352,12 +358,11 @@ class Engine:
         self.stats.prefills += 1
         logits = out.logits[:, -1, :]  # (N, V)
         seqs: dict[int, _Seq] = {}
-        for i, st in enumerate(streams):
-            if st in bad:
-                continue
-            seed = st.job.seed if st.job.seed is not None else next(self._seeds)
-            gen = torch.Generator(device=dev).manual_seed(int(seed))
-            seqs[i] = _Seq(st, gen, prompt_tokens=len(texts[[r for r, o in enumerate(owners) if o[0] == i][0]]))
+        for r, (i, branch) in enumerate(owners):
+            if branch == 0:  # the conditioned row: its prompt is the job's
+                st = streams[i]
+                seed = st.job.seed if st.job.seed is not None else next(self._seeds)
+                seqs[i] = _Seq(st, torch.Generator(device=dev).manual_seed(int(seed)), prompt_tokens=len(texts[r]))
         new_rows = [(seqs[i], b) for i, b in owners]
         first = self._choose(logits, new_rows)  # (N,)
         plen = mask.sum(dim=1)  # (N,)
@@ -446,12 +451,13 @@ class Engine:
         job = seq.stream.job
         if job.temperature == 0:
             return int(scores.argmax(dim=-1))
-        warpers = LogitsProcessorList([TemperatureLogitsWarper(job.temperature)])
-        if job.top_k > 0:
-            warpers.append(TopKLogitsWarper(job.top_k))
-        if job.top_p < 1.0:
-            warpers.append(TopPLogitsWarper(job.top_p))
-        scores = warpers(None, scores)  # type: ignore[arg-type]
+        if seq.warpers is None:
+            seq.warpers = LogitsProcessorList([TemperatureLogitsWarper(job.temperature)])
+            if job.top_k > 0:
+                seq.warpers.append(TopKLogitsWarper(job.top_k))
+            if job.top_p < 1.0:
+                seq.warpers.append(TopPLogitsWarper(job.top_p))
+        scores = seq.warpers(None, scores)  # type: ignore[arg-type]
         probs = torch.softmax(scores, dim=-1)
         return int(torch.multinomial(probs, 1, generator=seq.gen))
 

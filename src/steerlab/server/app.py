@@ -417,8 +417,12 @@ def _check_lengths(lm: LoadedModel, jobs: list[Job], config: ServerConfig, max_t
     context) is a 400."""
     limit = getattr(lm.config, "max_position_embeddings", None) or getattr(lm.config, "n_positions", None)
     counts = []
+    seen: dict[tuple[str, bool], int] = {}  # n choices share one text
     for job in jobs:
-        n = len(lm.tokenizer(job.text, add_special_tokens=job.add_special_tokens)["input_ids"])
+        key = (job.text, job.add_special_tokens)
+        if key not in seen:
+            seen[key] = len(lm.tokenizer(job.text, add_special_tokens=job.add_special_tokens)["input_ids"])
+        n = seen[key]
         if n > config.max_prompt_tokens:
             raise ApiError(400, f"the prompt has {n} tokens; this server takes at most {config.max_prompt_tokens}",
                            param="prompt", code="context_length_exceeded")

@@ -68,12 +68,14 @@ def build_jobs(lm: LoadedModel, resolved: Resolved, inputs: Sequence[str | Seque
     chat = bool(kw.get("chat"))
     jobs = []
     for item in inputs:
+        guided = scale != 1.0  # only guidance decodes a reference row
         if isinstance(item, str):
             text = conditioned_texts(lm, [item], [row], chat=chat, system=kw.get("system"))[0]
-            ref = conditioned_texts(lm, [item], [ref_row], chat=chat, system=kw.get("system"))[0]
+            ref = conditioned_texts(lm, [item], [ref_row], chat=chat, system=kw.get("system"))[0] if guided else None
             special = not chat
         else:
-            text, ref, special = conversation_text(lm, item, row), conversation_text(lm, item, ref_row), False
+            text, special = conversation_text(lm, item, row), False
+            ref = conversation_text(lm, item, ref_row) if guided else None
         for i in range(n):
             seed = kw.get("seed")
             jobs.append(Job(text, tuple(row), max_new_tokens=kw["max_new_tokens"], temperature=kw["temperature"],
