@@ -411,3 +411,23 @@ def test_schema_fuzzing_finds_no_5xx(world) -> None:
         check()
     assert not failures, failures[:5]
     assert calls.get("/v1/completions", 0) >= 20 and calls.get("/v1/chat/completions", 0) >= 20, calls
+
+
+def test_a_full_queue_is_a_429_and_a_slow_request_a_408(world) -> None:
+    lm = world["lm"]
+    slow = lm.model.register_forward_pre_hook(lambda *a: time.sleep(0.03))  # ~30 ms a step
+    live = Live(create_app(lm, config=ServerConfig(max_batch=1, max_queue=1, request_timeout=0.5),
+                           store=world["store"]))
+    try:
+        body = {"model": lm.name, "prompt": "The movie was", "max_tokens": 30, "temperature": 0,
+                "stop": ["never appears in this text"]}
+        with ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(lambda _: live.http.post("/v1/completions", json=body), range(4)))
+        codes = sorted(r.status_code for r in got)
+        assert 429 in codes, codes
+        full = next(r for r in got if r.status_code == 429)
+        assert full.headers["retry-after"] == "1" and full.json()["error"]["type"] == "rate_limit_error"
+        assert 408 in codes and all(c in (200, 408, 429) for c in codes), codes
+    finally:
+        live.close()
+        slow.remove()
