@@ -29,13 +29,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
-from steerlab.core.atomic import atomic_dir, check_dir_target
+from steerlab.core.atomic import check_dir_target
+from steerlab.core.checkpoint import CHECKPOINT_FILES, load_checkpoint, save_checkpoint
 from steerlab.core.validate import finite, positive_int
 from steerlab.data.pairs import ContrastSet, as_contrast, text_hashes
-from steerlab.errors import CheckpointMismatchError, Interrupted, SteerlabError
+from steerlab.errors import Interrupted, SteerlabError
 from steerlab.methods.lm_steer.adaptor import hidden_delta, init_params, logit_offset, regularization
 from steerlab.methods.lm_steer.artifact import LMSteer
 from steerlab.models.layout import get_module
@@ -116,7 +115,7 @@ def train(
     if ckpt is not None:
         check_dir_target(ckpt, CHECKPOINT_FILES, overwrite=True, what="LM-Steer checkpoint")
         if (ckpt / "state.json").is_file() and not restart:
-            start, history = _load_checkpoint(ckpt, params, opt, run, n_steps)
+            start, history = load_checkpoint(ckpt, params, opt, run, n_steps)
     # One process: nothing changes. Under `accelerate launch`: gradients are all-reduced (DDP) and
     # each process takes its share of every batch (the same global batch as one process).
     model, opt = accelerator.prepare(adaptor, opt)
@@ -172,14 +171,14 @@ def train(
                 advance(1, f"loss {sum(recent) / len(recent):.3f}")
                 if ckpt is not None and (done % checkpoint_every == 0 or done == n_steps):
                     if accelerator.is_main_process:
-                        _save_checkpoint(ckpt, params, opt, done, history, run)
+                        save_checkpoint(ckpt, params, opt, done, history, run, "LM-Steer checkpoint")
                     accelerator.wait_for_everyone()
     except KeyboardInterrupt:
         if ckpt is None:
             raise Interrupted(f"training stopped at step {done}/{n_steps}; no checkpoint directory, "
                               "nothing was kept") from None
         if done > start and accelerator.is_main_process:
-            _save_checkpoint(ckpt, params, opt, done, history, run)
+            save_checkpoint(ckpt, params, opt, done, history, run, "LM-Steer checkpoint")
         kept = (f"checkpoint at step {done}/{n_steps} kept in {ckpt}" if done > start
                 else f"no step finished; {ckpt} is as it was")
         raise Interrupted(f"training stopped; {kept}; run the same command to resume") from None
@@ -235,75 +234,9 @@ def _epoch_order(n: int, rng: random.Random) -> list[int]:
     return order
 
 
-CHECKPOINT_FILES = frozenset({"checkpoint.safetensors", "state.json"})
-
-
 def _data_digest(examples: Sequence[tuple[str, float]]) -> str:
     """sha256 of the training texts and labels in order (the order drives the data schedule)."""
     h = hashlib.sha256()
     for text, label in examples:
         h.update(json.dumps([text, label]).encode())
     return h.hexdigest()
-
-
-def _save_checkpoint(path: Path, params: dict[str, torch.Tensor], opt: torch.optim.Optimizer, step: int,
-                     history: list[float], run: dict[str, Any]) -> None:
-    tensors = {f"param.{n}": p.detach().clone() for n, p in params.items()}
-    for i, p in enumerate(params.values()):
-        st = opt.state.get(p, {})
-        for key in ("exp_avg", "exp_avg_sq"):
-            if key in st:
-                tensors[f"adam.{i}.{key}"] = st[key].detach().clone()
-        if "step" in st:
-            tensors[f"adam.{i}.step"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1)
-    with atomic_dir(path, CHECKPOINT_FILES, overwrite=True, what="LM-Steer checkpoint") as tmp:
-        save_file(tensors, str(tmp / "checkpoint.safetensors"))
-        (tmp / "state.json").write_text(json.dumps({"step": step, "history": history, "run": run}) + "\n")
-
-
-def _load_checkpoint(path: Path, params: dict[str, torch.Tensor], opt: torch.optim.Optimizer, run: dict[str, Any],
-                     n_steps: int) -> tuple[int, list[float]]:
-    """Restore a checkpoint made by the same run (data, settings, model); refuse any other."""
-    try:
-        state = json.loads((path / "state.json").read_text(encoding="utf-8"))
-        tensors = load_file(str(path / "checkpoint.safetensors"))
-    except (OSError, ValueError, SafetensorError) as e:
-        raise CheckpointMismatchError(f"{path} holds an unreadable checkpoint ({type(e).__name__}: {e}); "
-                                      "pass restart=True (CLI: --restart) to train from scratch") from None
-    old = state.get("run") if isinstance(state, dict) else None
-    if old != run:
-        diffs = _differences(old, run)
-        raise CheckpointMismatchError(f"{path} holds a checkpoint of another run ({diffs}); pass restart=True "
-                                      "(CLI: --restart) to train from scratch, or another checkpoint directory")
-    step = state.get("step")
-    if not isinstance(step, int) or step > n_steps:
-        raise CheckpointMismatchError(f"{path} is at step {step!r}, past n_steps={n_steps}; raise n_steps or pass "
-                                      "restart=True (CLI: --restart)")
-    expected = {f"param.{n}": tuple(p.shape) for n, p in params.items()}
-    if {k: tuple(tensors[k].shape) for k in expected if k in tensors} != expected:
-        raise CheckpointMismatchError(f"{path}: checkpoint tensors do not fit this run; pass restart=True")
-    with torch.no_grad():
-        for n, p in params.items():
-            p.copy_(tensors[f"param.{n}"])
-    for i, p in enumerate(params.values()):
-        if f"adam.{i}.exp_avg" in tensors:
-            opt.state[p] = {"step": tensors[f"adam.{i}.step"].reshape(()),
-                            "exp_avg": tensors[f"adam.{i}.exp_avg"], "exp_avg_sq": tensors[f"adam.{i}.exp_avg_sq"]}
-    return step, [float(x) for x in state.get("history", [])]
-
-
-def _differences(old: Any, new: dict[str, Any]) -> str:
-    """What differs between a checkpoint's run record and this run, for the error message."""
-    if not isinstance(old, dict):
-        return "made before checkpoints recorded their data and settings"
-    out: list[str] = []
-    if old.get("data") != new["data"]:
-        out.append("different data")
-    if old.get("model") != new["model"]:
-        out.append("a different model")
-    config = old.get("config")
-    was: dict[str, Any] = config if isinstance(config, dict) else {}
-    for key, value in new["config"].items():
-        if was.get(key) != value:
-            out.append(f"{key} {was.get(key)!r} -> {value!r}")
-    return ", ".join(out) or "different settings"
