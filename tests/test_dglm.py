@@ -145,3 +145,52 @@ def test_pairs_are_cut_split_by_document_and_cached(tiny_tokenizer, tmp_path) ->
     with pytest.raises(SteerlabError):
         cut_pairs(tiny_tokenizer, docs, "toy", prefix_tokens=0)
     assert isinstance(pairs[0], Pair)
+
+
+def _toy_pairs(n: int = 1200) -> PairSet:
+    cond, x = _toy(n, 16, 0)
+    splits = ["validation" if i % 10 == 0 else "train" for i in range(n)]
+    pairs = [Pair(f"p{i}", f"c{i}", "toy", s) for i, s in enumerate(splits)]
+    return PairSet(pairs, cond, x, {"digest": "toy", "pairs": n})
+
+
+def test_train_diffusion_resumes_exactly_and_round_trips(tmp_path, monkeypatch) -> None:
+    import steerlab.methods.dglm.train as tr
+    from steerlab.errors import Interrupted
+    from steerlab.methods.dglm.train import DiffusionModel, train_diffusion
+
+    data = _toy_pairs()
+    config = DiffusionConfig(dim=16, n_tokens=4, width=32, layers=1, heads=2)
+    kw = dict(batch_size=64, lr=2e-3, warmup=5, progress=False)
+    straight = train_diffusion(data, config, n_steps=30, **kw)
+    calls = {"n": 0}
+    real = tr.diffusion_loss
+
+    def interrupted(*a, **k):  # Ctrl-C during step 16
+        calls["n"] += 1
+        if calls["n"] == 16:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(tr, "diffusion_loss", interrupted)
+    with pytest.raises(Interrupted, match="step 15/30"):
+        train_diffusion(data, config, n_steps=30, checkpoint_dir=tmp_path / "ckpt", **kw)
+    monkeypatch.setattr(tr, "diffusion_loss", real)
+    resumed = train_diffusion(data, config, n_steps=30, checkpoint_dir=tmp_path / "ckpt", **kw)
+    assert resumed.meta["training"]["resumed_from_step"] == 15
+    for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=k)
+    v = straight.meta["validation"]
+    assert set(v) >= {"v_loss", "cos_conditional", "cos_unconditional", "cos_other_continuation"}
+    straight.save(tmp_path / "dm")
+    back = DiffusionModel.load(tmp_path / "dm")
+    cond = data.prefix[:4]
+    g = torch.Generator().manual_seed(0)
+    want = sample(straight.model.eval(), cond, steps=3, generator=g)
+    got = sample(back.model, cond, steps=3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(got, want)
+    other = DiffusionConfig(dim=16, n_tokens=4, width=64, layers=1, heads=2)
+    from steerlab.errors import CheckpointMismatchError
+
+    with pytest.raises(CheckpointMismatchError, match="width"):
+        train_diffusion(data, other, n_steps=30, checkpoint_dir=tmp_path / "ckpt", **kw)

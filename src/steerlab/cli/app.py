@@ -57,6 +57,7 @@ def _register() -> None:
         artifacts,
         bench,
         demo,
+        dglm,
         evaluate,
         extract,
         generate,
@@ -72,7 +73,7 @@ def _register() -> None:
     if app.registered_commands:  # already registered (main called twice in one process)
         return
     for module in (models, artifacts, extract, lm_steer, steerlm, generate, inspect, gguf, sweep, evaluate, demo,
-                   bench, serve):
+                   bench, serve, dglm):
         module.register(app)
     _wrap_commands(app)
 

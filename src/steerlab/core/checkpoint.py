@@ -8,6 +8,7 @@ checkpoint is tensors and JSON, so loading one cannot run code.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from steerlab.errors import CheckpointMismatchError
 CHECKPOINT_FILES = frozenset({"checkpoint.safetensors", "state.json"})
 
 
-def save_checkpoint(path: Path, params: dict[str, torch.Tensor], opt: torch.optim.Optimizer, step: int,
+def save_checkpoint(path: Path, params: Mapping[str, torch.Tensor], opt: torch.optim.Optimizer, step: int,
                     history: list[float], run: dict[str, Any], what: str = "checkpoint") -> None:
     """Write the parameters, Adam moments, step, loss history and run record atomically."""
     tensors = {f"param.{n}": p.detach().clone() for n, p in params.items()}
@@ -37,7 +38,7 @@ def save_checkpoint(path: Path, params: dict[str, torch.Tensor], opt: torch.opti
         (tmp / "state.json").write_text(json.dumps({"step": step, "history": history, "run": run}) + "\n")
 
 
-def load_checkpoint(path: Path, params: dict[str, torch.Tensor], opt: torch.optim.Optimizer, run: dict[str, Any],
+def load_checkpoint(path: Path, params: Mapping[str, torch.Tensor], opt: torch.optim.Optimizer, run: dict[str, Any],
                     n_steps: int) -> tuple[int, list[float]]:
     """Restore a checkpoint made by the same run (data, settings, model); refuse any other."""
     try:
