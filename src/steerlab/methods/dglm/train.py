@@ -111,9 +111,7 @@ def train_diffusion(data: PairSet, config: DiffusionConfig | None = None, *, n_s
     if batch_size % world:
         raise SteerlabError(f"batch_size {batch_size} must be a multiple of the {world} processes")
     wrapped, opt = acc.prepare(model, opt)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, warmup, n_steps), last_epoch=-1)
-    for _ in range(start):
-        sched.step()
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(start + s, warmup, n_steps))
     x, cond = train.continuation.to(device), train.prefix.to(device)  # (N, D) each
     t0 = time.perf_counter()
     done = start
