@@ -108,6 +108,11 @@ class Steerer(ABC, Generic[A, O]):
         string, as SteerLM does); default: unchanged."""
         return text
 
+    def soft_prompt(self, lm: LoadedModel, artifact: A, prompt: str, strength: float, options: O) -> Tensor | None:
+        """Vectors (k, hidden) to place before the row's prompt tokens in the input embeddings
+        (soft prompts, as DGLM's prompt generator makes from ``prompt``); default: none."""
+        return None
+
     explains: ClassVar[bool] = False
     """True for methods whose :meth:`explain` scores the tokens of a text (LM-Steer)."""
 
@@ -326,6 +331,24 @@ def apply(
         yield handle
     finally:
         handle.remove()
+
+
+def soft_prompts(lm: LoadedModel, prompts: Sequence[str], rows: Sequence[Sequence[Steer]]) -> list[Tensor | None]:
+    """Each row's soft prompt (k, hidden): its steers' soft prompts for the user's ``prompt``, in
+    steering order, concatenated; None where no steer has one."""
+    steerers: dict[str, Steerer] = {}
+    out: list[Tensor | None] = []
+    for prompt, steers in zip(prompts, rows):
+        parts = []
+        for st in steers:
+            steerer = _cached_steerer(steerers, st.artifact.method)
+            if st.strength == 0:
+                continue
+            sp = steerer.soft_prompt(lm, st.artifact, prompt, float(st.strength), steerer.parse_options(st.options))
+            if sp is not None:
+                parts.append(sp)
+        out.append(torch.cat(parts, dim=0) if parts else None)
+    return out
 
 
 def rewrite_prompts(prompts: Sequence[str], rows: Sequence[Sequence[Steer]], *, formatted: bool = False) -> list[str]:

@@ -66,6 +66,7 @@ def decode(
     processors: Sequence[LogitsHook] = (),
     on_step: OnStep | None = None,
     ignore_eos: bool = False,
+    soft_prompts: Sequence[Tensor | None] | None = None,
 ) -> Tensor:
     """New token ids (B, ≤ max_new_tokens) for ``texts`` (branches·B model rows, branch-major:
     rows 0..B-1 are branch 0); finished rows are padded with the pad id.
@@ -73,6 +74,11 @@ def decode(
     The caller installs the steering for all model rows. Sampling (``temperature > 0``) uses the
     global torch RNG, like ``model.generate``; greedy otherwise. ``ignore_eos`` decodes exactly
     ``max_new_tokens`` per row (benchmarks; stop strings still apply).
+
+    ``soft_prompts`` (one per model row, or None) are vectors (k, H) placed before that row's
+    prompt tokens in the input embeddings (DGLM's soft prompts): the prefill then runs on
+    ``inputs_embeds``, the soft vectors count as prompt positions, and decoding goes on from the
+    KV cache as usual.
     """
     if branches < 1 or len(texts) % branches:
         raise SteerlabError(f"{len(texts)} model rows cannot form {branches} branches")
@@ -84,6 +90,9 @@ def decode(
     mask: Tensor = enc["attention_mask"]  # (R, T)
     if int(mask.sum(dim=1).min()) == 0:
         raise SteerlabError("a prompt has no tokens: give some text to continue")
+    embeds = None
+    if soft_prompts is not None and any(sp is not None for sp in soft_prompts):
+        embeds, mask = with_soft_prompts(lm, enc["input_ids"], mask, soft_prompts)  # (R, T', H), (R, T')
     pos = (mask.long().cumsum(-1) - 1).clamp(min=0)  # (R, T)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     eos = torch.tensor(eos_ids(lm), device=lm.device, dtype=torch.long)
@@ -99,7 +108,10 @@ def decode(
     done = torch.zeros(n, dtype=torch.bool, device=lm.device)
     new: list[Tensor] = []
     with torch.no_grad():
-        out = lm.model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=pos, use_cache=True)
+        if embeds is None:
+            out = lm.model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=pos, use_cache=True)
+        else:
+            out = lm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True)
         for step in range(max_new_tokens):
             logits = out.logits[:, -1, :]  # (R, V)
             check_finite_logits(logits)
@@ -128,3 +140,33 @@ def decode(
             out = lm.model(input_ids=feed, attention_mask=mask, position_ids=pos,
                            past_key_values=out.past_key_values, use_cache=True)
     return torch.stack(new, dim=1)  # (B, t)
+
+
+def with_soft_prompts(lm: LoadedModel, ids: Tensor, mask: Tensor, soft: Sequence[Tensor | None]) -> tuple[Tensor,
+                                                                                                        Tensor]:
+    """Input embeddings with each row's soft prompt (k_i, H) placed right before its first real
+    token, left-padded to one length. ``ids``/``mask`` (R, T) are left-padded token ids; returns
+    embeddings (R, T + max k, H) and the matching mask."""
+    if len(soft) != ids.shape[0]:
+        raise SteerlabError(f"{len(soft)} soft prompts for {ids.shape[0]} rows")
+    table = lm.model.get_input_embeddings()
+    tok_emb = table(ids)  # (R, T, H)
+    hidden = tok_emb.shape[-1]
+    for sp in soft:
+        if sp is not None and (sp.dim() != 2 or sp.shape[1] != hidden):
+            raise SteerlabError(f"a soft prompt must be (k, {hidden}), got {tuple(sp.shape)}")
+    k_max = max((sp.shape[0] for sp in soft if sp is not None), default=0)
+    rows = []
+    for r, sp in enumerate(soft):
+        real = mask[r].bool()
+        parts = [tok_emb[r][real]]  # (n_r, H)
+        if sp is not None:
+            parts.insert(0, sp.to(device=tok_emb.device, dtype=tok_emb.dtype))
+        rows.append(torch.cat(parts, dim=0))  # (k_r + n_r, H)
+    length = ids.shape[1] + k_max
+    out = tok_emb.new_zeros((len(rows), length, hidden))
+    new_mask = torch.zeros((len(rows), length), dtype=mask.dtype, device=mask.device)
+    for r, row in enumerate(rows):
+        out[r, length - row.shape[0]:] = row
+        new_mask[r, length - row.shape[0]:] = 1
+    return out, new_mask

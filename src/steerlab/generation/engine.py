@@ -40,7 +40,7 @@ from transformers.generation import LogitsProcessorList, TemperatureLogitsWarper
 from steerlab.core.steerer import Steer, SteeringHandle, check, patch
 from steerlab.core.validate import finite, positive_int
 from steerlab.errors import SteerlabError
-from steerlab.generation.decode import eos_ids
+from steerlab.generation.decode import eos_ids, with_soft_prompts
 from steerlab.generation.guidance import guided_log_probs
 from steerlab.models.loading import LoadedModel
 
@@ -67,6 +67,8 @@ class Job:
     guidance: float = 1.0
     reference_text: str | None = None
     reference_steering: tuple[Steer, ...] = ()
+    soft_prompt: Tensor | None = None  # (k, hidden) before the prompt's tokens (DGLM)
+    reference_soft_prompt: Tensor | None = None
 
     def __post_init__(self) -> None:
         positive_int("max_new_tokens", self.max_new_tokens)
@@ -316,16 +318,19 @@ class Engine:
         tok = self.lm.tokenizer
         texts: list[list[int]] = []
         steering: list[tuple[Steer, ...]] = []
+        soft: list[Tensor | None] = []
         owners: list[tuple[int, int]] = []  # new row -> (index in streams, branch)
         for i, st in enumerate(streams):
             job = st.job
             texts.append(tok(job.text, add_special_tokens=job.add_special_tokens)["input_ids"])
             steering.append(tuple(job.steering))
+            soft.append(job.soft_prompt)
             owners.append((i, 0))
             if job.guidance != 1.0:
                 ref = job.reference_text if job.reference_text is not None else job.text
                 texts.append(tok(ref, add_special_tokens=job.add_special_tokens)["input_ids"])
                 steering.append(tuple(job.reference_steering))
+                soft.append(job.reference_soft_prompt)
                 owners.append((i, 1))
         bad = [streams[owners[r][0]] for r, ids in enumerate(texts) if not ids]
         for st in set(bad):
@@ -335,6 +340,7 @@ class Engine:
             return
         texts = [texts[r] for r in keep]
         steering = [steering[r] for r in keep]
+        soft = [soft[r] for r in keep]
         owners = [owners[r] for r in keep]
         t = max(len(x) for x in texts)
         n = len(texts)
@@ -345,6 +351,10 @@ class Engine:
             mask[r, t - len(x):] = 1
         dev = self.lm.device
         ids, mask = ids.to(dev), mask.to(dev)
+        embeds = None
+        if any(sp is not None for sp in soft):  # soft prompts: the prefill runs on input embeddings
+            embeds, mask = with_soft_prompts(self.lm, ids, mask, soft)  # (N, T', H), (N, T')
+            t = mask.shape[1]
         pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (N, T)
         if self._handle is not None:  # the running rows' steering must not see the new rows' prefill
             self._handle.remove()
@@ -352,7 +362,10 @@ class Engine:
         handle = patch(self.lm, list(steering), batch_size=n, allow_mismatch=self.allow_mismatch,
                        prompts_rewritten=True)
         try:
-            out = self.lm.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+            if embeds is None:
+                out = self.lm.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+            else:
+                out = self.lm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True)
         finally:
             handle.remove()
         self.stats.prefills += 1

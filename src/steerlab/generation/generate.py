@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from steerlab.core.steerer import patch, per_row, rewrite_prompts, with_option
+from steerlab.core.steerer import patch, per_row, rewrite_prompts, soft_prompts, with_option
 from steerlab.core.validate import finite, positive_int
 from steerlab.errors import SteerlabError
 from steerlab.generation.decode import decode
@@ -112,12 +112,15 @@ def _generate(lm: LoadedModel, prompt_list: list[str], steering: Any, *, single:
     if attributes is not None:
         rows = with_option(rows, "attributes", attributes)
     texts = conditioned_texts(lm, prompt_list, rows, chat=chat, system=system)
+    soft = soft_prompts(lm, prompt_list, rows)  # (k, H) per row, or None
     ref_rows: list[list[Any]] = []
     ref_texts: list[str] = []
+    ref_soft: list[Any] = []
     if scale != 1.0:
         ref_rows = ([[] for _ in rows] if guidance_reference is None
                     else with_option(rows, "attributes", guidance_reference))
         ref_texts = conditioned_texts(lm, prompt_list, ref_rows, chat=chat, system=system)
+        ref_soft = soft_prompts(lm, prompt_list, ref_rows)
     outputs: list[str] = []
     with maybe_bar(progress, len(texts), "generating") as advance:
         for start in range(0, len(texts), batch_size):
@@ -133,10 +136,12 @@ def _generate(lm: LoadedModel, prompt_list: list[str], steering: Any, *, single:
             handle = patch(lm, steer_arg, batch_size=1 if shared else len(steer_arg),
                            allow_mismatch=allow_mismatch, prompts_rewritten=True)
             try:
+                chunk_soft = [soft[i] for i in idx] + ([ref_soft[i] for i in idx] if scale != 1.0 else [])
                 outputs += _generate_chunk(lm, [texts[i] for i in idx],
                                            [ref_texts[i] for i in idx] if scale != 1.0 else None, scale=scale,
                                            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                           top_k=top_k, stop=stop, chat=chat, ignore_eos=ignore_eos)
+                                           top_k=top_k, stop=stop, chat=chat, ignore_eos=ignore_eos,
+                                           soft=chunk_soft)
             finally:
                 handle.remove()
             advance(len(idx))
@@ -152,12 +157,12 @@ def conditioned_texts(lm: LoadedModel, prompts: Sequence[str], rows: Sequence[Se
 
 def _generate_chunk(lm: LoadedModel, texts: list[str], ref_texts: list[str] | None, *, scale: float,
                     max_new_tokens: int, temperature: float, top_p: float, top_k: int, stop: Sequence[str] | None,
-                    chat: bool, ignore_eos: bool) -> list[str]:
+                    chat: bool, ignore_eos: bool, soft: list[Any] | None = None) -> list[str]:
     """One batch through the decode loop; with ``ref_texts``, as two branches merged by guidance."""
     ids = decode(lm, texts + (ref_texts or []), max_new_tokens=max_new_tokens, temperature=temperature,
                  top_p=top_p, top_k=top_k, stop=stop, add_special_tokens=not chat, ignore_eos=ignore_eos,
                  branches=2 if ref_texts is not None else 1,
-                 merge=guided_merge(scale) if ref_texts is not None else None)
+                 merge=guided_merge(scale) if ref_texts is not None else None, soft_prompts=soft)
     return [_cut(t, stop) for t in lm.tokenizer.batch_decode(ids, skip_special_tokens=True)]  # ids: (B, t)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from steerlab.core.steerer import Steer, rewrite_prompts, with_option
+from steerlab.core.steerer import Steer, rewrite_prompts, soft_prompts, with_option
 from steerlab.errors import SteerlabError
 from steerlab.generation.engine import Job
 from steerlab.generation.generate import conditioned_texts
@@ -69,6 +69,9 @@ def build_jobs(lm: LoadedModel, resolved: Resolved, inputs: Sequence[str | Seque
     jobs = []
     for item in inputs:
         guided = scale != 1.0  # only guidance decodes a reference row
+        user_text = item if isinstance(item, str) else item[-1]["content"]
+        soft = soft_prompts(lm, [user_text], [row])[0]
+        ref_soft = soft_prompts(lm, [user_text], [ref_row])[0] if guided else None
         if isinstance(item, str):
             text = conditioned_texts(lm, [item], [row], chat=chat, system=kw.get("system"))[0]
             ref = conditioned_texts(lm, [item], [ref_row], chat=chat, system=kw.get("system"))[0] if guided else None
@@ -81,5 +84,6 @@ def build_jobs(lm: LoadedModel, resolved: Resolved, inputs: Sequence[str | Seque
             jobs.append(Job(text, tuple(row), max_new_tokens=kw["max_new_tokens"], temperature=kw["temperature"],
                             top_p=kw["top_p"], top_k=kw["top_k"], seed=None if seed is None else seed + i,
                             stop=tuple(kw.get("stop") or ()), add_special_tokens=special, ignore_eos=ignore_eos,
-                            guidance=scale, reference_text=ref, reference_steering=tuple(ref_row)))
+                            guidance=scale, reference_text=ref, reference_steering=tuple(ref_row),
+                            soft_prompt=soft, reference_soft_prompt=ref_soft))
     return jobs
