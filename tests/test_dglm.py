@@ -194,3 +194,28 @@ def test_train_diffusion_resumes_exactly_and_round_trips(tmp_path, monkeypatch) 
 
     with pytest.raises(CheckpointMismatchError, match="width"):
         train_diffusion(data, other, n_steps=30, checkpoint_dir=tmp_path / "ckpt", **kw)
+
+
+def test_train_decoder_leaves_the_model_as_it_was(tiny_llama) -> None:
+    from steerlab.methods.dglm.decoder import PromptGenerator, PromptGeneratorConfig, noised, train_decoder
+    from tests.conftest import logits
+
+    texts = CORPUS * 3
+    pairs = [Pair(t[: len(t) // 2], t[len(t) // 2:], "toy", "train" if i % 5 else "validation")
+             for i, t in enumerate(texts)]
+    g = torch.Generator().manual_seed(0)
+    data = PairSet(pairs, torch.randn(len(pairs), 16, generator=g), torch.randn(len(pairs), 16, generator=g), {})
+    before = {k: v.clone() for k, v in tiny_llama.model.state_dict().items()}
+    base = logits(tiny_llama)
+    config = PromptGeneratorConfig(dim=16, hidden=tiny_llama.hidden_size, k=2, width=32, layers=1, heads=2)
+    gen, factors, record = train_decoder(tiny_llama, data, config, n_steps=4, batch_size=4, lr=1e-2, r=2,
+                                         progress=False)
+    after = tiny_llama.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before) and torch.equal(logits(tiny_llama), base)
+    assert factors and all(a.shape[0] == 2 and b.shape[1] == 2 for a, b in factors.values())
+    assert len(record["history"]) == 4 and all(0 <= s <= 1 for s, _ in record["history"])
+    assert isinstance(gen, PromptGenerator)
+    soft = gen(noised(data.continuation[:3], torch.full((3,), 0.05)), torch.full((3,), 0.05))
+    assert soft.shape == (3, 2, tiny_llama.hidden_size)
+    norms = soft.norm(dim=-1)
+    torch.testing.assert_close(norms, torch.full_like(norms, float(gen.scale)))  # scaled like token embeddings

@@ -34,6 +34,7 @@ import torch
 
 from steerlab.errors import MissingDependencyError, SteerlabError
 from steerlab.generation.generate import format_prompt
+from steerlab.methods.peft_lora import attention_modules, lora_modules, peft_module
 from steerlab.methods.steerlm.artifact import (
     DEFAULT_TEMPLATE,
     USER_TEMPLATE,
@@ -45,14 +46,6 @@ from steerlab.methods.steerlm.records import Example, as_examples
 from steerlab.methods.steerlm.schema import DEFAULT_SCHEMA, AttributeSchema
 from steerlab.models.loading import LoadedModel, holds_model_lock
 from steerlab.progress import maybe_bar
-
-
-def _peft() -> Any:
-    try:
-        import peft
-    except ImportError:
-        raise MissingDependencyError("SteerLM training needs peft: pip install peft") from None
-    return peft
 
 
 def encode_example(lm: LoadedModel, ex: Example, schema: AttributeSchema, template: str, chat: bool,
@@ -112,7 +105,7 @@ def train_sft(
     like one process. ``mixed_precision`` is ``no``, ``bf16`` or ``fp16`` (autocast; the LoRA
     factors stay float32); ``max_grad_norm`` > 0 clips the gradient norm.
     """
-    peft = _peft()
+    peft = peft_module()
     if init is not None:
         if schema is not None:
             schema.check_same(init.schema, "the adapter to continue from")
@@ -159,7 +152,7 @@ def train_sft(
     t0 = time.perf_counter()
     history: list[float] = []
     try:
-        lora = _lora_modules(pm)
+        lora = lora_modules(pm)
         if init is not None:
             _load_factors(lora, init)
         with maybe_bar(progress, n_steps, f"SteerLM SFT ({len(kept)} examples)") as advance:
@@ -294,30 +287,6 @@ def round_examples(data: str | Path, schema: AttributeSchema, contrast_gap: int 
     if not picked:
         raise SteerlabError(f"no prompt has responses {contrast_gap} levels apart on any of {attrs}")
     return picked
-
-
-def attention_modules(model: torch.nn.Module) -> list[str]:
-    """Full names of the linear projections inside attention blocks (q/k/v/o, GPT-2's c_attn/c_proj).
-
-    Full names, because PEFT matches list entries by suffix and GPT-2's MLP also has a ``c_proj``.
-    """
-    names = [n for n, m in model.named_modules()
-             if type(m).__name__ in ("Linear", "Conv1D") and any(part in ("attn", "self_attn", "attention")
-                                                                   for part in n.split(".")[:-1])]
-    if not names:
-        raise SteerlabError("found no linear projection inside an attention block; pass target_modules")
-    return names
-
-
-def _lora_modules(pm: Any) -> dict[str, Any]:
-    """Adapted modules by name relative to the wrapped transformers model."""
-    out = {}
-    for name, m in pm.named_modules():
-        if hasattr(m, "lora_A") and "default" in getattr(m, "lora_A", {}):
-            out[name.removeprefix("base_model.model.")] = m
-    if not out:
-        raise SteerlabError("PEFT found no module to adapt; pass target_modules")
-    return out
 
 
 def _load_factors(lora: dict[str, Any], init: SteerLMAdapter) -> None:

@@ -1,0 +1,179 @@
+"""DGLM's decoder side: a prompt generator that turns a (noised) continuation embedding into soft
+prompts, and the decoder's LoRA adaptation that learns to follow them (Lovelace et al. 2024, §3.2).
+
+Training, per pair: ``z = √(1 − σ²)·e + σ·ε`` with the continuation's embedding ``e`` and
+``σ² ~ U(0, 1)`` (Gaussian-noise augmentation: at σ² → 1 the soft prompt carries nothing, and
+the decoder learns to fall back to plain continuation); the prompt generator maps ``(z, σ²)`` to
+``k`` vectors placed before the prefix tokens; the loss is the decoder's cross-entropy on the
+continuation tokens only. The prompt generator and a PEFT LoRA on the decoder's attention
+projections train together (accelerate; the base weights stay untouched, so DGLM composes with
+every other method). At generation, σ² (default 0.05) is a knob: the proposal from the diffusion
+model is noised by it before the prompt generator reads it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from steerlab.errors import SteerlabError
+from steerlab.methods.dglm.data import PairSet
+from steerlab.methods.peft_lora import attention_modules, lora_modules, peft_module
+from steerlab.models.loading import LoadedModel, holds_model_lock
+from steerlab.progress import maybe_bar
+
+
+@dataclass
+class PromptGeneratorConfig:
+    """Shape of the prompt generator."""
+
+    dim: int = 384  # sentence-embedding width
+    hidden: int = 576  # the decoder's embedding width
+    k: int = 8  # soft-prompt vectors
+    width: int = 256
+    layers: int = 2
+    heads: int = 4
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def _noise_features(sigma2: Tensor, width: int) -> Tensor:
+    """Sinusoidal features of σ² ∈ [0, 1]: (B,) -> (B, width)."""
+    half = width // 2
+    freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, device=sigma2.device, dtype=torch.float32) / half)
+    angles = sigma2.float()[:, None] * 1000.0 * freqs[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class PromptGenerator(nn.Module):
+    """(noisy embedding (B, D), σ² (B,)) -> soft prompts (B, k, hidden)."""
+
+    def __init__(self, config: PromptGeneratorConfig, embed_scale: float = 1.0) -> None:
+        super().__init__()
+        c = self.config = config
+        self.inp = nn.Linear(c.dim, c.width)
+        self.noise = nn.Sequential(nn.Linear(c.width, c.width), nn.SiLU(), nn.Linear(c.width, c.width))
+        self.queries = nn.Parameter(torch.randn(c.k, c.width) * 0.02)
+        layer = nn.TransformerEncoderLayer(c.width, c.heads, 4 * c.width, 0.0, batch_first=True, norm_first=True,
+                                           activation="gelu")
+        self.encoder = nn.TransformerEncoder(layer, c.layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(c.width)
+        self.out = nn.Linear(c.width, c.hidden)
+        self.register_buffer("scale", torch.tensor(float(embed_scale)))  # the decoder's typical token-embedding norm
+        nn.init.normal_(self.out.weight, std=0.02)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, z: Tensor, sigma2: Tensor) -> Tensor:
+        b = z.shape[0]
+        cond = self.inp(z) + self.noise(_noise_features(sigma2, self.config.width))  # (B, W)
+        h = torch.cat([cond[:, None, :], self.queries.expand(b, -1, -1)], dim=1)  # (B, 1 + k, W)
+        h = self.norm(self.encoder(h))[:, 1:]  # (B, k, W)
+        out = self.out(h)  # (B, k, hidden)
+        return out / out.norm(dim=-1, keepdim=True).clamp(min=1e-6) * self.scale
+
+
+def noised(e: Tensor, sigma2: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """``√(1 − σ²)·e + σ·ε`` per row: e (B, D), σ² (B,)."""
+    eps = torch.randn(e.shape, generator=generator, device=e.device)
+    return (1 - sigma2).clamp(min=0).sqrt()[:, None] * e + sigma2.sqrt()[:, None] * eps
+
+
+def embed_scale(lm: LoadedModel) -> float:
+    """Median norm of the decoder's token embeddings (soft prompts are scaled to it)."""
+    w = lm.model.get_input_embeddings().weight.detach().float()
+    return float(w.norm(dim=-1).median())
+
+
+def batch_inputs(lm: LoadedModel, soft: Tensor, prefixes: list[list[int]], continuations: list[list[int]]
+                 ) -> tuple[Tensor, Tensor, Tensor]:
+    """Right-padded [soft; prefix; continuation] input embeddings (B, T, H), attention mask (B, T)
+    and labels (B, T) with -100 everywhere but the continuation tokens."""
+    table = lm.model.get_input_embeddings()
+    k = soft.shape[1]
+    lengths = [k + len(p) + len(c) for p, c in zip(prefixes, continuations)]
+    t = max(lengths)
+    b = len(prefixes)
+    embeds = soft.new_zeros((b, t, soft.shape[2]))
+    mask = torch.zeros((b, t), dtype=torch.long, device=soft.device)
+    labels = torch.full((b, t), -100, dtype=torch.long, device=soft.device)
+    for i, (p, c) in enumerate(zip(prefixes, continuations)):
+        ids = torch.tensor(p + c, dtype=torch.long, device=soft.device)
+        embeds[i, :k] = soft[i]
+        embeds[i, k:k + len(ids)] = table(ids).to(soft.dtype)
+        mask[i, :lengths[i]] = 1
+        labels[i, k + len(p):lengths[i]] = ids[len(p):]
+    return embeds, mask, labels
+
+
+@holds_model_lock
+def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig | None = None, *,
+                  n_steps: int = 400, batch_size: int = 8, lr: float = 1e-3, r: int = 8, lora_alpha: float = 16.0,
+                  seed: int = 0, progress: bool = True) -> tuple[PromptGenerator, dict[str, tuple[Tensor, Tensor]],
+                                                                dict[str, Any]]:
+    """Train the prompt generator and a LoRA on ``lm``'s attention on ``data``'s training split.
+    Returns the generator, the LoRA factors by module name (A (r, in), B (out, r)) and a record of
+    the run (losses by noise level). ``lm`` is left exactly as it was."""
+    if n_steps < 1 or batch_size < 1:
+        raise SteerlabError("n_steps and batch_size must be >= 1")
+    train = data.split("train")
+    config = config or PromptGeneratorConfig(dim=int(train.continuation.shape[1]), hidden=lm.hidden_size)
+    if config.dim != train.continuation.shape[1] or config.hidden != lm.hidden_size:
+        raise SteerlabError(f"the prompt generator maps {config.dim} -> {config.hidden}; the data is "
+                            f"{train.continuation.shape[1]}-d and {lm.name} has hidden size {lm.hidden_size}")
+    torch.manual_seed(seed)
+    gen_module = PromptGenerator(config, embed_scale(lm)).to(lm.device)
+    peft = peft_module()
+    model = lm.model
+    grads = {n: p.requires_grad for n, p in model.named_parameters()}
+    was_training = model.training
+    pm = peft.get_peft_model(model, peft.LoraConfig(r=r, lora_alpha=lora_alpha, lora_dropout=0.0, bias="none",
+                                                    target_modules=attention_modules(model)))
+    rng = random.Random(seed)
+    g = torch.Generator().manual_seed(seed)
+    tok = lm.tokenizer
+    history: list[tuple[float, float]] = []  # (σ² of the batch's mean, loss)
+    t0 = time.perf_counter()
+    try:
+        lora = lora_modules(pm)
+        params = [p for p in pm.parameters() if p.requires_grad] + list(gen_module.parameters())
+        opt = torch.optim.AdamW(params, lr=lr)
+        pm.train()
+        with maybe_bar(progress, n_steps, f"training DGLM decoder ({len(train.pairs)} pairs)") as advance:
+            for _ in range(n_steps):
+                idx = [rng.randrange(len(train.pairs)) for _ in range(batch_size)]
+                pre = [tok(train.pairs[i].prefix, add_special_tokens=False)["input_ids"] for i in idx]
+                cont = [tok(train.pairs[i].continuation, add_special_tokens=False)["input_ids"] for i in idx]
+                e = train.continuation[torch.tensor(idx)].to(lm.device)  # (B, D)
+                sigma2 = torch.rand(batch_size, generator=g).to(lm.device)
+                soft = gen_module(noised(e, sigma2, None), sigma2)  # (B, k, H)
+                embeds, mask, labels = batch_inputs(lm, soft, pre, cont)
+                logits = pm(inputs_embeds=embeds, attention_mask=mask).logits  # (B, T, V)
+                loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                                       labels[:, 1:].reshape(-1), ignore_index=-100)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                history.append((float(sigma2.mean()), float(loss.detach())))
+                recent = [x for _, x in history[-20:]]
+                advance(1, f"loss {sum(recent) / len(recent):.3f}")
+        factors = {n: (m.lora_A["default"].weight.detach().float().cpu().clone(),
+                       m.lora_B["default"].weight.detach().float().cpu().clone()) for n, m in lora.items()}
+    finally:
+        pm.unload()
+        for n, p in model.named_parameters():
+            p.requires_grad_(grads.get(n, p.requires_grad))
+        model.train(was_training)
+    gen_module.eval()
+    record = {"n_steps": n_steps, "batch_size": batch_size, "lr": lr, "r": r, "lora_alpha": lora_alpha, "seed": seed,
+              "seconds": round(time.perf_counter() - t0, 1), "loss_first": history[0][1],
+              "loss_last_20": sum(x for _, x in history[-20:]) / len(history[-20:]),
+              "history": [[round(s, 3), round(x, 4)] for s, x in history]}
+    return gen_module.cpu(), factors, record
