@@ -4,11 +4,15 @@ adapted modules of a PEFT-wrapped model."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+from torch import Tensor
 
+from steerlab.core.hooks import HookSet
 from steerlab.errors import MissingDependencyError, SteerlabError
+from steerlab.models.loading import LoadedModel
 
 
 def peft_module() -> Any:
@@ -42,3 +46,32 @@ def lora_modules(pm: Any) -> dict[str, Any]:
     if not out:
         raise SteerlabError("PEFT found no module to adapt; pass target_modules")
     return out
+
+
+LoraFactors = Mapping[str, tuple[Tensor, Tensor]]
+"""Module name -> (A (r, in), B (out, r))."""
+
+
+def install_lora(lm: LoadedModel, hooks: HookSet, entries: Sequence[tuple[LoraFactors, float, Tensor]]) -> None:
+    """Forward hooks adding ``strength · scaling · B(A x)`` to each adapted module's output, per
+    row: ``entries`` holds (factors, scaling, strengths (B,) or (1,)) per adapter; rows at strength 0
+    are unchanged. Each module computes every adapter's product once per forward."""
+    dtype, device = next(lm.model.parameters()).dtype, lm.device
+    by_module: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {}
+    for factors, scaling, strengths in entries:
+        if not bool(strengths.any()):
+            continue
+        scale = (strengths * scaling).to(device=device, dtype=dtype)[:, None, None]  # (B|1, 1, 1)
+        for name, (a, b) in factors.items():
+            by_module.setdefault(name, []).append(
+                (a.to(device=device, dtype=dtype), b.to(device=device, dtype=dtype), scale))
+    for name, parts in by_module.items():
+        module = lm.model.get_submodule(name)
+
+        def hook(module: Any, args: tuple[Any, ...], out: Tensor, parts: Any = parts) -> Tensor:
+            x = args[0]  # (B, T, in)
+            for a, b, scale in parts:
+                out = out + scale * ((x @ a.T) @ b.T)  # (B, T, r) -> (B, T, out)
+            return out
+
+        hooks.forward_hook(module, hook)

@@ -26,6 +26,7 @@ from steerlab.core.hooks import HookSet
 from steerlab.core.positions import PositionTracker
 from steerlab.core.steerer import Application, Steerer
 from steerlab.errors import ModelMismatchError, SteerlabError
+from steerlab.methods.peft_lora import install_lora
 from steerlab.methods.steerlm.artifact import SteerLMAdapter
 from steerlab.models.loading import LoadedModel
 
@@ -88,25 +89,7 @@ class SteerLMSteerer(Steerer[SteerLMAdapter, SteerLMOptions]):
             prev = per_art.get(id(art))
             s = app.strengths if prev is None else prev[1] + app.strengths
             per_art[id(art)] = (art, s)
-        dtype, device = next(lm.model.parameters()).dtype, lm.device
-        by_module: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {}
-        for art, strengths in per_art.values():
-            if not bool(strengths.any()):
-                continue
-            scale = (strengths * art.scaling).to(device=device, dtype=dtype)[:, None, None]  # (B|1, 1, 1)
-            for name, (a, b) in art.lora.items():
-                by_module.setdefault(name, []).append(
-                    (a.to(device=device, dtype=dtype), b.to(device=device, dtype=dtype), scale))
-        for name, factors in by_module.items():
-            module = lm.model.get_submodule(name)
-
-            def hook(module: Any, args: tuple[Any, ...], out: Tensor, factors: Any = factors) -> Tensor:
-                x = args[0]  # (B, T, in)
-                for a, b, scale in factors:
-                    out = out + scale * ((x @ a.T) @ b.T)  # (B, T, r) -> (B, T, out)
-                return out
-
-            hooks.forward_hook(module, hook)
+        install_lora(lm, hooks, [(art.lora, art.scaling, strengths) for art, strengths in per_art.values()])
 
 
 def merged_weights(lm: LoadedModel, art: SteerLMAdapter) -> dict[str, Tensor]:
