@@ -219,3 +219,37 @@ def test_train_decoder_leaves_the_model_as_it_was(tiny_llama) -> None:
     assert soft.shape == (3, 2, tiny_llama.hidden_size)
     norms = soft.norm(dim=-1)
     torch.testing.assert_close(norms, torch.full_like(norms, float(gen.scale)))  # scaled like token embeddings
+
+
+def test_dglm_rows_mix_with_other_rows_and_match_their_solo_runs(tiny_llama) -> None:
+    import dataclasses
+
+    import steerlab
+    from steerlab.core.steerer import Steer, soft_prompts
+    from steerlab.generation.engine import Engine, Job
+    from tests.conformance.factories import tiny_dglm
+
+    lm = tiny_llama
+    steer = tiny_dglm(lm)
+    vec = steerlab.extract(lm, [("The movie was wonderful", "The movie was awful")], layers=[2])
+    prompts = ["The movie was", "A quick brown fox", "I walked into the room"]
+    rows = [(steer,), (Steer(vec, 4.0),), (dataclasses.replace(steer, options={"guide": "sentiment:negative",
+                                                                               "steps": 2}),)]
+    batch = steerlab.generate(lm, prompts, rows, max_new_tokens=5, progress=False)
+    solo = [steerlab.generate(lm, [p], r, max_new_tokens=5, progress=False)[0] for p, r in zip(prompts, rows)]
+    assert batch == solo
+    plain = steerlab.generate(lm, prompts[:1], max_new_tokens=5, progress=False)[0]
+    assert batch[0] != plain
+    engine = Engine(lm).start()
+    try:
+        got = [engine.submit(Job(p, r, max_new_tokens=5, soft_prompt=soft_prompts(lm, [p], [list(r)])[0]))
+               .result(timeout=60)[0] for p, r in zip(prompts, rows)]
+    finally:
+        engine.stop()
+    assert got == solo
+    with pytest.raises(SteerlabError, match="steers through the prompt"):
+        with steerlab.apply(lm, steer):
+            pass
+    with pytest.raises(SteerlabError, match="unknown DGLM probe 'sentimnt'.*Did you mean 'sentiment'"):
+        steerlab.generate(lm, prompts[:1], (dataclasses.replace(steer, options={"guide": "sentimnt:positive"}),),
+                          max_new_tokens=2, progress=False)

@@ -35,6 +35,30 @@ def _steerlm(lm: LoadedModel) -> steerlab.Steer:
     return steerlab.Steer(art, 1.0, {"attributes": {"sentiment": 4}})
 
 
+def tiny_dglm(lm: LoadedModel, seed: int = 0) -> steerlab.Steer:
+    """A DGLM artifact of random tiny parts (384-d, the packaged encoder's width) for ``lm``."""
+    import torch
+
+    from steerlab.methods.dglm import DGLMArtifact, Probe
+    from steerlab.methods.dglm.decoder import PromptGenerator, PromptGeneratorConfig
+    from steerlab.methods.dglm.diffusion import Denoiser, DiffusionConfig
+    from steerlab.methods.peft_lora import attention_modules
+
+    torch.manual_seed(seed)
+    diffusion = Denoiser(DiffusionConfig(dim=384, n_tokens=8, width=32, layers=1, heads=2))
+    generator = PromptGenerator(PromptGeneratorConfig(dim=384, hidden=lm.hidden_size, k=2, width=32, layers=1,
+                                                      heads=2), embed_scale=1.0)
+    lora = {}
+    for name in attention_modules(lm.model):
+        w = lm.model.get_submodule(name).weight
+        n_out, n_in = (w.shape[1], w.shape[0]) if type(lm.model.get_submodule(name)).__name__ == "Conv1D" else w.shape
+        lora[name] = (torch.randn(2, n_in) * 0.3, torch.randn(n_out, 2) * 0.3)
+    probe = Probe(torch.randn(384), torch.zeros(384), torch.ones(384), 0.0)
+    art = DGLMArtifact(diffusion, generator, lora, 1.0, {"sentiment": probe}, "all-minilm-l6-v2", lm.fingerprint,
+                       {"name": "tiny-dglm"})
+    return steerlab.Steer(art, 1.0, {"guide": "sentiment:positive", "steps": 2})
+
+
 def _toy_bias(lm: LoadedModel) -> steerlab.Steer:
     from tests.toy_method import BiasSteerer
 
@@ -46,5 +70,6 @@ FACTORIES: dict[str, Callable[[LoadedModel], steerlab.Steer]] = {
     "vectors": _vectors,
     "lm_steer": _lm_steer,
     "steerlm": _steerlm,
+    "dglm": tiny_dglm,
     "toy_bias": _toy_bias,  # a method from outside the package (tests/toy_method.py)
 }

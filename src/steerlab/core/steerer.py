@@ -78,8 +78,9 @@ class Steerer(ABC, Generic[A, O]):
     name: ClassVar[str]
     options_cls: ClassVar[type[Any]]
     steers_prompt: ClassVar[bool] = False
-    """True for methods whose :meth:`rewrite_prompt` / :meth:`rewrite_formatted` change the text
-    (their hooks alone are not the method; see :func:`patch`)."""
+    """True for methods that steer through the prompt — its text (:meth:`rewrite_prompt` /
+    :meth:`rewrite_formatted`) or soft prompts (:meth:`soft_prompt`) — so their hooks alone are not
+    the method (see :func:`patch`)."""
     suggested_strengths: ClassVar[tuple[float, ...]] = (0.5, 1.0, 2.0, 4.0)
     """Magnitudes the evaluation harness sweeps by default (signed by the task's goal)."""
 

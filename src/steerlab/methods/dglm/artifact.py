@@ -1,0 +1,119 @@
+"""The DGLM artifact: the diffusion model, the prompt generator, the decoder's LoRA and the
+linear probes that steer the proposal, in one directory (JSON config + safetensors)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from steerlab.core.artifact import Artifact
+from steerlab.core.fingerprint import ModelFingerprint
+from steerlab.core.validate import finite
+from steerlab.errors import ArtifactError
+from steerlab.methods.dglm.decoder import PromptGenerator, PromptGeneratorConfig
+from steerlab.methods.dglm.diffusion import Denoiser, DiffusionConfig, ProbeGuide
+
+
+@dataclass
+class Probe:
+    """A logistic-regression probe on the embedding space: P(``labels[1]``) =
+    σ(((x − mean) / std) · coef + intercept)."""
+
+    coef: Tensor  # (D,)
+    mean: Tensor  # (D,)
+    std: Tensor  # (D,)
+    intercept: float
+    labels: tuple[str, str] = ("negative", "positive")
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def guide(self, target: str, weight: float) -> ProbeGuide:
+        """A guide towards ``target`` (one of ``labels``) with gradient weight ``weight``."""
+        if target not in self.labels:
+            raise ArtifactError(f"target {target!r} is not one of this probe's labels {list(self.labels)}")
+        sign = 1.0 if target == self.labels[1] else -1.0
+        return ProbeGuide(self.coef, self.intercept, self.mean, self.std, target=sign, weight=weight)
+
+
+@dataclass(eq=False, repr=False)
+class DGLMArtifact(Artifact):
+    """Everything DGLM needs at generation for one decoder (see the package docs)."""
+
+    method: ClassVar[str] = "dglm"
+
+    diffusion: Denoiser
+    generator: PromptGenerator
+    lora: dict[str, tuple[Tensor, Tensor]]  # module -> (A (r, in), B (out, r))
+    lora_scaling: float
+    probes: dict[str, Probe]
+    encoder: str
+    model: ModelFingerprint | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.diffusion.eval()
+        self.generator.eval()
+        finite("lora_scaling", self.lora_scaling)
+        dim = self.diffusion.config.dim
+        if self.generator.config.dim != dim:
+            raise ArtifactError(f"the prompt generator reads {self.generator.config.dim}-d embeddings; the "
+                                f"diffusion model makes {dim}-d ones")
+        for name, p in self.probes.items():
+            if not (p.coef.shape == p.mean.shape == p.std.shape == (dim,)):
+                raise ArtifactError(f"probe {name!r} does not fit {dim}-d embeddings")
+
+    @property
+    def hidden_size(self) -> int:
+        return self.generator.config.hidden
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
+        tensors: dict[str, Tensor] = {}
+        for k, v in self.diffusion.state_dict().items():
+            tensors[f"diffusion.{k}"] = v.detach().float()
+        for k, v in self.generator.state_dict().items():
+            tensors[f"generator.{k}"] = v.detach().float()
+        for name, (a, b) in self.lora.items():
+            tensors[f"lora.{name}.A"], tensors[f"lora.{name}.B"] = a.float(), b.float()
+        for name, p in self.probes.items():
+            tensors[f"probe.{name}.coef"], tensors[f"probe.{name}.mean"] = p.coef.float(), p.mean.float()
+            tensors[f"probe.{name}.std"] = p.std.float()
+        config = {"diffusion": self.diffusion.config.to_dict(), "generator": self.generator.config.to_dict(),
+                  "lora_scaling": self.lora_scaling, "lora_modules": sorted(self.lora), "encoder": self.encoder,
+                  "probes": {n: {"intercept": p.intercept, "labels": list(p.labels), "info": p.info}
+                             for n, p in self.probes.items()}}
+        return config, {k: v.contiguous() for k, v in tensors.items()}
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], tensors: dict[str, Tensor], model: ModelFingerprint | None,
+                   meta: dict[str, Any]) -> DGLMArtifact:
+        try:
+            diffusion = Denoiser(DiffusionConfig(**config["diffusion"]))
+            diffusion.load_state_dict(_part(tensors, "diffusion."))
+            generator = PromptGenerator(PromptGeneratorConfig(**config["generator"]))
+            generator.load_state_dict(_part(tensors, "generator."))
+            lora = {n: (tensors[f"lora.{n}.A"], tensors[f"lora.{n}.B"]) for n in config["lora_modules"]}
+            probes = {n: Probe(tensors[f"probe.{n}.coef"], tensors[f"probe.{n}.mean"], tensors[f"probe.{n}.std"],
+                               finite("intercept", spec["intercept"]), tuple(spec["labels"]), spec.get("info", {}))
+                      for n, spec in config["probes"].items()}
+            known = ({f"diffusion.{k}" for k in diffusion.state_dict()} | {f"generator.{k}" for k in
+                     generator.state_dict()} | {f"lora.{n}.{x}" for n in lora for x in "AB"}
+                     | {f"probe.{n}.{x}" for n in probes for x in ("coef", "mean", "std")})
+            if set(tensors) != known:
+                raise ValueError(f"unexpected or missing tensors: {sorted(set(tensors) ^ known)[:4]}")
+            return cls(diffusion, generator, lora, float(config["lora_scaling"]), probes, str(config["encoder"]),
+                       model, meta)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ArtifactError(f"malformed DGLM artifact: {type(exc).__name__}: {exc}") from None
+
+
+def _part(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def probe_from_embedding_probe(probe: Any, labels: tuple[str, str] = ("negative", "positive")) -> Probe:
+    """A :class:`Probe` from a :class:`~steerlab.scoring.probes.EmbeddingProbe` (same encoder)."""
+    return Probe(torch.as_tensor(probe.coef, dtype=torch.float32), torch.as_tensor(probe.mean, dtype=torch.float32),
+                 torch.as_tensor(probe.std, dtype=torch.float32), float(probe.intercept), labels,
+                 dict(getattr(probe, "info", {}) or {}))

@@ -1,0 +1,120 @@
+"""Apply DGLM: per row, embed the prompt, sample a continuation embedding from the diffusion model
+(classifier-free guidance and probe guidance as options), noise it by σ², turn it into soft prompts
+before the row's prompt, and adapt the decoder with the artifact's LoRA on that row only.
+
+Options (per steer, so DGLM rows mix with any other rows in one batch)::
+
+    guide   "sentiment:positive" or a list of such (probe:label), composing by summed losses
+    weight  probe-guidance weight (times the steer's strength; 0 = the unguided proposal)
+    sigma2  noise added to the proposal before the prompt generator reads it (paper: 0.05)
+    steps   diffusion sampling steps; sampler "ddim" (few steps) or "ddpm"
+    cfg     classifier-free guidance on the prefix (1 = plain conditional sampling)
+    seed    the proposal's random seed (the same prompt and seed give the same proposal)
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from steerlab.core.hooks import HookSet
+from steerlab.core.positions import PositionTracker
+from steerlab.core.steerer import Application, Steerer
+from steerlab.core.validate import finite, positive_int
+from steerlab.errors import ModelMismatchError, SteerlabError
+from steerlab.methods.dglm.artifact import DGLMArtifact
+from steerlab.methods.dglm.decoder import noised
+from steerlab.methods.dglm.diffusion import ProbeGuide, sample
+from steerlab.methods.peft_lora import install_lora
+from steerlab.models.loading import LoadedModel
+
+
+@dataclass
+class DGLMOptions:
+    guide: str | list[str] | None = None
+    weight: float = 5.0
+    sigma2: float = 0.05
+    steps: int = 25
+    sampler: str = "ddim"
+    cfg: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.guide, str):
+            self.guide = [self.guide]
+        if self.guide is not None and (not isinstance(self.guide, list) or not all(
+                isinstance(g, str) and ":" in g for g in self.guide)):
+            raise SteerlabError(f"guide must be 'probe:label' or a list of them, got {self.guide!r}")
+        self.weight = finite("weight", self.weight, max_abs=1e4)
+        self.sigma2 = finite("sigma2", self.sigma2, low=0.0, high=1.0)
+        positive_int("steps", self.steps)
+        if self.steps > 1000:
+            raise SteerlabError(f"steps must be <= 1000, got {self.steps}")
+        if self.sampler not in ("ddim", "ddpm"):
+            raise SteerlabError(f"sampler must be ddim or ddpm, got {self.sampler!r}")
+        self.cfg = finite("cfg", self.cfg, max_abs=100.0)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise SteerlabError(f"seed must be an integer, got {self.seed!r}")
+
+
+class DGLMSteerer(Steerer[DGLMArtifact, DGLMOptions]):
+    """Soft prompts from a steered semantic proposal, and the decoder's LoRA, per row."""
+
+    name = "dglm"
+    artifact_cls = DGLMArtifact
+    options_cls = DGLMOptions
+    suggested_strengths = (1.0, 2.0, 4.0)
+    steers_prompt = True  # through soft prompts: hooks alone (bare apply/patch) would drop them
+
+    def fit(self, lm: LoadedModel, data: Any, **config: Any) -> DGLMArtifact:
+        raise SteerlabError("DGLM trains in stages: steerlab dglm build-pairs, train-diffusion, train-decoder")
+
+    def validate(self, lm: LoadedModel, app: Application, *, allow_mismatch: bool = False) -> None:
+        super().validate(lm, app, allow_mismatch=allow_mismatch)
+        art: DGLMArtifact = app.artifact  # type: ignore[assignment]
+        if art.hidden_size != lm.hidden_size:
+            raise ModelMismatchError(f"{art.name!r} makes {art.hidden_size}-d soft prompts; {lm.name!r} has "
+                                     f"hidden size {lm.hidden_size}")
+        modules = dict(lm.model.named_modules())
+        missing = [n for n in art.lora if n not in modules]
+        if missing:
+            raise ModelMismatchError(f"{art.name!r} adapts {missing[0]}, which {lm.name!r} does not have")
+        self.guides(art, app.options, 1.0)  # unknown probes and labels fail before anything runs
+
+    def guides(self, art: DGLMArtifact, options: DGLMOptions, strength: float) -> list[ProbeGuide]:
+        out = []
+        for spec in options.guide or []:
+            probe, _, label = spec.partition(":")
+            if probe not in art.probes:
+                close = difflib.get_close_matches(probe, list(art.probes), n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise SteerlabError(f"unknown DGLM probe {probe!r}.{hint} Known: {', '.join(sorted(art.probes))}")
+            out.append(art.probes[probe].guide(label, options.weight * strength))
+        return out
+
+    def soft_prompt(self, lm: LoadedModel, artifact: DGLMArtifact, prompt: str, strength: float,
+                    options: DGLMOptions) -> Tensor:
+        from steerlab.scoring.encoders import encode
+
+        cond = torch.from_numpy(encode([prompt], artifact.encoder)).float()  # (1, D)
+        g = torch.Generator().manual_seed(options.seed)
+        with torch.no_grad():
+            proposal = sample(artifact.diffusion, cond, steps=options.steps, sampler=options.sampler,
+                              cfg_scale=options.cfg, guides=self.guides(artifact, options, strength), generator=g)
+            sigma2 = torch.full((1,), options.sigma2)
+            soft = artifact.generator(noised(proposal, sigma2, g), sigma2)[0]  # (k, H)
+        dtype = next(lm.model.parameters()).dtype
+        return soft.to(device=lm.device, dtype=dtype)
+
+    def install(self, lm: LoadedModel, apps: Sequence[Application], hooks: HookSet,
+                tracker: PositionTracker) -> None:
+        # The decoder's LoRA is on for every row this artifact steers (at any non-zero strength):
+        # the strength steers the proposal, not the adaptation.
+        entries = [(app.artifact.lora, app.artifact.lora_scaling,  # type: ignore[attr-defined]
+                    (app.strengths != 0).float()) for app in apps]
+        install_lora(lm, hooks, entries)
