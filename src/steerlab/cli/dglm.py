@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from steerlab.cli.common import OVERWRITE, console, load, out
+from steerlab.errors import SteerlabError
 
 app = typer.Typer(help="DGLM: diffusion-guided language modelling (pairs, diffusion model).", no_args_is_help=True)
 
@@ -72,5 +73,63 @@ def train_diffusion_cmd(
               f"{v['cos_other_continuation']:.3f}, the prefix itself {v['cos_prefix_itself']:.3f}")
 
 
+@app.command("train-decoder")
+def train_decoder_cmd(
+    diffusion: Path = typer.Option(..., "--diffusion", help="Diffusion model folder (train-diffusion's output)."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="The DGLM artifact to write."),
+    model: str = typer.Option("smollm2-135m", "--model", "-m", help="The decoder."),
+    probe: list[str] = typer.Option([], "--probe", help="NAME=DIR: an embedding probe to steer with (repeatable; "
+                                                        "default: the shipped sentiment probe)."),
+    n_steps: int = typer.Option(400, min=1),
+    batch_size: int = typer.Option(8, min=1),
+    lr: float = typer.Option(1e-3),
+    k: int = typer.Option(8, min=1, help="Soft-prompt vectors."),
+    r: int = typer.Option(8, min=1, help="LoRA rank on the decoder's attention."),
+    seed: int = typer.Option(0),
+    name: str = typer.Option("dglm", help="The artifact's name."),
+    overwrite: bool = OVERWRITE,
+) -> None:
+    """Train the prompt generator and the decoder's LoRA; write the whole DGLM artifact."""
+    from steerlab.core.atomic import check_dir_target
+    from steerlab.methods.dglm import DGLMArtifact
+    from steerlab.methods.dglm.artifact import probe_from_embedding_probe
+    from steerlab.methods.dglm.data import build_pairs
+    from steerlab.methods.dglm.decoder import PromptGeneratorConfig, train_decoder
+    from steerlab.methods.dglm.train import DiffusionModel
+    from steerlab.scoring.probes import EmbeddingProbe
+    from steerlab.scoring.scorers import shipped_probe_path
+
+    check_dir_target(out_dir, {"steer_config.json", "steer_weights.safetensors"}, overwrite=overwrite,
+                     what="artifact")
+    dm = DiffusionModel.load(diffusion)
+    encoder = str(dm.meta.get("data", {}).get("encoder") or "all-minilm-l6-v2")
+    probes = {}
+    for item in probe or [f"sentiment={shipped_probe_path('sentiment')}"]:
+        pname, sep, folder = item.partition("=")
+        if not sep or not pname:
+            raise SteerlabError(f"--probe takes NAME=DIR, got {item!r}")
+        ep = EmbeddingProbe.load(folder)
+        if ep.encoder != encoder:
+            raise SteerlabError(f"probe {pname!r} reads {ep.encoder} embeddings; the diffusion model uses {encoder}")
+        probes[pname] = probe_from_embedding_probe(ep)
+    lm = load(model)
+    data = build_pairs(lm.tokenizer, lm.name, encoder=encoder)
+    config = PromptGeneratorConfig(dim=dm.config.dim, hidden=lm.hidden_size, k=k)
+    generator, factors, record = train_decoder(lm, data, config, n_steps=n_steps, batch_size=batch_size, lr=lr,
+                                               r=r, lora_alpha=2.0 * r, seed=seed)
+    art = DGLMArtifact(dm.model, generator, factors, 2.0, probes, encoder, lm.fingerprint,
+                       {"name": name, "training": {"decoder": record, "diffusion": dm.meta.get("training", {})},
+                        "diffusion_validation": dm.meta.get("validation", {}), "provenance": data.provenance})
+    art.save(out_dir, overwrite=overwrite)
+    console.print(f"wrote {out_dir}")
+    out.print(f"decoder loss {record['loss_first']:.3f} -> {record['loss_last_20']:.3f} over {n_steps} steps "
+              f"({record['seconds']:.0f} s)")
+
+
 def register(root: typer.Typer) -> None:
+    from steerlab.cli.evaluate import train_probe
+
+    app.command("train-probe", help="Train a probe on any labelled jsonl for DGLM to steer with "
+                                    "(the same as steerlab eval train-probe; add it with train-decoder --probe).")(
+        train_probe)
     root.add_typer(app, name="dglm")
