@@ -238,7 +238,8 @@ def create_app(lm: LoadedModel, *, config: ServerConfig | None = None, store: Ar
                 top_p=1.0 if body.top_p is None else body.top_p, top_k=body.top_k, seed=body.seed,
                 stop=body.stop, chat=chat, model=lm.name)
             resolved = await asyncio.to_thread(resolve, spec, store)
-            jobs = build_jobs(lm, resolved, inputs, n=body.n)
+            # off the event loop: soft prompts (DGLM) run an encoder and a diffusion sampler
+            jobs = await asyncio.to_thread(build_jobs, lm, resolved, inputs, n=body.n)
         except SteerlabError as exc:
             raise ApiError(400, str(exc), param=_param_of(str(exc))) from None
         prompt_tokens = _check_lengths(lm, jobs, config, max_tokens)
