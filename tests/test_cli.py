@@ -51,6 +51,8 @@ def test_models_lists_packaged(capsys) -> None:
     (["steerlm", "annotate", "--value-model", "/nonexistent", "--out", "/tmp/x"], "not a value model directory"),
     (["steerlm", "eval", "--adapter", "/nonexistent", "--value-model", "/nonexistent"], "not a value model"),
     (["steerlm", "eval", "--value-model", str(VALUE_MODEL)], "give at least one --adapter"),
+    (["dglm", "train-decoder", "--diffusion", "/nonexistent", "--out", "/tmp/x"], "not a DGLM diffusion model"),
+    (["dglm", "build-pairs", "--source", "gossip"], "unknown DGLM corpus"),
     (["steerlm", "eval", "--value-model", str(VALUE_MODEL), "--rescore", "/nonexistent.json"],
      "no such sweep file"),
     (["steerlm", "eval", "--adapter", str(ADAPTER), "--value-model", str(VALUE_MODEL),

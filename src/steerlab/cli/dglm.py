@@ -22,8 +22,11 @@ def build_pairs_cmd(
     cache_dir: Path | None = typer.Option(None, help="Cache folder (default: under STEERLAB_CACHE)."),
 ) -> None:
     """Cut (prefix, continuation) pairs from the packaged corpora and embed them (cached)."""
-    from steerlab.methods.dglm.data import build_pairs
+    from steerlab.methods.dglm.data import build_pairs, corpora
 
+    unknown = sorted(set(sources) - set(corpora()))
+    if unknown:  # before loading anything
+        raise SteerlabError(f"unknown DGLM corpus {unknown}; known: {', '.join(corpora())}")
     lm = load(model)
     data = build_pairs(lm.tokenizer, lm.name, sources=sources or None, encoder=encoder, prefix_tokens=prefix_tokens,
                        continuation_tokens=continuation_tokens, cache_dir=cache_dir)
