@@ -14,7 +14,7 @@ conditioned on the prefix's embedding (Lovelace et al. 2024, §3).
   deterministic, few steps). Classifier-free guidance: ``v = v_∅ + w · (v_c − v_∅)``. Probe guidance
   (plug-and-play control): at each step the predicted ``x̂`` is normalised, every probe's loss
   ``−log σ(±logit)`` is differentiated with respect to it, and ``x̂`` moves against the summed
-  gradient by its ``weight`` before the step is taken.
+  gradient, a step of ``0.01 · weight · ‖x̂‖``, before the step is taken.
 """
 
 from __future__ import annotations
@@ -140,17 +140,26 @@ class ProbeGuide:
         return -torch.nn.functional.logsigmoid(self.target * logit)
 
 
+GUIDE_STEP = 0.01
+"""Length of one unit of guidance weight, as a fraction of the predicted embedding's norm."""
+
+
 def _guided_x0(x0: Tensor, guides: Sequence[ProbeGuide]) -> Tensor:
-    """Move each predicted embedding against the probes' summed loss gradient (per row weights
-    come from the guides); the loss reads the unit-normalised embedding."""
-    if not guides:
+    """Move each predicted embedding against the probes' summed, weighted loss gradient. The loss
+    reads the unit-normalised embedding; the step has length ``GUIDE_STEP · |weights| · ‖x̂‖``
+    along the gradient's direction, so a probe's arbitrary logit scale (standardised features make
+    raw gradients thousands of times the embedding's norm) cannot blow the proposal up."""
+    active = [g for g in guides if g.weight != 0]
+    if not active:
         return x0
     with torch.enable_grad():
         x = x0.detach().requires_grad_(True)
         unit = x / x.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-        total = torch.stack([(g.weight * g.loss(unit)).sum() for g in guides]).sum()
+        total = torch.stack([(g.weight * g.loss(unit)).sum() for g in active]).sum()
         (grad,) = torch.autograd.grad(total, x)
-    return x0 - grad
+    scale = GUIDE_STEP * sum(abs(g.weight) for g in active)
+    direction = grad / grad.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    return x0 - scale * x0.norm(dim=-1, keepdim=True) * direction
 
 
 @torch.no_grad()
