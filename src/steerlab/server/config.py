@@ -25,7 +25,6 @@ class ServerConfig:
     max_body_bytes: int = 1_000_000
     request_timeout: float = 300.0  # seconds a request may take before it is cancelled
     default_steering: list[SteerSpec] = field(default_factory=list)  # used when a request has no 'steering'
-    cors_origins: list[str] = field(default_factory=list)
 
 
 def parse_default_steer(values: list[str]) -> list[SteerSpec]:
