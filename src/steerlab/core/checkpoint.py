@@ -8,7 +8,7 @@ checkpoint is tensors and JSON, so loading one cannot run code.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from steerlab.core.atomic import atomic_dir
-from steerlab.errors import CheckpointMismatchError
+from steerlab.errors import CheckpointMismatchError, Interrupted
 
 CHECKPOINT_FILES = frozenset({"checkpoint.safetensors", "state.json"})
 
@@ -84,3 +84,16 @@ def differences(old: Any, new: dict[str, Any]) -> str:
         if was.get(key) != value:
             out.append(f"{key} {was.get(key)!r} -> {value!r}")
     return ", ".join(out) or "different settings"
+
+
+def interrupted(ckpt: Path | None, done: int, start: int, n_steps: int, save: Callable[[Path], None],
+                is_main: bool = True) -> Interrupted:
+    """What a trainer raises on Ctrl-C: saves a checkpoint at the last finished step (main process
+    only; ``save(path)`` writes it) and says what was kept."""
+    if ckpt is None:
+        return Interrupted(f"training stopped at step {done}/{n_steps}; no checkpoint directory, nothing was kept")
+    if done > start and is_main:
+        save(ckpt)
+    kept = (f"checkpoint at step {done}/{n_steps} kept in {ckpt}" if done > start
+            else f"no step finished; {ckpt} is as it was")
+    return Interrupted(f"training stopped; {kept}; run the same command to resume")

@@ -13,7 +13,6 @@ model is noised by it before the prompt generator reads it.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -25,6 +24,7 @@ from torch import Tensor, nn
 
 from steerlab.errors import SteerlabError
 from steerlab.methods.dglm.data import PairSet
+from steerlab.methods.dglm.diffusion import scalar_features
 from steerlab.methods.peft_lora import attention_modules, lora_modules, peft_module
 from steerlab.models.loading import LoadedModel, holds_model_lock
 from steerlab.progress import maybe_bar
@@ -43,14 +43,6 @@ class PromptGeneratorConfig:
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
-
-
-def _noise_features(sigma2: Tensor, width: int) -> Tensor:
-    """Sinusoidal features of σ² ∈ [0, 1]: (B,) -> (B, width)."""
-    half = width // 2
-    freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, device=sigma2.device, dtype=torch.float32) / half)
-    angles = sigma2.float()[:, None] * 1000.0 * freqs[None, :]
-    return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
 class PromptGenerator(nn.Module):
@@ -73,7 +65,7 @@ class PromptGenerator(nn.Module):
 
     def forward(self, z: Tensor, sigma2: Tensor) -> Tensor:
         b = z.shape[0]
-        cond = self.inp(z) + self.noise(_noise_features(sigma2, self.config.width))  # (B, W)
+        cond = self.inp(z) + self.noise(scalar_features(sigma2, self.config.width))  # (B, W)
         h = torch.cat([cond[:, None, :], self.queries.expand(b, -1, -1)], dim=1)  # (B, 1 + k, W)
         h = self.norm(self.encoder(h))[:, 1:]  # (B, k, W)
         out = self.out(h)  # (B, k, hidden)

@@ -61,8 +61,8 @@ def alpha_sigma(t: Tensor, s: float = 0.008) -> tuple[Tensor, Tensor]:
     return abar.sqrt(), (1 - abar).sqrt()
 
 
-def _time_features(t: Tensor, width: int) -> Tensor:
-    """Sinusoidal features of t ∈ [0, 1]: (B,) -> (B, width)."""
+def scalar_features(t: Tensor, width: int) -> Tensor:
+    """Sinusoidal features of a scalar per row in [0, 1] (diffusion time, noise level): (B,) -> (B, width)."""
     half = width // 2
     freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
     angles = t.float()[:, None] * 1000.0 * freqs[None, :]
@@ -103,7 +103,7 @@ class Denoiser(nn.Module):
             if drop is not None:
                 ct = torch.where(drop[:, None, None], self.null.expand(b, -1, -1), ct)
         h = torch.cat([ct, zt], dim=1) + self.pos  # (B, 2n, W)
-        h = h + self.time(_time_features(t, c.width))[:, None, :]
+        h = h + self.time(scalar_features(t, c.width))[:, None, :]
         h = self.norm(self.encoder(h))
         return self.out(h[:, c.n_tokens:]).reshape(b, c.dim)  # (B, D)
 

@@ -24,9 +24,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from steerlab.core.atomic import atomic_dir, check_dir_target
-from steerlab.core.checkpoint import CHECKPOINT_FILES, load_checkpoint, save_checkpoint
+from steerlab.core.checkpoint import CHECKPOINT_FILES, interrupted, load_checkpoint, save_checkpoint
 from steerlab.core.validate import check_tensor_values, positive_int
-from steerlab.errors import ArtifactError, Interrupted, SteerlabError
+from steerlab.errors import ArtifactError, SteerlabError
 from steerlab.methods.dglm.data import PairSet
 from steerlab.methods.dglm.diffusion import Denoiser, DiffusionConfig, diffusion_loss, sample
 from steerlab.progress import maybe_bar
@@ -133,13 +133,8 @@ def train_diffusion(data: PairSet, config: DiffusionConfig | None = None, *, n_s
                 if ckpt is not None and (done % checkpoint_every == 0 or done == n_steps) and acc.is_main_process:
                     save_checkpoint(ckpt, params, opt, done, history, run, "DGLM checkpoint")
     except KeyboardInterrupt:
-        if ckpt is None:
-            raise Interrupted(f"training stopped at step {done}/{n_steps}; no checkpoint directory, "
-                              "nothing was kept") from None
-        if done > start and acc.is_main_process:
-            save_checkpoint(ckpt, params, opt, done, history, run, "DGLM checkpoint")
-        raise Interrupted(f"training stopped; checkpoint at step {done}/{n_steps} in {ckpt}; "
-                          "run the same command to resume") from None
+        raise interrupted(ckpt, done, start, n_steps, lambda path: save_checkpoint(
+            path, params, opt, done, history, run, "DGLM checkpoint"), acc.is_main_process) from None
     model.eval()
     figures = evaluate_diffusion(model, val, seed=seed)
     meta = {"training": {"n_steps": n_steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,

@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 
 from steerlab.core.atomic import check_dir_target
-from steerlab.core.checkpoint import CHECKPOINT_FILES, load_checkpoint, save_checkpoint
+from steerlab.core.checkpoint import CHECKPOINT_FILES, interrupted, load_checkpoint, save_checkpoint
 from steerlab.core.validate import finite, positive_int
 from steerlab.data.pairs import ContrastSet, as_contrast, text_hashes
-from steerlab.errors import Interrupted, SteerlabError
+from steerlab.errors import SteerlabError
 from steerlab.methods.lm_steer.adaptor import hidden_delta, init_params, logit_offset, regularization
 from steerlab.methods.lm_steer.artifact import LMSteer
 from steerlab.models.layout import get_module
@@ -174,14 +174,8 @@ def train(
                         save_checkpoint(ckpt, params, opt, done, history, run, "LM-Steer checkpoint")
                     accelerator.wait_for_everyone()
     except KeyboardInterrupt:
-        if ckpt is None:
-            raise Interrupted(f"training stopped at step {done}/{n_steps}; no checkpoint directory, "
-                              "nothing was kept") from None
-        if done > start and accelerator.is_main_process:
-            save_checkpoint(ckpt, params, opt, done, history, run, "LM-Steer checkpoint")
-        kept = (f"checkpoint at step {done}/{n_steps} kept in {ckpt}" if done > start
-                else f"no step finished; {ckpt} is as it was")
-        raise Interrupted(f"training stopped; {kept}; run the same command to resume") from None
+        raise interrupted(ckpt, done, start, n_steps, lambda path: save_checkpoint(
+            path, params, opt, done, history, run, "LM-Steer checkpoint"), accelerator.is_main_process) from None
     finally:
         tok.padding_side = side
     seconds = time.perf_counter() - t0
