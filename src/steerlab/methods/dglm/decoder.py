@@ -1,7 +1,8 @@
 """DGLM's decoder side: a prompt generator that turns a (noised) continuation embedding into soft
 prompts, and the decoder's LoRA adaptation that learns to follow them (Lovelace et al. 2024, §3.2).
 
-Training, per pair: ``z = √(1 − σ²)·e + σ·ε`` with the continuation's embedding ``e`` and
+Training, per pair: ``z = √(1 − σ²)·ê + σ·ε`` with the continuation's embedding ``e`` in the
+diffusion space (``ê = √D · e / ‖e‖``, components of about unit variance, as the noise's) and
 ``σ² ~ U(0, 1)`` (Gaussian-noise augmentation: at σ² → 1 the soft prompt carries nothing, and
 the decoder learns to fall back to plain continuation); the prompt generator maps ``(z, σ²)`` to
 ``k`` vectors placed before the prefix tokens; the loss is the decoder's cross-entropy on the
@@ -24,7 +25,7 @@ from torch import Tensor, nn
 
 from steerlab.errors import SteerlabError
 from steerlab.methods.dglm.data import PairSet
-from steerlab.methods.dglm.diffusion import scalar_features
+from steerlab.methods.dglm.diffusion import scalar_features, standardize
 from steerlab.methods.peft_lora import attention_modules, lora_modules, peft_module
 from steerlab.models.loading import LoadedModel, holds_model_lock
 from steerlab.progress import maybe_bar
@@ -73,9 +74,9 @@ class PromptGenerator(nn.Module):
 
 
 def noised(e: Tensor, sigma2: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """``√(1 − σ²)·e + σ·ε`` per row: e (B, D), σ² (B,)."""
+    """``√(1 − σ²)·ê + σ·ε`` per row, ``ê`` the standardised embedding: e (B, D), σ² (B,)."""
     eps = torch.randn(e.shape, generator=generator, device=e.device)
-    return (1 - sigma2).clamp(min=0).sqrt()[:, None] * e + sigma2.sqrt()[:, None] * eps
+    return (1 - sigma2).clamp(min=0).sqrt()[:, None] * standardize(e) + sigma2.sqrt()[:, None] * eps
 
 
 def embed_scale(lm: LoadedModel) -> float:

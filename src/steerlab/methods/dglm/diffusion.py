@@ -5,6 +5,10 @@ conditioned on the prefix's embedding (Lovelace et al. 2024, §3).
   ``z_t = α_t x + σ_t ε`` with ``α_t = √ᾱ``, ``σ_t = √(1 − ᾱ)``.
 * **Parameterisation**: v-prediction, ``v = α_t ε − σ_t x``; the loss is the mean squared error on v.
   From a predicted v: ``x̂ = α_t z_t − σ_t v``, ``ε̂ = σ_t z_t + α_t v``.
+* **Space**: sentence embeddings are unit vectors whose components are ~1/√D, far below the
+  unit-variance noise (the signal-to-noise ratio would sit D times below the schedule's). The model
+  works on ``√D · e / ‖e‖`` (components of about unit variance, as the noise); :func:`sample` returns
+  embeddings divided back by √D.
 * **Denoiser**: the D-dim embedding is split into ``n_tokens`` feature tokens (D / n each), the
   prefix embedding likewise; both are projected to ``width``, given learned positions, and a
   transformer encoder reads [prefix tokens; noisy tokens] with the time embedding added to every
@@ -61,6 +65,11 @@ def alpha_sigma(t: Tensor, s: float = 0.008) -> tuple[Tensor, Tensor]:
     return abar.sqrt(), (1 - abar).sqrt()
 
 
+def standardize(e: Tensor) -> Tensor:
+    """Sentence embeddings (B, D) -> the diffusion space: unit-normalised, times √D."""
+    return e / e.norm(dim=-1, keepdim=True).clamp(min=1e-12) * math.sqrt(e.shape[-1])
+
+
 def scalar_features(t: Tensor, width: int) -> Tensor:
     """Sinusoidal features of a scalar per row in [0, 1] (diffusion time, noise level): (B,) -> (B, width)."""
     half = width // 2
@@ -109,8 +118,9 @@ class Denoiser(nn.Module):
 
 
 def diffusion_loss(model: Denoiser, x: Tensor, cond: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """v-prediction MSE for clean continuations ``x`` (B, D) given prefixes ``cond`` (B, D), at
-    uniform random times, with prefix dropout."""
+    """v-prediction MSE for clean continuation embeddings ``x`` (B, D) given prefix embeddings
+    ``cond`` (B, D), at uniform random times, with prefix dropout (both standardised first)."""
+    x, cond = standardize(x), standardize(cond)
     b = x.shape[0]
     t = torch.rand(b, generator=generator, device=x.device)
     eps = torch.randn(x.shape, generator=generator, device=x.device)
@@ -168,7 +178,8 @@ def sample(model: Denoiser, cond: Tensor | None, *, steps: int = 25, sampler: st
            n: int | None = None) -> Tensor:
     """Continuation embeddings (B, D) for prefix embeddings ``cond`` (B, D) (or ``n`` unconditional
     samples). ``sampler``: ``ddim`` (deterministic given the start noise) or ``ddpm`` (ancestral).
-    ``cfg_scale`` 1 is plain conditional sampling; 0 unconditional."""
+    ``cfg_scale`` 1 is plain conditional sampling; 0 unconditional. The result is the sample in the
+    diffusion space divided by √D (about unit norm)."""
     if sampler not in ("ddim", "ddpm"):
         raise SteerlabError(f"sampler must be ddim or ddpm, got {sampler!r}")
     if steps < 1:
@@ -176,6 +187,7 @@ def sample(model: Denoiser, cond: Tensor | None, *, steps: int = 25, sampler: st
     c = model.config
     b = cond.shape[0] if cond is not None else int(n or 1)
     device = next(model.parameters()).device
+    cond = standardize(cond) if cond is not None else None
     z = torch.randn((b, c.dim), generator=generator, device=device)
     times = torch.linspace(1.0, 0.0, steps + 1, device=device)
     for i in range(steps):
@@ -204,4 +216,4 @@ def sample(model: Denoiser, cond: Tensor | None, *, steps: int = 25, sampler: st
             mean_eps = (s_n ** 2 - var).clamp(min=0.0).sqrt()
             z = (a_n[:, None] * x0 + mean_eps[:, None] * eps
                  + var.sqrt()[:, None] * torch.randn(z.shape, generator=generator, device=device))
-    return z
+    return z / math.sqrt(c.dim)
