@@ -9,7 +9,10 @@ compare directly:
            asking each row for different attributes (when one is shipped for the model), beside
            the very same conditioned, chat-templated texts decoded unsteered (so the adapter's
            cost and the longer prompt's cost are told apart); and the same unsteered batch
-           through transformers' ``generate`` (the decode loop's reference).
+           through transformers' ``generate`` (the decode loop's reference);
+  DGLM:    when a DGLM artifact is given, one prompt decoded for 32, 64 and 128 tokens with it
+           (prompt embedding, diffusion proposal with the artifact's default sampler, soft
+           prompts, the decoder's LoRA) beside the same prompt unsteered: DGLM's run-time cost.
 
 Two-core machines are noisy (one-layer ratios ranged 0.96–1.01 across runs of a fixed-order
 benchmark), so each repeat runs every case in a rotated order, a ratio is formed *within* each
@@ -45,7 +48,12 @@ RATIOS = {  # name: (numerator case, denominator case, target)
     "steerlm_adapter_vs_same_prompts": ("bB_steerlm_per_row", "bB_steerlm_prompts_unsteered", 0.85),
     "steerlm_per_row_vs_unsteered": ("bB_steerlm_per_row", "bB_unsteered", 0.50),
     "decode_loop_vs_hf_generate": ("bB_unsteered", "bB_hf_generate", 0.95),
+    # DGLM: run time ≤ 1.3× plain decoding at 64 tokens (throughput ≥ 1 / 1.3); the paper's is ~1.7×
+    "dglm_vs_unsteered_32": ("b1_dglm_32", "b1_unsteered_32", 0.70),
+    "dglm_vs_unsteered_64": ("b1_dglm_64", "b1_unsteered_64", 0.77),
+    "dglm_vs_unsteered_128": ("b1_dglm_128", "b1_unsteered_128", 0.80),
 }
+DGLM_LENGTHS = (32, 64, 128)
 
 
 def _timed(fn: Callable[[], int]) -> float:
@@ -70,6 +78,18 @@ def _hf(lm: LoadedModel, prompts: list[str], new_tokens: int) -> int:
     return len(prompts) * new_tokens
 
 
+def _dglm_case(lm: LoadedModel, prompt: list[str], art: Any, n: int) -> Callable[[], int]:
+    """One prompt, ``n`` greedy tokens, with the DGLM artifact (or unsteered), through ``generate``
+    (which builds the soft prompts): everything DGLM adds at run time is inside the timing."""
+    steer = Steer(art, 1.0) if art is not None else None
+
+    def run() -> int:
+        generate(lm, prompt, steer, max_new_tokens=n, ignore_eos=True, progress=False)
+        return n
+
+    return run
+
+
 def per_row_vectors(lm: LoadedModel, vec: SteeringVector, batch: int, seed: int = 0) -> list[Steer]:
     """``batch`` independent random directions (each scaled like ``vec`` at its layer), at different
     layers and position rules, with different strengths: the hard per-row case."""
@@ -86,10 +106,12 @@ def per_row_vectors(lm: LoadedModel, vec: SteeringVector, batch: int, seed: int 
 
 
 def bench_steering(lm: LoadedModel, vec: SteeringVector, *, new_tokens: int = 32, batch: int = 32,
-                   repeats: int = 7, layer: int | None = None, steerlm: Any = None) -> dict[str, Any]:
+                   repeats: int = 7, layer: int | None = None, steerlm: Any = None,
+                   dglm: Any = None) -> dict[str, Any]:
     """Tokens/s per case (median) and paired ratios with their spread and a verdict each.
 
     ``steerlm``: a SteerLM adapter for ``lm`` to add the SteerLM per-row case (None: left out).
+    ``dglm``: a DGLM artifact for ``lm`` to add the DGLM cases (None: left out).
     """
     layer = layer if layer is not None else vec.layers[len(vec.layers) // 2]
     prompt = ["The weather this morning was"]
@@ -121,6 +143,10 @@ def bench_steering(lm: LoadedModel, vec: SteeringVector, *, new_tokens: int = 32
 
         cases["bB_steerlm_per_row"] = steerlm_rows
         cases["bB_steerlm_prompts_unsteered"] = steerlm_prompts_unsteered
+    if dglm is not None:
+        for n in DGLM_LENGTHS:
+            cases[f"b1_dglm_{n}"] = _dglm_case(lm, prompt, dglm, n)
+            cases[f"b1_unsteered_{n}"] = _dglm_case(lm, prompt, None, n)
     names = list(cases)
     cases["b1_unsteered"]()  # warm-up
     runs: dict[str, list[float]] = {k: [] for k in names}

@@ -31,9 +31,10 @@ def bench(model: str = typer.Option("smollm2-135m", "--model", "-m"),
     torch.set_num_threads(threads)
     lm = load(model)
     vec = extract(lm, "sentiment")
-    adapter = _shipped_steerlm(lm)
+    adapter = _shipped(lm, "steerlm")
+    dglm = _shipped(lm, "dglm")
     with console.status(f"benchmarking: {repeats} repeats of every case"):
-        r = bench_steering(lm, vec, new_tokens=new_tokens, batch=batch, repeats=repeats, steerlm=adapter)
+        r = bench_steering(lm, vec, new_tokens=new_tokens, batch=batch, repeats=repeats, steerlm=adapter, dglm=dglm)
     table = Table(title=f"steering overhead on {lm.name} ({threads} thread(s), {new_tokens} tokens, "
                         f"batch {batch}, median of {repeats})")
     table.add_column("case")
@@ -54,14 +55,14 @@ def bench(model: str = typer.Option("smollm2-135m", "--model", "-m"),
             tmp.write_text(json.dumps(r, indent=2) + "\n")
 
 
-def _shipped_steerlm(lm: object) -> object | None:
-    """A shipped SteerLM adapter made for ``lm`` (for the SteerLM per-row case), else None."""
+def _shipped(lm: object, method: str) -> object | None:
+    """A shipped artifact of ``method`` made for ``lm`` (for that method's cases), else None."""
     from steerlab.artifacts import shipped
     from steerlab.core.artifact import load_artifact
     from steerlab.errors import SteerlabError
 
     for name, entry in shipped().items():
-        if entry.config()["method"] != "steerlm":
+        if entry.config()["method"] != method:
             continue
         art = load_artifact(name)
         try:

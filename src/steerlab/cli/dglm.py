@@ -81,8 +81,9 @@ def train_decoder_cmd(
     diffusion: Path = typer.Option(..., "--diffusion", help="Diffusion model folder (train-diffusion's output)."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="The DGLM artifact to write."),
     model: str = typer.Option("smollm2-135m", "--model", "-m", help="The decoder."),
-    probe: list[str] = typer.Option([], "--probe", help="NAME=DIR: an embedding probe to steer with (repeatable; "
-                                                        "default: the shipped sentiment probe)."),
+    probe: list[str] = typer.Option([], "--probe", help="NAME=DIR or NAME:LOW,HIGH=DIR: an embedding probe to steer "
+                                                        "with, its label names (default negative,positive; "
+                                                        "repeatable; default: the shipped sentiment probe)."),
     n_steps: int = typer.Option(400, min=1),
     batch_size: int = typer.Option(8, min=1),
     lr: float = typer.Option(1e-3),
@@ -108,13 +109,15 @@ def train_decoder_cmd(
     encoder = str(dm.meta.get("data", {}).get("encoder") or "all-minilm-l6-v2")
     probes = {}
     for item in probe or [f"sentiment={shipped_probe_path('sentiment')}"]:
-        pname, sep, folder = item.partition("=")
-        if not sep or not pname:
-            raise SteerlabError(f"--probe takes NAME=DIR, got {item!r}")
+        head, sep, folder = item.partition("=")
+        pname, _, label_spec = head.partition(":")
+        labels = tuple(x.strip() for x in label_spec.split(",")) if label_spec else ("negative", "positive")
+        if not sep or not pname or len(labels) != 2 or not all(labels) or labels[0] == labels[1]:
+            raise SteerlabError(f"--probe takes NAME=DIR or NAME:LOW,HIGH=DIR, got {item!r}")
         ep = EmbeddingProbe.load(folder)
         if ep.encoder != encoder:
             raise SteerlabError(f"probe {pname!r} reads {ep.encoder} embeddings; the diffusion model uses {encoder}")
-        probes[pname] = probe_from_embedding_probe(ep)
+        probes[pname] = probe_from_embedding_probe(ep, (labels[0], labels[1]))
     lm = load(model)
     data = build_pairs(lm.tokenizer, lm.name, encoder=encoder)
     config = PromptGeneratorConfig(dim=dm.config.dim, hidden=lm.hidden_size, k=k)

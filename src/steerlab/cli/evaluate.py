@@ -12,7 +12,7 @@ import typer
 from rich.markdown import Markdown
 from rich.table import Table
 
-from steerlab.cli.common import OVERWRITE, console, load, model_for, out, parse_layers, print_json
+from steerlab.cli.common import OVERWRITE, console, load, model_for, out, parse_layers, parse_opts, print_json
 
 eval_app = typer.Typer(no_args_is_help=False, invoke_without_command=True,
                        help="Evaluate steering: attribute success, fluency, diversity, baselines.")
@@ -26,6 +26,8 @@ def run(
     quick: bool = typer.Option(False, "--quick", help="8 prompts × 3 samples (CI); default: full protocol."),
     strength: list[float] = typer.Option([], "--strength", "-s", help="Strength(s) to evaluate (repeatable: a sweep)."),
     layers: str = typer.Option("", help="Steer only these layers (vectors)."),
+    opt: list[str] = typer.Option([], "--opt", help="Method option key=value (JSON value), e.g. "
+                                                    "guide=sentiment:positive (DGLM)."),
     layer_sweep: str = typer.Option("", help="Also sweep single layers, e.g. 7,9,11 (vectors)."),
     n_prompts: int | None = typer.Option(None, help="Override the number of prompts."),
     samples: int | None = typer.Option(None, help="Override samples per prompt (k)."),
@@ -56,7 +58,7 @@ def run(
 
     check_folder(out_dir, EvalReport.files(task_obj.name), overwrite=overwrite, what="evaluation report")
     lm = load(model_for(model, [art] if art else []))
-    options = {"layers": parse_layers(layers)} if layers else {}
+    options = {**parse_opts(opt), **({"layers": parse_layers(layers)} if layers else {})}
     variants = [{"layers": [la]} for la in parse_layers(layer_sweep) or []] or None
     with console.status(f"evaluating {task_obj.name}: {proto.n_prompts} prompts × {proto.samples} samples"):
         report = evaluate(lm, task_obj, art, strengths=strength or None, options=options, variants=variants,

@@ -59,3 +59,23 @@ def bootstrap_ci(values: Sequence[float], *, n_boot: int = 1000, level: float = 
     lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(lo), float(hi)
 
+
+
+def mauve_score(texts: Sequence[str], references: Sequence[str], *, encoder: str = "all-minilm-l6-v2",
+                seed: int = 25, scaling: float = 5.0) -> float:
+    """MAUVE (Pillutla et al. 2021, ``mauve-text``) of ``texts`` against human ``references``, with
+    features from a packaged sentence encoder instead of the package's default GPT-2-large (which
+    would be downloaded). Bucket count ``auto`` (n / 10); needs a few dozen texts on each side to
+    mean anything, hundreds to be stable. Scores are comparable only under the same encoder."""
+    try:
+        import mauve
+    except ImportError as exc:  # pragma: no cover - an install problem, named for the user
+        raise ImportError("MAUVE needs mauve-text: pip install 'steerlab[eval]'") from exc
+    from steerlab.scoring.encoders import encode
+
+    if len(texts) < 2 or len(references) < 2:
+        raise ValueError("MAUVE needs at least 2 texts on each side")
+    p, q = encode(list(references), encoder), encode(list(texts), encoder)  # (N, D), (M, D)
+    out = mauve.compute_mauve(p_features=np.asarray(p, dtype=np.float32), q_features=np.asarray(q, dtype=np.float32),
+                              seed=seed, mauve_scaling_factor=scaling, verbose=False)
+    return float(out.mauve)

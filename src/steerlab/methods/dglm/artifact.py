@@ -55,6 +55,12 @@ class DGLMArtifact(Artifact):
     def __post_init__(self) -> None:
         self.diffusion.eval()
         self.generator.eval()
+        # Stored in float16 (half the size; the networks compute in float32): rounding here makes
+        # a saved and reloaded artifact identical to the one in memory.
+        with torch.no_grad():
+            for t in [*self.diffusion.state_dict().values(), *self.generator.state_dict().values()]:
+                t.copy_(_fp16_round(t))
+        self.lora = {n: (_fp16_round(a), _fp16_round(b)) for n, (a, b) in self.lora.items()}
         finite("lora_scaling", self.lora_scaling)
         dim = self.diffusion.config.dim
         if self.generator.config.dim != dim:
@@ -71,11 +77,11 @@ class DGLMArtifact(Artifact):
     def to_state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
         tensors: dict[str, Tensor] = {}
         for k, v in self.diffusion.state_dict().items():
-            tensors[f"diffusion.{k}"] = v.detach().float()
+            tensors[f"diffusion.{k}"] = v.detach().half()
         for k, v in self.generator.state_dict().items():
-            tensors[f"generator.{k}"] = v.detach().float()
+            tensors[f"generator.{k}"] = v.detach().half()
         for name, (a, b) in self.lora.items():
-            tensors[f"lora.{name}.A"], tensors[f"lora.{name}.B"] = a.float(), b.float()
+            tensors[f"lora.{name}.A"], tensors[f"lora.{name}.B"] = a.half(), b.half()
         for name, p in self.probes.items():
             tensors[f"probe.{name}.coef"], tensors[f"probe.{name}.mean"] = p.coef.float(), p.mean.float()
             tensors[f"probe.{name}.std"] = p.std.float()
@@ -93,7 +99,7 @@ class DGLMArtifact(Artifact):
             diffusion.load_state_dict(_part(tensors, "diffusion."))
             generator = PromptGenerator(PromptGeneratorConfig(**config["generator"]))
             generator.load_state_dict(_part(tensors, "generator."))
-            lora = {n: (tensors[f"lora.{n}.A"], tensors[f"lora.{n}.B"]) for n in config["lora_modules"]}
+            lora = {n: (tensors[f"lora.{n}.A"].float(), tensors[f"lora.{n}.B"].float()) for n in config["lora_modules"]}
             probes = {n: Probe(tensors[f"probe.{n}.coef"], tensors[f"probe.{n}.mean"], tensors[f"probe.{n}.std"],
                                finite("intercept", spec["intercept"]), tuple(spec["labels"]), spec.get("info", {}))
                       for n, spec in config["probes"].items()}
@@ -106,6 +112,16 @@ class DGLMArtifact(Artifact):
                        model, meta)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ArtifactError(f"malformed DGLM artifact: {type(exc).__name__}: {exc}") from None
+
+
+def _fp16_round(t: Tensor) -> Tensor:
+    """``t`` rounded to the nearest float16 value, in its own dtype; values float16 cannot hold
+    are refused rather than turned into infinities."""
+    if t.is_floating_point() and t.numel():
+        if float(t.detach().abs().max()) > torch.finfo(torch.float16).max:
+            raise ArtifactError("a DGLM weight exceeds float16's range; the artifact stores float16")
+        return t.detach().half().to(t.dtype)
+    return t
 
 
 def _part(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:

@@ -7,8 +7,9 @@ Options (per steer, so DGLM rows mix with any other rows in one batch)::
     guide   "sentiment:positive" or a list of such (probe:label), composing by summed losses
     weight  probe-guidance weight (times the steer's strength; 0 = the unguided proposal)
     sigma2  noise added to the proposal before the prompt generator reads it (paper: 0.05)
-    steps   diffusion sampling steps; sampler "ddim" (few steps) or "ddpm"
-    cfg     classifier-free guidance on the prefix (1 = plain conditional sampling)
+    steps   diffusion sampling steps (default 10); sampler "ddim" (few steps) or "ddpm" (the paper: 250)
+    cfg     classifier-free guidance on the prefix (1 = plain conditional sampling; default 2, which
+            brought held-out proposals closer to the true continuation: cosine 0.31 vs 0.24)
     seed    the proposal's random seed (the same prompt and seed give the same proposal)
 """
 
@@ -39,9 +40,9 @@ class DGLMOptions:
     guide: str | list[str] | None = None
     weight: float = 5.0
     sigma2: float = 0.05
-    steps: int = 25
+    steps: int = 10
     sampler: str = "ddim"
-    cfg: float = 1.0
+    cfg: float = 2.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -97,15 +98,23 @@ class DGLMSteerer(Steerer[DGLMArtifact, DGLMOptions]):
             out.append(art.probes[probe].guide(label, options.weight * strength))
         return out
 
-    def soft_prompt(self, lm: LoadedModel, artifact: DGLMArtifact, prompt: str, strength: float,
-                    options: DGLMOptions) -> Tensor:
+    def proposal(self, artifact: DGLMArtifact, prompt: str, strength: float, options: DGLMOptions) -> Tensor:
+        """The semantic proposal for ``prompt``: a continuation embedding (1, D) sampled from the
+        diffusion model given the prompt's embedding, steered by the probes (deterministic given
+        ``options.seed``)."""
         from steerlab.scoring.encoders import encode
 
         cond = torch.from_numpy(encode([prompt], artifact.encoder)).float()  # (1, D)
         g = torch.Generator().manual_seed(options.seed)
         with torch.no_grad():
-            proposal = sample(artifact.diffusion, cond, steps=options.steps, sampler=options.sampler,
-                              cfg_scale=options.cfg, guides=self.guides(artifact, options, strength), generator=g)
+            return sample(artifact.diffusion, cond, steps=options.steps, sampler=options.sampler,
+                          cfg_scale=options.cfg, guides=self.guides(artifact, options, strength), generator=g)
+
+    def soft_prompt(self, lm: LoadedModel, artifact: DGLMArtifact, prompt: str, strength: float,
+                    options: DGLMOptions) -> Tensor:
+        proposal = self.proposal(artifact, prompt, strength, options)  # (1, D)
+        g = torch.Generator().manual_seed(options.seed + 1)
+        with torch.no_grad():
             sigma2 = torch.full((1,), options.sigma2)
             soft = artifact.generator(noised(proposal, sigma2, g), sigma2)[0]  # (k, H)
         dtype = next(lm.model.parameters()).dtype
