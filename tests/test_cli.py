@@ -53,6 +53,8 @@ def test_models_lists_packaged(capsys) -> None:
     (["steerlm", "eval", "--value-model", str(VALUE_MODEL)], "give at least one --adapter"),
     (["dglm", "train-decoder", "--diffusion", "/nonexistent", "--out", "/tmp/x"], "not a DGLM diffusion model"),
     (["dglm", "build-pairs", "--source", "gossip"], "unknown DGLM corpus"),
+    (["dglm", "train-decoder", "--diffusion", "/nonexistent", "--out", "/tmp/x", "--probe", "toxicity:clean=/p"],
+     "--probe takes NAME=DIR or NAME:LOW,HIGH=DIR"),
     (["steerlm", "eval", "--value-model", str(VALUE_MODEL), "--rescore", "/nonexistent.json"],
      "no such sweep file"),
     (["steerlm", "eval", "--adapter", str(ADAPTER), "--value-model", str(VALUE_MODEL),

@@ -253,3 +253,37 @@ def test_dglm_rows_mix_with_other_rows_and_match_their_solo_runs(tiny_llama) -> 
     with pytest.raises(SteerlabError, match="unknown DGLM probe 'sentimnt'.*Did you mean 'sentiment'"):
         steerlab.generate(lm, prompts[:1], (dataclasses.replace(steer, options={"guide": "sentimnt:positive"}),),
                           max_new_tokens=2, progress=False)
+
+
+def test_assemble_swaps_the_diffusion_model_and_edits_probes(tiny_llama, tmp_path, capsys) -> None:
+    """`steerlab dglm assemble`: a diffusion model trained elsewhere replaces the artifact's, a new
+    probe is added with its own label names, one is dropped; the decoder side is kept exactly."""
+    import numpy as np
+
+    from steerlab.core.artifact import load_artifact
+    from tests.test_cli import run
+    from steerlab.methods.dglm.train import DiffusionModel
+    from steerlab.scoring.probes import EmbeddingProbe
+    from tests.conformance.factories import tiny_dglm
+
+    art = tiny_dglm(tiny_llama).artifact
+    art.save(tmp_path / "base")
+    torch.manual_seed(1)
+    other = Denoiser(DiffusionConfig(dim=384, n_tokens=8, width=32, layers=1, heads=2))
+    DiffusionModel(other, {"data": {"encoder": "all-minilm-l6-v2"}}).save(tmp_path / "diff")
+    rng = np.random.default_rng(0)
+    EmbeddingProbe("all-minilm-l6-v2", rng.normal(size=384), 0.5, np.zeros(384), np.ones(384)).save(tmp_path / "tox")
+    code, _, err = run(["dglm", "assemble", "--from", str(tmp_path / "base"), "--out", str(tmp_path / "new"),
+                        "--diffusion", str(tmp_path / "diff"), "--probe", f"toxicity:clean,toxic={tmp_path / 'tox'}",
+                        "--drop-probe", "sentiment"], capsys)
+    assert code == 0, err
+    new = load_artifact(tmp_path / "new")
+    assert set(new.probes) == {"toxicity"} and new.probes["toxicity"].labels == ("clean", "toxic")
+    for k, v in other.state_dict().items():
+        torch.testing.assert_close(new.diffusion.state_dict()[k], v.half().float())
+    for k, v in art.generator.state_dict().items():
+        assert torch.equal(new.generator.state_dict()[k], v)
+    assert all(torch.equal(new.lora[n][0], art.lora[n][0]) for n in art.lora)
+    code, _, err = run(["dglm", "assemble", "--from", str(tmp_path / "base"), "--out", str(tmp_path / "bad"),
+                        "--drop-probe", "humour"], capsys)
+    assert code != 0 and "no probe named 'humour'" in err and not (tmp_path / "bad").exists()

@@ -1,8 +1,10 @@
-"""``steerlab dglm``: DGLM's data and training verbs."""
+"""``steerlab dglm``: DGLM's data, training and assembly verbs (build-pairs, train-diffusion,
+train-decoder, train-probe, assemble)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -96,28 +98,17 @@ def train_decoder_cmd(
     """Train the prompt generator and the decoder's LoRA; write the whole DGLM artifact."""
     from steerlab.core.atomic import check_dir_target
     from steerlab.methods.dglm import DGLMArtifact
-    from steerlab.methods.dglm.artifact import probe_from_embedding_probe
     from steerlab.methods.dglm.data import build_pairs
     from steerlab.methods.dglm.decoder import PromptGeneratorConfig, train_decoder
     from steerlab.methods.dglm.train import DiffusionModel
-    from steerlab.scoring.probes import EmbeddingProbe
     from steerlab.scoring.scorers import shipped_probe_path
 
     check_dir_target(out_dir, {"steer_config.json", "steer_weights.safetensors"}, overwrite=overwrite,
                      what="artifact")
+    specs = _probe_specs(probe or [f"sentiment={shipped_probe_path('sentiment')}"])  # checked before loading
     dm = DiffusionModel.load(diffusion)
     encoder = str(dm.meta.get("data", {}).get("encoder") or "all-minilm-l6-v2")
-    probes = {}
-    for item in probe or [f"sentiment={shipped_probe_path('sentiment')}"]:
-        head, sep, folder = item.partition("=")
-        pname, _, label_spec = head.partition(":")
-        labels = tuple(x.strip() for x in label_spec.split(",")) if label_spec else ("negative", "positive")
-        if not sep or not pname or len(labels) != 2 or not all(labels) or labels[0] == labels[1]:
-            raise SteerlabError(f"--probe takes NAME=DIR or NAME:LOW,HIGH=DIR, got {item!r}")
-        ep = EmbeddingProbe.load(folder)
-        if ep.encoder != encoder:
-            raise SteerlabError(f"probe {pname!r} reads {ep.encoder} embeddings; the diffusion model uses {encoder}")
-        probes[pname] = probe_from_embedding_probe(ep, (labels[0], labels[1]))
+    probes = _load_probes(specs, encoder)
     lm = load(model)
     data = build_pairs(lm.tokenizer, lm.name, encoder=encoder)
     config = PromptGeneratorConfig(dim=dm.config.dim, hidden=lm.hidden_size, k=k)
@@ -130,6 +121,79 @@ def train_decoder_cmd(
     console.print(f"wrote {out_dir}")
     out.print(f"decoder loss {record['loss_first']:.3f} -> {record['loss_last_20']:.3f} over {n_steps} steps "
               f"({record['seconds']:.0f} s)")
+
+
+@app.command("assemble")
+def assemble_cmd(
+    base: Path = typer.Option(..., "--from", help="A DGLM artifact to start from."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="The DGLM artifact to write."),
+    diffusion: Path | None = typer.Option(None, "--diffusion", help="Replace its diffusion model (a train-diffusion "
+                                                                     "folder, e.g. trained elsewhere)."),
+    probe: list[str] = typer.Option([], "--probe", help="Add or replace a probe: NAME=DIR or NAME:LOW,HIGH=DIR "
+                                                        "(repeatable)."),
+    drop_probe: list[str] = typer.Option([], "--drop-probe", help="Remove a probe by name (repeatable)."),
+    name: str = typer.Option("", help="The new artifact's name (default: the folder's name)."),
+    overwrite: bool = OVERWRITE,
+) -> None:
+    """Make a DGLM artifact from another one's parts: a diffusion model trained separately (the
+    decoder side does not depend on it), new probes to steer with, probes removed."""
+    from steerlab.core.artifact import load_artifact
+    from steerlab.core.atomic import check_dir_target
+    from steerlab.methods.dglm import DGLMArtifact
+    from steerlab.methods.dglm.train import DiffusionModel
+
+    check_dir_target(out_dir, {"steer_config.json", "steer_weights.safetensors"}, overwrite=overwrite,
+                     what="artifact")
+    specs = _probe_specs(probe)
+    art = load_artifact(base)
+    if not isinstance(art, DGLMArtifact):
+        raise SteerlabError(f"{base} is a {art.method} artifact, not DGLM")
+    meta = {**art.meta, "name": name or out_dir.name, "assembled_from": art.name}
+    denoiser = art.diffusion
+    if diffusion is not None:
+        dm = DiffusionModel.load(diffusion)
+        enc = str(dm.meta.get("data", {}).get("encoder") or art.encoder)
+        if enc != art.encoder or dm.config.dim != art.diffusion.config.dim:
+            raise SteerlabError(f"the diffusion model works on {enc} ({dm.config.dim}-d); the artifact's prompt "
+                                f"generator reads {art.encoder} ({art.diffusion.config.dim}-d)")
+        denoiser = dm.model
+        meta["training"] = {**meta.get("training", {}), "diffusion": dm.meta.get("training", {})}
+        meta["diffusion_validation"] = dm.meta.get("validation", {})
+    probes = {k: v for k, v in art.probes.items() if k not in drop_probe}
+    unknown = sorted(set(drop_probe) - set(art.probes))
+    if unknown:
+        raise SteerlabError(f"no probe named {unknown[0]!r} in {base}; it has {', '.join(sorted(art.probes))}")
+    probes.update(_load_probes(specs, art.encoder))
+    new = DGLMArtifact(denoiser, art.generator, art.lora, art.lora_scaling, probes, art.encoder, art.model, meta)
+    new.save(out_dir, overwrite=overwrite)
+    listed = ", ".join(f"{k} ({v.labels[0]}/{v.labels[1]})" for k, v in probes.items())
+    console.print(f"wrote {out_dir}: probes {listed}")
+
+
+def _probe_specs(items: list[str]) -> list[tuple[str, tuple[str, str], str]]:
+    """``NAME=DIR`` / ``NAME:LOW,HIGH=DIR`` -> (name, labels, folder); bad specs fail before loading."""
+    specs = []
+    for item in items:
+        head, sep, folder = item.partition("=")
+        pname, _, label_spec = head.partition(":")
+        labels = tuple(x.strip() for x in label_spec.split(",")) if label_spec else ("negative", "positive")
+        if not sep or not pname or not folder or len(labels) != 2 or not all(labels) or labels[0] == labels[1]:
+            raise SteerlabError(f"--probe takes NAME=DIR or NAME:LOW,HIGH=DIR, got {item!r}")
+        specs.append((pname, (labels[0], labels[1]), folder))
+    return specs
+
+
+def _load_probes(specs: list[tuple[str, tuple[str, str], str]], encoder: str) -> dict[str, Any]:
+    from steerlab.methods.dglm.artifact import probe_from_embedding_probe
+    from steerlab.scoring.probes import EmbeddingProbe
+
+    probes = {}
+    for pname, labels, folder in specs:
+        ep = EmbeddingProbe.load(folder)
+        if ep.encoder != encoder:
+            raise SteerlabError(f"probe {pname!r} reads {ep.encoder} embeddings; the DGLM artifact uses {encoder}")
+        probes[pname] = probe_from_embedding_probe(ep, labels)
+    return probes
 
 
 def register(root: typer.Typer) -> None:
