@@ -287,3 +287,19 @@ def test_assemble_swaps_the_diffusion_model_and_edits_probes(tiny_llama, tmp_pat
     code, _, err = run(["dglm", "assemble", "--from", str(tmp_path / "base"), "--out", str(tmp_path / "bad"),
                         "--drop-probe", "humour"], capsys)
     assert code != 0 and "no probe named 'humour'" in err and not (tmp_path / "bad").exists()
+
+
+def test_documents_opening_with_an_eval_prompt_are_held_out(tiny_tokenizer) -> None:
+    from steerlab.data.corpora import Doc
+    from steerlab.methods.dglm.data import _opening, eval_openings
+
+    held = frozenset({_opening(CORPUS[0])})
+    kw = {"prefix_tokens": 4, "continuation_tokens": 4, "min_tokens": 4}
+    for i, text in enumerate(CORPUS[:6]):
+        doc = [Doc(text, "x", f"doc{i}")]
+        plain = cut_pairs(tiny_tokenizer, doc, "toy", **kw)
+        got = cut_pairs(tiny_tokenizer, doc, "toy", held_out=held, **kw)
+        assert [p.prefix for p in got] == [p.prefix for p in plain]
+        want = ["test"] * len(plain) if i == 0 else [p.split for p in plain]
+        assert [p.split for p in got] == want
+    assert len(eval_openings()) > 500  # the shipped evaluation prompt sets

@@ -9,7 +9,9 @@
 
 Sampling: temperature 1, top-p 0.95, 32 new tokens, seed 0, 2 samples per prefix.
 
-    python experiments/dglm/eval_dglm.py ARTIFACT [N_PREFIXES] [OUT_JSON]
+    python experiments/dglm/eval_dglm.py ARTIFACT PAIR_CACHE [N_PREFIXES] [OUT_JSON]
+
+PAIR_CACHE is the pair cache folder the artifact was trained from (its test split is held out).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from steerlab.eval.metrics import distinct_n, mauve_score
 from steerlab.eval.perplexity import conditional_perplexity
 from steerlab.eval.protocol import QUICK, prompts_for
 from steerlab.eval.tasks import TASKS
-from steerlab.methods.dglm.data import build_pairs
+from steerlab.methods.dglm.data import load_pairs
 from steerlab.methods.dglm.steerer import DGLMOptions, DGLMSteerer
 from steerlab.models.loading import load_model
 from steerlab.scoring.encoders import encode
@@ -48,11 +50,11 @@ def cos_rows(a: np.ndarray, b: np.ndarray) -> float:
 
 def main() -> None:
     art = steerlab.load_artifact(sys.argv[1])
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 96
-    out_path = Path(sys.argv[3]) if len(sys.argv) > 3 else None
+    pairs = load_pairs(sys.argv[2])
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 96
+    out_path = Path(sys.argv[4]) if len(sys.argv) > 4 else None
     lm = load_model("smollm2-135m")
     ref = load_reference(lm)
-    pairs = build_pairs(lm.tokenizer, lm.name, encoder=art.encoder)
     test = pairs.split("test")
     picks = random.Random(0).sample(range(len(test.pairs)), n)
     prompts = [test.pairs[i].prefix for i in picks]

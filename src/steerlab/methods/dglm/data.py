@@ -6,7 +6,9 @@ next ``continuation_tokens`` (32). Long documents give consecutive non-overlappi
 document shorter than a full window but with at least ``min_tokens`` tokens gives one pair split
 at its middle (tweets, review snippets), so the diffusion model also sees short continuations.
 Documents are assigned to train / validation / test by a hash of their group (article, speaker,
-movie), so held-out prefixes come from documents never trained on.
+movie), so held-out prefixes come from documents never trained on. Documents that open with a
+prompt of the shipped evaluation prompt sets (the RT plot summaries and offensive tweets the eval
+tasks score on) always go to the test split, so DGLM never trains on what scores it.
 
 Embeddings come from a packaged sentence encoder (unit-normalised); a cache folder holds
 ``pairs.jsonl`` (prefix, continuation, source, split), ``embeddings.safetensors`` (prefix and
@@ -37,6 +39,9 @@ PAIRS = "pairs.jsonl"
 EMBEDDINGS = "embeddings.safetensors"
 PROVENANCE = "provenance.json"
 SPLITS = {"train": 0.96, "validation": 0.02, "test": 0.02}
+EVAL_PROMPT_SETS = ("neutral", "sentiment_neutral", "sentiment_positive", "sentiment_negative", "toxic")
+"""Shipped prompt sets the evaluation tasks score on: their documents are held out of training."""
+_KEY = 24  # characters of a document's opening compared with the evaluation prompts' openings
 
 
 @dataclass(frozen=True)
@@ -74,9 +79,22 @@ def _text_and_group(doc: Any) -> tuple[str, str]:
     return str(doc.text), str(doc.group or doc.text[:64])
 
 
+def eval_openings() -> frozenset[str]:
+    """The openings (first characters, whitespace-normalised) of every shipped evaluation prompt."""
+    from steerlab.data.pairs import load_prompts
+
+    return frozenset(_opening(p) for name in EVAL_PROMPT_SETS for p in load_prompts(name))
+
+
+def _opening(text: str) -> str:
+    return " ".join(text.split())[:_KEY]
+
+
 def cut_pairs(tokenizer: Any, docs: Iterable[Any], source: str, *, prefix_tokens: int = 32,
-              continuation_tokens: int = 32, min_tokens: int = 16) -> list[Pair]:
-    """Pairs from one corpus (see the module docs)."""
+              continuation_tokens: int = 32, min_tokens: int = 16,
+              held_out: frozenset[str] = frozenset()) -> list[Pair]:
+    """Pairs from one corpus (see the module docs); documents whose opening is in ``held_out``
+    (see :func:`eval_openings`) go to the test split."""
     if prefix_tokens < 1 or continuation_tokens < 1 or min_tokens < 2:
         raise SteerlabError("prefix_tokens and continuation_tokens must be >= 1 and min_tokens >= 2")
     window = prefix_tokens + continuation_tokens
@@ -84,7 +102,7 @@ def cut_pairs(tokenizer: Any, docs: Iterable[Any], source: str, *, prefix_tokens
     for doc in docs:
         text, group = _text_and_group(doc)
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        split = _split_of(f"{source}:{group}")
+        split = "test" if _opening(text) in held_out else _split_of(f"{source}:{group}")
         if len(ids) >= window:
             for start in range(0, len(ids) - window + 1, window):
                 p, c = ids[start:start + prefix_tokens], ids[start + prefix_tokens:start + window]
@@ -127,7 +145,8 @@ def build_pairs(tokenizer: Any, tokenizer_name: str, *, sources: Sequence[str] |
     if unknown:
         raise SteerlabError(f"unknown DGLM corpus {unknown}; known: {', '.join(table)}")
     want = {"format_version": 1, "tokenizer": tokenizer_name, "encoder": encoder, "sources": sources,
-            "prefix_tokens": prefix_tokens, "continuation_tokens": continuation_tokens, "min_tokens": min_tokens}
+            "prefix_tokens": prefix_tokens, "continuation_tokens": continuation_tokens, "min_tokens": min_tokens,
+            "eval_prompts_held_out": list(EVAL_PROMPT_SETS)}
     folder = Path(cache_dir) if cache_dir else _default_cache() / _digest(want)
     if (folder / PROVENANCE).is_file():
         cached = load_pairs(folder)
@@ -135,9 +154,10 @@ def build_pairs(tokenizer: Any, tokenizer_name: str, *, sources: Sequence[str] |
             return cached
     pairs: list[Pair] = []
     counts: dict[str, int] = {}
+    held_out = eval_openings()
     for name in sources:
         got = cut_pairs(tokenizer, table[name](), name, prefix_tokens=prefix_tokens,
-                        continuation_tokens=continuation_tokens, min_tokens=min_tokens)
+                        continuation_tokens=continuation_tokens, min_tokens=min_tokens, held_out=held_out)
         counts[name] = len(got)
         pairs += got
     if not pairs:
