@@ -303,3 +303,16 @@ def test_documents_opening_with_an_eval_prompt_are_held_out(tiny_tokenizer) -> N
         want = ["test"] * len(plain) if i == 0 else [p.split for p in plain]
         assert [p.split for p in got] == want
     assert len(eval_openings()) > 500  # the shipped evaluation prompt sets
+
+
+def test_training_records_survive_save_and_load(tiny_llama, tmp_path) -> None:
+    from steerlab.core.artifact import load_artifact
+    from tests.conformance.factories import tiny_dglm
+
+    art = tiny_dglm(tiny_llama).artifact
+    art.meta["training"] = {"decoder": {"n_steps": 3, "history": [[0.5, 4.0]]}}
+    art.meta["diffusion_validation"] = {"cos_conditional": 0.27}
+    art.save(tmp_path / "a")
+    back = load_artifact(tmp_path / "a")
+    assert back.meta["training"]["decoder"]["history"] == [[0.5, 4.0]]
+    assert back.meta["diffusion_validation"] == {"cos_conditional": 0.27}

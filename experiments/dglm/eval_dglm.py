@@ -4,6 +4,8 @@
   guidance) vs a plain-decoding continuation's; both also against the true continuation;
 * the σ² knob: perplexity under the reference model, dist-3 and MAUVE (packaged-encoder features,
   against the human continuations) of DGLM at σ² = 0.05 / 0.25 / 0.5 / 1 beside plain decoding;
+* control on held-out prefixes: sentiment guidance both ways at weights 5 / 10 / 20, under the
+  sentiment probe and VADER (the second scorer);
 * composition: on the detoxify task's prompts, probes toxicity:clean and sentiment:positive alone
   and together; both attributes are measured (alt-profanity-check, the sentiment probe).
 
@@ -83,6 +85,19 @@ def main() -> None:
                        "seconds": round(secs, 1), "example": texts[0]}
         print(name, json.dumps({k: v for k, v in table[name].items() if k != "example"}), flush=True)
     out["heldout"] = table
+    # control on held-out prefixes (documents never trained on)
+    sent_probe, vader = get_scorer("sentiment"), get_scorer("vader")
+    ctrl = {}
+    for target in ("positive", "negative"):
+        for w in (0.0, 5.0, 10.0, 20.0):
+            if w == 0.0 and target == "negative":
+                continue
+            texts = steerlab.generate(lm, rows, Steer(art, 1.0, {"guide": f"sentiment:{target}", "weight": w}), **GEN)
+            key = "unguided" if w == 0.0 else f"{target} w{w:g}"
+            ctrl[key] = {"sentiment_probe": float(np.mean(sent_probe(texts))), "vader": float(np.mean(vader(texts))),
+                         "perplexity": conditional_perplexity(ref, rows, texts).mean}
+            print("control", key, ctrl[key], flush=True)
+    out["control_heldout"] = ctrl
     # composition on the detoxify task's prompts
     task = TASKS.get("detoxify")
     dprompts = prompts_for(task, with_protocol(QUICK, n_prompts=24))

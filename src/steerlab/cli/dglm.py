@@ -88,7 +88,8 @@ def train_decoder_cmd(
                                                         "repeatable; default: the shipped sentiment probe)."),
     n_steps: int = typer.Option(400, min=1),
     batch_size: int = typer.Option(8, min=1),
-    lr: float = typer.Option(1e-3),
+    lr: float = typer.Option(1e-3, help="The prompt generator's learning rate."),
+    lora_lr: float | None = typer.Option(None, help="The decoder LoRA's learning rate (default lr / 5)."),
     k: int = typer.Option(8, min=1, help="Soft-prompt vectors."),
     r: int = typer.Option(8, min=1, help="LoRA rank on the decoder's attention."),
     seed: int = typer.Option(0),
@@ -113,7 +114,7 @@ def train_decoder_cmd(
     data = build_pairs(lm.tokenizer, lm.name, encoder=encoder)
     config = PromptGeneratorConfig(dim=dm.config.dim, hidden=lm.hidden_size, k=k)
     generator, factors, record = train_decoder(lm, data, config, n_steps=n_steps, batch_size=batch_size, lr=lr,
-                                               r=r, lora_alpha=2.0 * r, seed=seed)
+                                               lora_lr=lora_lr, r=r, lora_alpha=2.0 * r, seed=seed)
     art = DGLMArtifact(dm.model, generator, factors, 2.0, probes, encoder, lm.fingerprint,
                        {"name": name, "training": {"decoder": record, "diffusion": dm.meta.get("training", {})},
                         "diffusion_validation": dm.meta.get("validation", {}), "provenance": data.provenance})

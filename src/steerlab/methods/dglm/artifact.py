@@ -16,6 +16,9 @@ from steerlab.errors import ArtifactError
 from steerlab.methods.dglm.decoder import PromptGenerator, PromptGeneratorConfig
 from steerlab.methods.dglm.diffusion import Denoiser, DiffusionConfig, ProbeGuide
 
+RECORDS = ("training", "diffusion_validation", "assembled_from")
+"""Meta entries saved in the artifact's config (training runs, held-out figures, assembly)."""
+
 
 @dataclass
 class Probe:
@@ -89,6 +92,9 @@ class DGLMArtifact(Artifact):
                   "lora_scaling": self.lora_scaling, "lora_modules": sorted(self.lora), "encoder": self.encoder,
                   "probes": {n: {"intercept": p.intercept, "labels": list(p.labels), "info": p.info}
                              for n, p in self.probes.items()}}
+        for key in RECORDS:  # how the parts were trained and measured travel with the weights
+            if self.meta.get(key):
+                config[key] = self.meta[key]
         return config, {k: v.contiguous() for k, v in tensors.items()}
 
     @classmethod
@@ -108,8 +114,9 @@ class DGLMArtifact(Artifact):
                      | {f"probe.{n}.{x}" for n in probes for x in ("coef", "mean", "std")})
             if set(tensors) != known:
                 raise ValueError(f"unexpected or missing tensors: {sorted(set(tensors) ^ known)[:4]}")
+            records = {k: config[k] for k in RECORDS if config.get(k)}
             return cls(diffusion, generator, lora, float(config["lora_scaling"]), probes, str(config["encoder"]),
-                       model, meta)
+                       model, {**meta, **records})
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ArtifactError(f"malformed DGLM artifact: {type(exc).__name__}: {exc}") from None
 

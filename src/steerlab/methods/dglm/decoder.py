@@ -65,9 +65,10 @@ class PromptGenerator(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, z: Tensor, sigma2: Tensor) -> Tensor:
-        b = z.shape[0]
         cond = self.inp(z) + self.noise(scalar_features(sigma2, self.config.width))  # (B, W)
-        h = torch.cat([cond[:, None, :], self.queries.expand(b, -1, -1)], dim=1)  # (B, 1 + k, W)
+        # every query starts from the condition, so each soft prompt carries it before attention
+        # has learnt to route it
+        h = torch.cat([cond[:, None, :], self.queries[None] + cond[:, None, :]], dim=1)  # (B, 1 + k, W)
         h = self.norm(self.encoder(h))[:, 1:]  # (B, k, W)
         out = self.out(h)  # (B, k, hidden)
         return out / out.norm(dim=-1, keepdim=True).clamp(min=1e-6) * self.scale
@@ -108,12 +109,14 @@ def batch_inputs(lm: LoadedModel, soft: Tensor, prefixes: list[list[int]], conti
 
 @holds_model_lock
 def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig | None = None, *,
-                  n_steps: int = 400, batch_size: int = 8, lr: float = 1e-3, r: int = 8, lora_alpha: float = 16.0,
-                  seed: int = 0, progress: bool = True) -> tuple[PromptGenerator, dict[str, tuple[Tensor, Tensor]],
-                                                                dict[str, Any]]:
+                  n_steps: int = 400, batch_size: int = 8, lr: float = 1e-3, lora_lr: float | None = None,
+                  r: int = 8, lora_alpha: float = 16.0, seed: int = 0, progress: bool = True
+                  ) -> tuple[PromptGenerator, dict[str, tuple[Tensor, Tensor]], dict[str, Any]]:
     """Train the prompt generator and a LoRA on ``lm``'s attention on ``data``'s training split.
     Returns the generator, the LoRA factors by module name (A (r, in), B (out, r)) and a record of
-    the run (losses by noise level). ``lm`` is left exactly as it was."""
+    the run (losses by noise level). ``lm`` is left exactly as it was. ``lora_lr`` (default
+    ``lr / 5``): the LoRA learns slower than the prompt generator, so the decoder cannot lower its
+    loss by adapting to the corpus alone while the soft prompts are still uninformative."""
     if n_steps < 1 or batch_size < 1:
         raise SteerlabError("n_steps and batch_size must be >= 1")
     train = data.split("train")
@@ -136,8 +139,9 @@ def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig 
     t0 = time.perf_counter()
     try:
         lora = lora_modules(pm)
-        params = [p for p in pm.parameters() if p.requires_grad] + list(gen_module.parameters())
-        opt = torch.optim.AdamW(params, lr=lr)
+        opt = torch.optim.AdamW([{"params": [p for p in pm.parameters() if p.requires_grad],
+                                  "lr": lora_lr if lora_lr is not None else lr / 5},
+                                 {"params": list(gen_module.parameters()), "lr": lr}])
         pm.train()
         with maybe_bar(progress, n_steps, f"training DGLM decoder ({len(train.pairs)} pairs)") as advance:
             for _ in range(n_steps):
@@ -165,7 +169,8 @@ def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig 
             p.requires_grad_(grads.get(n, p.requires_grad))
         model.train(was_training)
     gen_module.eval()
-    record = {"n_steps": n_steps, "batch_size": batch_size, "lr": lr, "r": r, "lora_alpha": lora_alpha, "seed": seed,
+    record = {"n_steps": n_steps, "batch_size": batch_size, "lr": lr,
+              "lora_lr": lora_lr if lora_lr is not None else lr / 5, "r": r, "lora_alpha": lora_alpha, "seed": seed,
               "seconds": round(time.perf_counter() - t0, 1), "loss_first": history[0][1],
               "loss_last_20": sum(x for _, x in history[-20:]) / len(history[-20:]),
               "history": [[round(s, 3), round(x, 4)] for s, x in history]}
