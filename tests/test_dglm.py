@@ -261,10 +261,10 @@ def test_assemble_swaps_the_diffusion_model_and_edits_probes(tiny_llama, tmp_pat
     import numpy as np
 
     from steerlab.core.artifact import load_artifact
-    from tests.test_cli import run
     from steerlab.methods.dglm.train import DiffusionModel
     from steerlab.scoring.probes import EmbeddingProbe
     from tests.conformance.factories import tiny_dglm
+    from tests.test_cli import run
 
     art = tiny_dglm(tiny_llama).artifact
     art.save(tmp_path / "base")
