@@ -316,3 +316,41 @@ def test_training_records_survive_save_and_load(tiny_llama, tmp_path) -> None:
     back = load_artifact(tmp_path / "a")
     assert back.meta["training"]["decoder"]["history"] == [[0.5, 4.0]]
     assert back.meta["diffusion_validation"] == {"cos_conditional": 0.27}
+
+
+def test_train_decoder_resumes_a_checkpoint_exactly(tiny_llama, tmp_path, monkeypatch) -> None:
+    """4 steps straight == stopped by Ctrl-C during step 3 (a checkpoint at step 2 is kept), then
+    the same call again: same draws, same optimiser moments, same weights."""
+    from steerlab.errors import Interrupted
+    from steerlab.methods.dglm import decoder as D
+
+    pairs = [Pair(t[: len(t) // 2], t[len(t) // 2:], "toy", "train") for t in CORPUS * 2]
+    g = torch.Generator().manual_seed(0)
+    data = PairSet(pairs, torch.randn(len(pairs), 16, generator=g), torch.randn(len(pairs), 16, generator=g),
+                   {"digest": "toy"})
+    config = D.PromptGeneratorConfig(dim=16, hidden=tiny_llama.hidden_size, k=2, width=32, layers=1, heads=2)
+    kw = {"n_steps": 4, "batch_size": 3, "lr": 1e-2, "r": 2, "progress": False}
+    gen_a, fac_a, rec_a = D.train_decoder(tiny_llama, data, config, **kw)
+
+    real, calls = D.batch_inputs, []
+
+    def stop_at_third(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(D, "batch_inputs", stop_at_third)
+    with pytest.raises(Interrupted, match="resume"):
+        D.train_decoder(tiny_llama, data, config, checkpoint_dir=tmp_path / "ck", **kw)
+    monkeypatch.setattr(D, "batch_inputs", real)
+    gen_b, fac_b, rec_b = D.train_decoder(tiny_llama, data, config, checkpoint_dir=tmp_path / "ck", **kw)
+    assert rec_b["resumed_from_step"] == 2 and len(rec_b["history"]) == 4
+    assert rec_b["history"] == rec_a["history"]
+    for k, v in gen_a.state_dict().items():
+        torch.testing.assert_close(gen_b.state_dict()[k], v, rtol=1e-5, atol=1e-6)
+    for n, (a, b) in fac_a.items():
+        torch.testing.assert_close(fac_b[n][0], a, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(fac_b[n][1], b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(SteerlabError, match="another run"):
+        D.train_decoder(tiny_llama, data, config, checkpoint_dir=tmp_path / "ck", **{**kw, "lr": 5e-3})

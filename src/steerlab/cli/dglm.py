@@ -93,6 +93,9 @@ def train_decoder_cmd(
     k: int = typer.Option(8, min=1, help="Soft-prompt vectors."),
     r: int = typer.Option(8, min=1, help="LoRA rank on the decoder's attention."),
     seed: int = typer.Option(0),
+    checkpoint_dir: Path | None = typer.Option(None, help="Checkpoints every 100 steps and on Ctrl-C; a rerun of "
+                                                          "the same command resumes (default: OUT.ckpt)."),
+    restart: bool = typer.Option(False, help="Train from step 0 even if a checkpoint of another run is there."),
     name: str = typer.Option("dglm", help="The artifact's name."),
     overwrite: bool = OVERWRITE,
 ) -> None:
@@ -114,7 +117,9 @@ def train_decoder_cmd(
     data = build_pairs(lm.tokenizer, lm.name, encoder=encoder)
     config = PromptGeneratorConfig(dim=dm.config.dim, hidden=lm.hidden_size, k=k)
     generator, factors, record = train_decoder(lm, data, config, n_steps=n_steps, batch_size=batch_size, lr=lr,
-                                               lora_lr=lora_lr, r=r, lora_alpha=2.0 * r, seed=seed)
+                                               lora_lr=lora_lr, r=r, lora_alpha=2.0 * r, seed=seed,
+                                               checkpoint_dir=checkpoint_dir or out_dir.with_name(out_dir.name + ".ckpt"),
+                                               restart=restart)
     art = DGLMArtifact(dm.model, generator, factors, 2.0, probes, encoder, lm.fingerprint,
                        {"name": name, "training": {"decoder": record, "diffusion": dm.meta.get("training", {})},
                         "diffusion_validation": dm.meta.get("validation", {}), "provenance": data.provenance})

@@ -17,12 +17,16 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from steerlab.core.atomic import check_dir_target
+from steerlab.core.checkpoint import CHECKPOINT_FILES, interrupted, load_checkpoint, save_checkpoint
+from steerlab.core.validate import positive_int
 from steerlab.errors import SteerlabError
 from steerlab.methods.dglm.data import PairSet
 from steerlab.methods.dglm.diffusion import scalar_features, standardize
@@ -110,20 +114,33 @@ def batch_inputs(lm: LoadedModel, soft: Tensor, prefixes: list[list[int]], conti
 @holds_model_lock
 def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig | None = None, *,
                   n_steps: int = 400, batch_size: int = 8, lr: float = 1e-3, lora_lr: float | None = None,
-                  r: int = 8, lora_alpha: float = 16.0, seed: int = 0, progress: bool = True
+                  r: int = 8, lora_alpha: float = 16.0, seed: int = 0, checkpoint_dir: str | Path | None = None,
+                  checkpoint_every: int = 100, restart: bool = False, progress: bool = True
                   ) -> tuple[PromptGenerator, dict[str, tuple[Tensor, Tensor]], dict[str, Any]]:
     """Train the prompt generator and a LoRA on ``lm``'s attention on ``data``'s training split.
     Returns the generator, the LoRA factors by module name (A (r, in), B (out, r)) and a record of
     the run (losses by noise level). ``lm`` is left exactly as it was. ``lora_lr`` (default
     ``lr / 5``): the LoRA learns slower than the prompt generator, so the decoder cannot lower its
-    loss by adapting to the corpus alone while the soft prompts are still uninformative."""
-    if n_steps < 1 or batch_size < 1:
-        raise SteerlabError("n_steps and batch_size must be >= 1")
+    loss by adapting to the corpus alone while the soft prompts are still uninformative.
+
+    ``checkpoint_dir``: every ``checkpoint_every`` steps (and on Ctrl-C) the generator, the LoRA
+    and the optimiser's moments are saved there (:mod:`steerlab.core.checkpoint`, safetensors); a
+    later call of the same run resumes from it, drawing the very batches it would have drawn (each
+    step's draws are seeded by the step), so long CPU runs can span sessions."""
+    positive_int("n_steps", n_steps)
+    positive_int("batch_size", batch_size)
+    positive_int("checkpoint_every", checkpoint_every)
     train = data.split("train")
     config = config or PromptGeneratorConfig(dim=int(train.continuation.shape[1]), hidden=lm.hidden_size)
     if config.dim != train.continuation.shape[1] or config.hidden != lm.hidden_size:
         raise SteerlabError(f"the prompt generator maps {config.dim} -> {config.hidden}; the data is "
                             f"{train.continuation.shape[1]}-d and {lm.name} has hidden size {lm.hidden_size}")
+    lora_lr = lora_lr if lora_lr is not None else lr / 5
+    ckpt = Path(checkpoint_dir) if checkpoint_dir else None
+    if ckpt is not None:
+        check_dir_target(ckpt, CHECKPOINT_FILES, overwrite=True, what="DGLM decoder checkpoint")
+    run = {"config": config.to_dict(), "n_steps": n_steps, "batch_size": batch_size, "lr": lr, "lora_lr": lora_lr,
+           "r": r, "lora_alpha": lora_alpha, "seed": seed, "data": data.provenance.get("digest"), "model": lm.name}
     torch.manual_seed(seed)
     gen_module = PromptGenerator(config, embed_scale(lm)).to(lm.device)
     peft = peft_module()
@@ -132,25 +149,37 @@ def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig 
     was_training = model.training
     pm = peft.get_peft_model(model, peft.LoraConfig(r=r, lora_alpha=lora_alpha, lora_dropout=0.0, bias="none",
                                                     target_modules=attention_modules(model)))
-    rng = random.Random(seed)
-    g = torch.Generator().manual_seed(seed)
     tok = lm.tokenizer
     history: list[tuple[float, float]] = []  # (σ² of the batch's mean, loss)
     t0 = time.perf_counter()
+    start = done = 0
     try:
         lora = lora_modules(pm)
-        opt = torch.optim.AdamW([{"params": [p for p in pm.parameters() if p.requires_grad],
-                                  "lr": lora_lr if lora_lr is not None else lr / 5},
+        params = {**{f"lora.{n}": p for n, p in pm.named_parameters() if p.requires_grad},
+                  **{f"generator.{n}": p for n, p in gen_module.named_parameters()}}
+        opt = torch.optim.AdamW([{"params": [p for n, p in params.items() if n.startswith("lora.")], "lr": lora_lr},
                                  {"params": list(gen_module.parameters()), "lr": lr}])
+
+        def save(path: Path) -> None:
+            flat = [v for pair in history for v in pair]  # σ², loss, σ², loss, ...
+            save_checkpoint(path, params, opt, done, flat, run, "DGLM decoder checkpoint")
+
+        if ckpt is not None and (ckpt / "state.json").is_file() and not restart:
+            start, flat = load_checkpoint(ckpt, params, opt, run, n_steps)
+            history = list(zip(flat[0::2], flat[1::2]))
+            done = start
         pm.train()
-        with maybe_bar(progress, n_steps, f"training DGLM decoder ({len(train.pairs)} pairs)") as advance:
-            for _ in range(n_steps):
+        with maybe_bar(progress, n_steps - start, f"training DGLM decoder ({len(train.pairs)} pairs)") as advance:
+            for step in range(start, n_steps):
+                step_seed = seed * 1_000_003 + step  # resumable draws
+                rng = random.Random(step_seed)
+                g = torch.Generator(device=lm.device).manual_seed(step_seed)
                 idx = [rng.randrange(len(train.pairs)) for _ in range(batch_size)]
                 pre = [tok(train.pairs[i].prefix, add_special_tokens=False)["input_ids"] for i in idx]
                 cont = [tok(train.pairs[i].continuation, add_special_tokens=False)["input_ids"] for i in idx]
                 e = train.continuation[torch.tensor(idx)].to(lm.device)  # (B, D)
-                sigma2 = torch.rand(batch_size, generator=g).to(lm.device)
-                soft = gen_module(noised(e, sigma2, None), sigma2)  # (B, k, H)
+                sigma2 = torch.rand(batch_size, generator=g, device=lm.device)
+                soft = gen_module(noised(e, sigma2, g), sigma2)  # (B, k, H)
                 embeds, mask, labels = batch_inputs(lm, soft, pre, cont)
                 logits = pm(inputs_embeds=embeds, attention_mask=mask).logits  # (B, T, V)
                 loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
@@ -159,18 +188,23 @@ def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig 
                 loss.backward()
                 opt.step()
                 history.append((float(sigma2.mean()), float(loss.detach())))
+                done = step + 1
                 recent = [x for _, x in history[-20:]]
                 advance(1, f"loss {sum(recent) / len(recent):.3f}")
+                if ckpt is not None and (done % checkpoint_every == 0 or done == n_steps):
+                    save(ckpt)
         factors = {n: (m.lora_A["default"].weight.detach().float().cpu().clone(),
                        m.lora_B["default"].weight.detach().float().cpu().clone()) for n, m in lora.items()}
+    except KeyboardInterrupt:
+        raise interrupted(ckpt, done, start, n_steps, save) from None
     finally:
         pm.unload()
         for n, p in model.named_parameters():
             p.requires_grad_(grads.get(n, p.requires_grad))
         model.train(was_training)
     gen_module.eval()
-    record = {"n_steps": n_steps, "batch_size": batch_size, "lr": lr,
-              "lora_lr": lora_lr if lora_lr is not None else lr / 5, "r": r, "lora_alpha": lora_alpha, "seed": seed,
+    record = {"n_steps": n_steps, "batch_size": batch_size, "lr": lr, "lora_lr": lora_lr, "resumed_from_step": start,
+              "r": r, "lora_alpha": lora_alpha, "seed": seed,
               "seconds": round(time.perf_counter() - t0, 1), "loss_first": history[0][1],
               "loss_last_20": sum(x for _, x in history[-20:]) / len(history[-20:]),
               "history": [[round(s, 3), round(x, 4)] for s, x in history]}
