@@ -116,10 +116,10 @@ def train_decoder_cmd(
     lm = load(model)
     data = build_pairs(lm.tokenizer, lm.name, encoder=encoder)
     config = PromptGeneratorConfig(dim=dm.config.dim, hidden=lm.hidden_size, k=k)
+    ckpt = checkpoint_dir or out_dir.with_name(out_dir.name + ".ckpt")
     generator, factors, record = train_decoder(lm, data, config, n_steps=n_steps, batch_size=batch_size, lr=lr,
                                                lora_lr=lora_lr, r=r, lora_alpha=2.0 * r, seed=seed,
-                                               checkpoint_dir=checkpoint_dir or out_dir.with_name(out_dir.name + ".ckpt"),
-                                               restart=restart)
+                                               checkpoint_dir=ckpt, restart=restart)
     art = DGLMArtifact(dm.model, generator, factors, 2.0, probes, encoder, lm.fingerprint,
                        {"name": name, "training": {"decoder": record, "diffusion": dm.meta.get("training", {})},
                         "diffusion_validation": dm.meta.get("validation", {}), "provenance": data.provenance})
