@@ -21,3 +21,9 @@ if PartialState().is_main_process:
     with open(sys.argv[1], "w") as f:
         json.dump({"history": art.meta["training"]["loss_history"], "processes": art.meta["training"]["processes"],
                    "norms": {k: float(v.norm()) for k, v in art.params.items()}}, f)
+
+# Tear the process group down before exit: left to interpreter shutdown, gloo's threads can be
+# destroyed while still joinable and abort the process ("terminate called without an active exception").
+if torch.distributed.is_initialized():
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
