@@ -100,6 +100,7 @@ def train_decoder_cmd(
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Train the prompt generator and the decoder's LoRA; write the whole DGLM artifact."""
+    from steerlab.core.artifact import ARTIFACT_FILES
     from steerlab.core.atomic import check_dir_target
     from steerlab.methods.dglm import DGLMArtifact
     from steerlab.methods.dglm.data import build_pairs
@@ -107,8 +108,7 @@ def train_decoder_cmd(
     from steerlab.methods.dglm.train import DiffusionModel
     from steerlab.scoring.scorers import shipped_probe_path
 
-    check_dir_target(out_dir, {"steer_config.json", "steer_weights.safetensors"}, overwrite=overwrite,
-                     what="artifact")
+    check_dir_target(out_dir, ARTIFACT_FILES, overwrite=overwrite, what="artifact")
     specs = _probe_specs(probe or [f"sentiment={shipped_probe_path('sentiment')}"])  # checked before loading
     dm = DiffusionModel.load(diffusion)
     encoder = str(dm.meta.get("data", {}).get("encoder") or "all-minilm-l6-v2")
@@ -143,13 +143,12 @@ def assemble_cmd(
 ) -> None:
     """Make a DGLM artifact from another one's parts: a diffusion model trained separately (the
     decoder side does not depend on it), new probes to steer with, probes removed."""
-    from steerlab.core.artifact import load_artifact
+    from steerlab.core.artifact import ARTIFACT_FILES, load_artifact
     from steerlab.core.atomic import check_dir_target
     from steerlab.methods.dglm import DGLMArtifact
     from steerlab.methods.dglm.train import DiffusionModel
 
-    check_dir_target(out_dir, {"steer_config.json", "steer_weights.safetensors"}, overwrite=overwrite,
-                     what="artifact")
+    check_dir_target(out_dir, ARTIFACT_FILES, overwrite=overwrite, what="artifact")
     specs = _probe_specs(probe)
     art = load_artifact(base)
     if not isinstance(art, DGLMArtifact):

@@ -61,7 +61,7 @@ def bootstrap_ci(values: Sequence[float], *, n_boot: int = 1000, level: float = 
 
 
 
-def mauve_score(texts: Sequence[str], references: Sequence[str], *, encoder: str = "all-minilm-l6-v2",
+def mauve_score(texts: Sequence[str], references: Sequence[str], *, encoder: str | None = None,
                 seed: int = 25, scaling: float = 5.0) -> float:
     """MAUVE (Pillutla et al. 2021, ``mauve-text``) of ``texts`` against human ``references``, with
     features from a packaged sentence encoder instead of the package's default GPT-2-large (which
@@ -71,11 +71,11 @@ def mauve_score(texts: Sequence[str], references: Sequence[str], *, encoder: str
         import mauve
     except ImportError as exc:  # pragma: no cover - an install problem, named for the user
         raise ImportError("MAUVE needs mauve-text: pip install 'steerlab[eval]'") from exc
-    from steerlab.scoring.encoders import encode
+    from steerlab.scoring.encoders import DEFAULT_ENCODER, encode
 
     if len(texts) < 2 or len(references) < 2:
         raise ValueError("MAUVE needs at least 2 texts on each side")
-    p, q = encode(list(references), encoder), encode(list(texts), encoder)  # (N, D), (M, D)
-    out = mauve.compute_mauve(p_features=np.asarray(p, dtype=np.float32), q_features=np.asarray(q, dtype=np.float32),
-                              seed=seed, mauve_scaling_factor=scaling, verbose=False)
+    name = encoder or DEFAULT_ENCODER
+    p, q = encode(list(references), name), encode(list(texts), name)  # (N, D), (M, D) float32
+    out = mauve.compute_mauve(p_features=p, q_features=q, seed=seed, mauve_scaling_factor=scaling, verbose=False)
     return float(out.mauve)

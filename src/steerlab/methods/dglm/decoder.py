@@ -120,8 +120,7 @@ def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig 
     """Train the prompt generator and a LoRA on ``lm``'s attention on ``data``'s training split.
     Returns the generator, the LoRA factors by module name (A (r, in), B (out, r)) and a record of
     the run (losses by noise level). ``lm`` is left exactly as it was. ``lora_lr`` (default
-    ``lr / 5``): the LoRA learns slower than the prompt generator, so the decoder cannot lower its
-    loss by adapting to the corpus alone while the soft prompts are still uninformative.
+    ``lr / 5``) is the LoRA's own learning rate.
 
     ``checkpoint_dir``: every ``checkpoint_every`` steps (and on Ctrl-C) the generator, the LoRA
     and the optimiser's moments are saved there (:mod:`steerlab.core.checkpoint`, safetensors); a
