@@ -114,13 +114,18 @@ def batch_inputs(lm: LoadedModel, soft: Tensor, prefixes: list[list[int]], conti
 @holds_model_lock
 def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig | None = None, *,
                   n_steps: int = 400, batch_size: int = 8, lr: float = 1e-3, lora_lr: float | None = None,
-                  r: int = 8, lora_alpha: float = 16.0, seed: int = 0, checkpoint_dir: str | Path | None = None,
+                  prefix_drop: float = 0.0, r: int = 8, lora_alpha: float = 16.0, seed: int = 0, checkpoint_dir: str | Path | None = None,
                   checkpoint_every: int = 100, restart: bool = False, progress: bool = True
                   ) -> tuple[PromptGenerator, dict[str, tuple[Tensor, Tensor]], dict[str, Any]]:
     """Train the prompt generator and a LoRA on ``lm``'s attention on ``data``'s training split.
     Returns the generator, the LoRA factors by module name (A (r, in), B (out, r)) and a record of
     the run (losses by noise level). ``lm`` is left exactly as it was. ``lora_lr`` (default
     ``lr / 5``) is the LoRA's own learning rate.
+
+    ``prefix_drop``: the share of rows trained without their prefix (``[soft; continuation]``),
+    where the soft prompt is the only source of what to write. With the prefix always present it
+    already predicts most of the continuation, and the generator can settle on one constant
+    "domain" prompt that ignores the embedding; reconstruction rows make encoding the embedding pay.
 
     ``checkpoint_dir``: every ``checkpoint_every`` steps (and on Ctrl-C) the generator, the LoRA
     and the optimiser's moments are saved there (:mod:`steerlab.core.checkpoint`, safetensors); a
@@ -129,6 +134,8 @@ def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig 
     positive_int("n_steps", n_steps)
     positive_int("batch_size", batch_size)
     positive_int("checkpoint_every", checkpoint_every)
+    if not 0.0 <= prefix_drop <= 1.0:
+        raise SteerlabError(f"prefix_drop is a probability in [0, 1], got {prefix_drop}")
     train = data.split("train")
     config = config or PromptGeneratorConfig(dim=int(train.continuation.shape[1]), hidden=lm.hidden_size)
     if config.dim != train.continuation.shape[1] or config.hidden != lm.hidden_size:
@@ -139,7 +146,7 @@ def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig 
     if ckpt is not None:
         check_dir_target(ckpt, CHECKPOINT_FILES, overwrite=True, what="DGLM decoder checkpoint")
     run = {"config": config.to_dict(), "n_steps": n_steps, "batch_size": batch_size, "lr": lr, "lora_lr": lora_lr,
-           "r": r, "lora_alpha": lora_alpha, "seed": seed, "data": data.provenance.get("digest"), "model": lm.name}
+           "prefix_drop": prefix_drop, "r": r, "lora_alpha": lora_alpha, "seed": seed, "data": data.provenance.get("digest"), "model": lm.name}
     torch.manual_seed(seed)
     gen_module = PromptGenerator(config, embed_scale(lm)).to(lm.device)
     peft = peft_module()
@@ -174,7 +181,9 @@ def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig 
                 rng = random.Random(step_seed)
                 g = torch.Generator(device=lm.device).manual_seed(step_seed)
                 idx = [rng.randrange(len(train.pairs)) for _ in range(batch_size)]
-                pre = [tok(train.pairs[i].prefix, add_special_tokens=False)["input_ids"] for i in idx]
+                keep = [rng.random() >= prefix_drop for _ in idx]
+                pre = [tok(train.pairs[i].prefix, add_special_tokens=False)["input_ids"] if k else []
+                       for i, k in zip(idx, keep)]
                 cont = [tok(train.pairs[i].continuation, add_special_tokens=False)["input_ids"] for i in idx]
                 e = train.continuation[torch.tensor(idx)].to(lm.device)  # (B, D)
                 sigma2 = torch.rand(batch_size, generator=g, device=lm.device)
@@ -202,7 +211,8 @@ def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig 
             p.requires_grad_(grads.get(n, p.requires_grad))
         model.train(was_training)
     gen_module.eval()
-    record = {"n_steps": n_steps, "batch_size": batch_size, "lr": lr, "lora_lr": lora_lr, "resumed_from_step": start,
+    record = {"n_steps": n_steps, "batch_size": batch_size, "lr": lr, "lora_lr": lora_lr, "prefix_drop": prefix_drop,
+              "resumed_from_step": start,
               "r": r, "lora_alpha": lora_alpha, "seed": seed,
               "seconds": round(time.perf_counter() - t0, 1), "loss_first": history[0][1],
               "loss_last_20": sum(x for _, x in history[-20:]) / len(history[-20:]),
