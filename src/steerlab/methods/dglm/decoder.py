@@ -114,7 +114,8 @@ def batch_inputs(lm: LoadedModel, soft: Tensor, prefixes: list[list[int]], conti
 @holds_model_lock
 def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig | None = None, *,
                   n_steps: int = 400, batch_size: int = 8, lr: float = 1e-3, lora_lr: float | None = None,
-                  prefix_drop: float = 0.0, r: int = 8, lora_alpha: float = 16.0, seed: int = 0, checkpoint_dir: str | Path | None = None,
+                  prefix_drop: float = 0.0, r: int = 8, lora_alpha: float = 16.0, seed: int = 0,
+                  checkpoint_dir: str | Path | None = None,
                   checkpoint_every: int = 100, restart: bool = False, progress: bool = True
                   ) -> tuple[PromptGenerator, dict[str, tuple[Tensor, Tensor]], dict[str, Any]]:
     """Train the prompt generator and a LoRA on ``lm``'s attention on ``data``'s training split.
@@ -146,7 +147,8 @@ def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig 
     if ckpt is not None:
         check_dir_target(ckpt, CHECKPOINT_FILES, overwrite=True, what="DGLM decoder checkpoint")
     run = {"config": config.to_dict(), "n_steps": n_steps, "batch_size": batch_size, "lr": lr, "lora_lr": lora_lr,
-           "prefix_drop": prefix_drop, "r": r, "lora_alpha": lora_alpha, "seed": seed, "data": data.provenance.get("digest"), "model": lm.name}
+           "prefix_drop": prefix_drop, "r": r, "lora_alpha": lora_alpha, "seed": seed,
+           "data": data.provenance.get("digest"), "model": lm.name}
     torch.manual_seed(seed)
     gen_module = PromptGenerator(config, embed_scale(lm)).to(lm.device)
     peft = peft_module()

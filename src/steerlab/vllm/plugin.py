@@ -1,0 +1,116 @@
+"""vLLM's ``vllm.general_plugins`` entry point. vLLM calls :func:`register` in every process it
+starts (frontend, engine core, workers), possibly more than once; each step here is idempotent.
+
+1. The worker extension: vLLM mixes ``parallel_config.worker_extension_cls`` into its worker
+   class; :func:`register` sets it to :class:`~steerlab.vllm.worker.SteeringWorkerExtension` when
+   the user has not set one, and attaches steering once the worker has loaded its model.
+2. The prefix cache: a request's steering joins the key of its first KV block (as vLLM's own
+   ``cache_salt`` does), so blocks computed under one steering are reused only by requests with
+   the same steering, never by unsteered ones.
+3. The served model: once vLLM has built its config, the frontend records the model (its
+   transformers config and folder), so admission checks artifacts against it (fingerprint, layers).
+4. The model runner: steering hooks the V1 runner; ``VLLM_USE_V2_MODEL_RUNNER`` defaults to 0
+   where the user has not chosen.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from typing import Any
+
+from steerlab.vllm.requests import SERVED, ServedModel, steering_digest
+
+log = logging.getLogger("steerlab.vllm")
+EXTENSION = "steerlab.vllm.worker.SteeringWorkerExtension"
+_MARK = "_steerlab_patched"
+
+
+def register() -> None:
+    os.environ.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")
+    _patch_worker_init()
+    _patch_block_hash()
+    _patch_engine_config()
+
+
+def _patch_engine_config() -> None:
+    from vllm.engine.arg_utils import EngineArgs
+
+    original = EngineArgs.create_engine_config
+    if getattr(original, _MARK, False):
+        return
+
+    @functools.wraps(original)
+    def create_engine_config(self: Any, *args: Any, **kwargs: Any) -> Any:
+        config = original(self, *args, **kwargs)
+        model = config.model_config
+        name = model.served_model_name if isinstance(model.served_model_name, str) else str(model.model)
+        SERVED.append(ServedModel(name, model.hf_text_config, str(model.model)))
+        return config
+
+    setattr(create_engine_config, _MARK, True)
+    EngineArgs.create_engine_config = create_engine_config
+
+
+def _patch_worker_init() -> None:
+    from vllm.v1.worker import worker_base
+
+    wrapper = worker_base.WorkerWrapperBase
+    if getattr(wrapper.init_worker, _MARK, False):
+        return
+    original = wrapper.init_worker
+
+    @functools.wraps(original)
+    def init_worker(self: Any, all_kwargs: Any) -> None:
+        config = all_kwargs[self.rpc_rank]["vllm_config"] if isinstance(all_kwargs, list) else None
+        parallel = getattr(config, "parallel_config", None)
+        if parallel is not None and not parallel.worker_extension_cls:
+            parallel.worker_extension_cls = EXTENSION
+        original(self, all_kwargs)
+        worker = self.worker
+        if worker is None or not hasattr(worker, "steerlab_attach"):
+            return
+        load = worker.load_model
+
+        @functools.wraps(load)
+        def load_model(*args: Any, **kwargs: Any) -> Any:
+            out = load(*args, **kwargs)
+            worker.steerlab_attach()
+            return out
+
+        worker.load_model = load_model
+
+    setattr(init_worker, _MARK, True)
+    wrapper.init_worker = init_worker
+
+
+def _patch_block_hash() -> None:
+    import importlib
+
+    from vllm.v1.core import kv_cache_utils
+
+    original = kv_cache_utils.generate_block_hash_extra_keys
+    if getattr(original, _MARK, False):
+        return
+
+    @functools.wraps(original)
+    def extra_keys(request: Any, start_token_idx: int, end_token_idx: int, start_mm_idx: int) -> Any:
+        keys, next_mm = original(request, start_token_idx, end_token_idx, start_mm_idx)
+        if start_token_idx != 0:
+            return keys, next_mm
+        params = getattr(request, "sampling_params", None)
+        digest = steering_digest(getattr(params, "extra_args", None))
+        if digest is None:
+            return keys, next_mm
+        return (*(keys or ()), ("steerlab", digest)), next_mm
+
+    setattr(extra_keys, _MARK, True)
+    # modules that imported the function by name hold their own reference
+    for name in ("vllm.v1.core.kv_cache_utils", "vllm.v1.core.block_pool", "vllm.v1.simple_kv_offload.manager"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if getattr(module, "generate_block_hash_extra_keys", None) is original:
+            setattr(module, "generate_block_hash_extra_keys", extra_keys)  # noqa: B010 - a plain module

@@ -1,0 +1,134 @@
+"""What a vLLM request asks of steerlab: the ``steering`` entry of ``SamplingParams.extra_args``,
+parsed into steers against the plugin's artifact store. No vLLM import here: the frontend's
+admission check and the worker share this code, and tests run it without vLLM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from steerlab.core.fingerprint import ModelFingerprint
+from steerlab.core.methods import get_method
+from steerlab.core.steerer import Steer, plan
+from steerlab.errors import SteerlabError
+from steerlab.models.loading import LoadedModel
+from steerlab.service.resolve import ArtifactStore
+from steerlab.service.spec import SteerSpec
+
+STEERING_KEY = "steering"
+ARTIFACTS_ENV = "STEERLAB_ARTIFACTS"
+
+
+def parse_steering(extra_args: Mapping[str, Any] | None) -> list[SteerSpec]:
+    """The steers a request's ``extra_args`` ask for (``[]``: unsteered). Accepts one steer (an
+    object or an artifact name) or a list of them; anything else is a :class:`SteerlabError`."""
+    if not extra_args or extra_args.get(STEERING_KEY) is None:
+        return []
+    raw = extra_args[STEERING_KEY]
+    if isinstance(raw, (str, Mapping)):
+        raw = [raw]
+    if not isinstance(raw, list):
+        raise SteerlabError(f"'steering' must be a steer or a list of steers, got {type(raw).__name__}")
+    return [SteerSpec.from_dict(x) for x in raw]
+
+
+def steering_digest(extra_args: Mapping[str, Any] | None) -> str | None:
+    """A stable digest of a request's steering (None when unsteered), for keying cached prefixes.
+    Unparseable steering gets a digest too: such a request is refused before it runs anyway."""
+    if not extra_args or extra_args.get(STEERING_KEY) is None:
+        return None
+    try:
+        canon = json.dumps(extra_args[STEERING_KEY], sort_keys=True, separators=(",", ":"), default=repr)
+    except (TypeError, ValueError):
+        canon = repr(extra_args[STEERING_KEY])
+    return hashlib.sha256(canon.encode()).hexdigest()[:32]
+
+
+class PluginStore:
+    """The artifacts requests may name: the shipped ones plus every artifact directory directly
+    under ``$STEERLAB_ARTIFACTS`` (named by its folder). A name not known yet triggers one re-scan,
+    so artifacts copied into the folder while the engine runs are picked up (hot-loading); a
+    changed artifact is reloaded (the store keys its cache by the config's modification time).
+    Requests can never name a path."""
+
+    def __init__(self, directory: str | Path | None = None) -> None:
+        env = os.environ.get(ARTIFACTS_ENV)
+        self.directory = Path(directory) if directory is not None else (Path(env) if env else None)
+        self._store = ArtifactStore(self._scan(), allow_paths=False)
+        self._lock = threading.Lock()
+
+    def _scan(self) -> dict[str, Path]:
+        if self.directory is None or not self.directory.is_dir():
+            return {}
+        return {p.name: p for p in sorted(self.directory.iterdir()) if (p / "steer_config.json").is_file()}
+
+    def names(self) -> list[str]:
+        return self._store.names()
+
+    def get(self, name: str) -> Any:
+        if name not in self._store.names():
+            with self._lock:
+                for new, path in self._scan().items():
+                    if new not in self._store.names():
+                        self._store.add(new, path)
+        return self._store.get(name)
+
+
+@dataclass
+class ServedModel:
+    """What the frontend knows of the served model before any worker runs (its transformers
+    config and checkpoint folder): enough for the steerers' checks of an artifact against it
+    (fingerprint, layer range, widths), so a mismatch is refused at admission."""
+
+    name: str
+    config: Any  # the transformers config vLLM read
+    model_dir: str | None
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.config.num_hidden_layers)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.config.hidden_size)
+
+    @cached_property
+    def fingerprint(self) -> ModelFingerprint:
+        from steerlab.vllm.view import fingerprint_from_checkpoint
+
+        return fingerprint_from_checkpoint(self.name, self.config, self.model_dir)
+
+    def check_layers(self, layers: Any) -> list[int]:
+        return LoadedModel.check_layers(self, layers)  # type: ignore[arg-type]
+
+
+SERVED: list[ServedModel] = []
+"""The model this process serves, once vLLM has built its config (set by the plugin)."""
+
+
+def request_steers(specs: list[SteerSpec], store: PluginStore, served: Any = None) -> list[Steer]:
+    """Steers for one request, checked: known artifacts, a method that runs inside vLLM (steering
+    through hooks alone), valid options, and — given ``served`` (a :class:`ServedModel` or the
+    worker's model view) — each steerer's own check of the artifact against the served model."""
+    steers = []
+    for spec in specs:
+        art = store.get(spec.artifact)
+        steerer_cls = get_method(art.method).steerer_cls
+        if steerer_cls.steers_prompt:
+            raise SteerlabError(f"{spec.artifact!r} is a {art.method!r} artifact, which steers through the prompt; "
+                                "inside vLLM only methods that steer through hooks alone run (activation vectors, "
+                                "LM-Steer)")
+        steers.append(Steer(art, spec.strength, dict(spec.options)))
+    planned = plan([steers])  # parses every option: unknown names and bad values fail here
+    if served is not None:
+        for steerer, app in planned:
+            steerer.validate(served, app)
+    return steers

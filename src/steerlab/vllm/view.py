@@ -1,0 +1,153 @@
+"""vLLM's model seen the way steerlab's steerers see a transformers model, so every hook-based
+method runs inside vLLM unchanged (no branch on the method).
+
+vLLM flattens a step's batch: every module sees ``(T, H)`` — the tokens of all scheduled requests,
+prefill chunks and decode steps alike, one after another. Here each token is a batch *row* of
+length one: hooks get ``(T, 1, H)``, a steer's per-row strengths are per-token (each token takes
+its own request's strength), and the position tracker gives each row its absolute position and
+its request's prompt length. Two more differences are bridged by :class:`VllmHookSet`:
+
+- a vLLM decoder layer returns ``(hidden, residual)`` whose sum is the residual stream; a hook
+  sees that sum, and the layer returns ``(steered stream, 0)``, which the next layer's fused
+  add-and-norm reads exactly as it would the pair;
+- the LM head's input is only the rows vLLM samples from (one per request), computed in
+  ``compute_logits``; :class:`HeadShim` is the module that call goes through, so a hook on
+  ``lm_head`` sees those rows (``(N, 1, H)``) and their logits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from steerlab.core.fingerprint import ModelFingerprint, config_hash, weights_hash
+from steerlab.core.hooks import HookSet
+from steerlab.models.layout import guess_layout
+from steerlab.models.loading import LoadedModel
+
+
+class HeadShim(nn.Module):
+    """Stands for the LM head: ``forward(h (N, H)) -> logits (N, V)`` through vLLM's own
+    ``compute_logits`` (vocabulary-parallel gathering, soft-capping and all)."""
+
+    def __init__(self, compute_logits: Callable[[Tensor], Any]) -> None:
+        super().__init__()
+        self._compute = compute_logits
+
+    def forward(self, hidden: Tensor) -> Any:
+        return self._compute(hidden)
+
+
+class VllmView(nn.Module):
+    """A transformers-shaped view of a vLLM causal LM: ``model`` (the decoder stack, vLLM's own
+    module, not copied) and ``lm_head`` (a :class:`HeadShim`). The vLLM model's
+    ``compute_logits`` is routed through the shim (see :func:`attach_view`)."""
+
+    def __init__(self, vllm_model: nn.Module, compute_logits: Callable[[Tensor], Any]) -> None:
+        super().__init__()
+        self.model = vllm_model.model
+        self.lm_head = HeadShim(compute_logits)
+        self.config: Any = vllm_model.config
+
+
+def _as_rows(x: Any) -> Any:
+    return x.unsqueeze(1) if isinstance(x, Tensor) and x.dim() == 2 else x  # (T, H) -> (T, 1, H)
+
+
+def _from_rows(x: Any) -> Any:
+    return x.squeeze(1) if isinstance(x, Tensor) and x.dim() == 3 else x
+
+
+class VllmHookSet(HookSet):
+    """A :class:`HookSet` whose hooks see vLLM's tensors in steerlab's shapes (module docstring)."""
+
+    def __init__(self, layers: nn.ModuleList) -> None:
+        super().__init__()
+        self._layers = {id(m) for m in layers}
+
+    def forward_hook(self, module: nn.Module, fn: Callable[..., Any]) -> None:
+        if id(module) in self._layers:
+            def layer_hook(mod: nn.Module, args: Any, output: Any) -> Any:
+                hidden, residual = output  # (T, H) each; the stream is their sum
+                stream = hidden if residual is None else hidden + residual
+                new = _from_rows(fn(mod, args, _as_rows(stream)))
+                return new, torch.zeros_like(new)
+
+            super().forward_hook(module, layer_hook)
+            return
+
+        def hook(mod: nn.Module, args: Any, output: Any) -> Any:
+            if output is None:  # logits on a tensor-parallel rank that does not sample
+                return None
+            return _from_rows(fn(mod, tuple(_as_rows(a) for a in args), _as_rows(output)))
+
+        super().forward_hook(module, hook)
+
+    def forward_pre_hook(self, module: nn.Module, fn: Callable[..., Any]) -> None:
+        def pre_hook(mod: nn.Module, args: Any, kwargs: Any) -> Any:
+            out = fn(mod, tuple(_as_rows(a) for a in args), kwargs)
+            if out is None:
+                return None
+            new_args, new_kwargs = out
+            return tuple(_from_rows(a) for a in new_args), new_kwargs
+
+        super().forward_pre_hook(module, pre_hook)
+
+
+def fingerprint_from_checkpoint(name: str, config: Any, model_dir: str | None,
+                                fallback: Tensor | None = None) -> ModelFingerprint:
+    """The served model's fingerprint, equal to the one steerlab computes when it loads the same
+    checkpoint with transformers: the token embedding is read from the checkpoint's safetensors
+    (vLLM's copy may be in another dtype, padded, or sharded across tensor-parallel ranks).
+    ``fallback`` (V, H) stands in when the folder holds no such tensor; without either, the
+    weights hash is empty and only shape checks can pass (artifacts need allow_mismatch)."""
+    embed = None
+    if model_dir:
+        for key in ("model.embed_tokens.weight", "embed_tokens.weight", "transformer.wte.weight"):
+            embed = _checkpoint_tensor(model_dir, key)
+            if embed is not None:
+                break
+    if embed is None:
+        embed = fallback
+    digest = ""
+    if embed is not None:
+        holder = nn.Embedding(1, 1)
+        holder.weight = nn.Parameter(embed.detach(), requires_grad=False)
+        digest = weights_hash(holder)
+    return ModelFingerprint(name=name, model_type=str(config.model_type), hidden_size=int(config.hidden_size),
+                            num_layers=int(config.num_hidden_layers), vocab_size=int(config.vocab_size),
+                            config_hash=config_hash(config), weights_hash=digest)
+
+
+def served_fingerprint(view: VllmView, name: str, model_dir: str | None) -> ModelFingerprint:
+    """:func:`fingerprint_from_checkpoint`, the view's embedding (unpadded rows) as the fallback."""
+    layout = guess_layout(view)
+    weight: Tensor = view.get_submodule(layout.embed).weight  # type: ignore[assignment]
+    vocab = int(view.config.vocab_size)
+    fallback = weight[:vocab] if weight.shape[0] >= vocab else None
+    return fingerprint_from_checkpoint(name, view.config, model_dir, fallback)
+
+
+def _checkpoint_tensor(model_dir: str, key: str) -> Tensor | None:
+    from safetensors import safe_open
+
+    folder = Path(model_dir)
+    if not folder.is_dir():
+        return None
+    for path in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(path), framework="pt") as f:
+            if key in f.keys():
+                return f.get_tensor(key)
+    return None
+
+
+def loaded_view(view: VllmView, name: str, model_dir: str | None) -> LoadedModel:
+    """A :class:`LoadedModel` over the view (no tokenizer: vLLM tokenises), with the served
+    model's fingerprint."""
+    lm = LoadedModel(model=view, tokenizer=None, layout=guess_layout(view), name=name, source=model_dir or name)
+    lm.__dict__["fingerprint"] = served_fingerprint(view, name, model_dir)
+    return lm

@@ -1,0 +1,171 @@
+"""The worker side: steer each token of a vLLM step with its own request's steering.
+
+:class:`SteeringWorkerExtension` is mixed into vLLM's worker class by the plugin. After the model
+loads it wraps two calls of the model runner:
+
+- ``_model_forward``: before the decoder runs, the step's requests (the runner's input batch, in
+  order, with ``query_start_loc`` giving each one's tokens) are grouped by steering with
+  :func:`steerlab.core.steerer.plan`, their strengths spread to their tokens, and every method's
+  hooks installed for this step only (:mod:`steerlab.vllm.view` for the shapes); they are removed
+  after the forward, whatever happens;
+- ``compute_logits``: the same for the rows vLLM samples from (one per request), so LM-Steer's
+  head-side transform sees each request's own strength.
+
+Unsteered steps cost one dictionary lookup per request and nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from steerlab.core.positions import PositionTracker
+from steerlab.core.steerer import Application, Steer, Steerer, plan
+from steerlab.errors import SteerlabError
+from steerlab.models.loading import LoadedModel
+from steerlab.vllm.requests import PluginStore, parse_steering, request_steers
+from steerlab.vllm.view import VllmHookSet, VllmView, loaded_view
+
+log = logging.getLogger("steerlab.vllm")
+
+
+class StepSteering:
+    """Per-step steering for one model runner (see the module docstring)."""
+
+    def __init__(self, runner: Any, store: PluginStore) -> None:
+        self.runner = runner
+        self.store = store
+        model = runner.model
+        self._forward = runner._model_forward
+        self._compute_logits = model.compute_logits
+        self.view = VllmView(model, self._compute_logits)
+        config = runner.vllm_config.model_config
+        self.lm: LoadedModel = loaded_view(self.view, str(config.served_model_name or config.model), str(config.model))
+        self._steers: dict[str, list[Steer]] = {}  # request id -> its steers (validated once)
+        self._last: tuple[list[tuple[Steerer, Application]], Tensor, Tensor] | None = None
+        self._plan: tuple[tuple[str, ...], list[tuple[Steerer, Application]], Tensor] | None = None
+        # (request ids, their plan, prompt lengths): decode steps repeat the same batch, so the
+        # grouping and option parsing are reused until a request joins or leaves
+        runner._model_forward = self.forward
+        model.compute_logits = self.logits
+
+    def detach(self) -> None:
+        """Restore the runner's own calls."""
+        self.runner._model_forward = self._forward
+        self.runner.model.compute_logits = self._compute_logits
+
+    def steers_of(self, req_id: str) -> list[Steer]:
+        hit = self._steers.get(req_id)
+        if hit is None:
+            state = self.runner.requests[req_id]
+            extra = getattr(state.sampling_params, "extra_args", None) if state.sampling_params else None
+            hit = request_steers(parse_steering(extra), self.store, self.lm)
+            self._steers[req_id] = hit
+        return hit
+
+    def _batch(self) -> tuple[list[str], np.ndarray]:
+        batch = self.runner.input_batch
+        n = batch.num_reqs
+        ids = list(batch.req_ids[:n])
+        qsl = np.asarray(self.runner.query_start_loc.np[: n + 1], dtype=np.int64)
+        return ids, qsl
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        self._last = None
+        ids, qsl = self._batch()
+        if not ids:
+            return self._forward(*args, **kwargs)
+        key = tuple(ids)
+        if self._plan is None or self._plan[0] != key:
+            live = set(ids)
+            for gone in [r for r in self._steers if r not in live]:
+                del self._steers[gone]
+            rows = [self.steers_of(r) for r in ids]
+            prompt_lens = torch.tensor([self.runner.requests[r].num_prompt_tokens for r in ids])  # (R,)
+            self._plan = (key, plan(rows) if any(rows) else [], prompt_lens)  # strengths per request (R,)
+        _, planned, prompt_len = self._plan
+        if not planned:
+            return self._forward(*args, **kwargs)
+        positions: Tensor = kwargs["positions"]  # (T,) absolute position of each token (T may be padded)
+        counts = torch.from_numpy(np.diff(qsl))  # (R,) tokens of each request this step
+        token_req = torch.repeat_interleave(torch.arange(len(ids)), counts)  # (T_real,)
+        last = torch.from_numpy(qsl[1:] - 1)  # (R,) each request's last token this step
+        self._last = (planned, positions[last].cpu(), prompt_len)
+        pad = positions.shape[0] - token_req.shape[0]
+        token_planned = [(s, Application(a.artifact, a.options, _pad(a.strengths[token_req], pad)))
+                         for s, a in planned]
+        tracker = PositionTracker()
+        tracker.index = _pad(positions[: token_req.shape[0]].cpu(), pad, -1)[:, None]  # (T, 1)
+        tracker.prompt_len = _pad(prompt_len[token_req], pad)  # (T,)
+        hooks = self._install(token_planned, tracker)
+        try:
+            return self._forward(*args, **kwargs)
+        finally:
+            hooks.remove()
+
+    def logits(self, hidden: Tensor) -> Any:
+        """``compute_logits`` with each sampled row steered by its request (see the docstring)."""
+        if self._last is None:
+            return self._compute_logits(hidden)
+        planned, positions, prompt_len = self._last
+        if hidden.shape[0] != positions.shape[0]:
+            raise SteerlabError("steering inside vLLM samples one row per request; speculative decoding "
+                                f"({hidden.shape[0]} rows for {positions.shape[0]} requests) is not supported")
+        tracker = PositionTracker()
+        tracker.index = positions[:, None]  # (R, 1)
+        tracker.prompt_len = prompt_len
+        hooks = self._install(planned, tracker)
+        try:
+            return self.view.lm_head(hidden)
+        finally:
+            hooks.remove()
+
+    def _install(self, planned: Sequence[tuple[Steerer, Application]], tracker: PositionTracker) -> VllmHookSet:
+        device = self.lm.device
+        if tracker.index is not None:
+            tracker.index = tracker.index.to(device)
+        if tracker.prompt_len is not None:
+            tracker.prompt_len = tracker.prompt_len.to(device)
+        hooks = VllmHookSet(self.lm.layers)
+        try:
+            by_method: dict[str, tuple[Steerer, list[Application]]] = {}
+            for steerer, app in planned:
+                by_method.setdefault(steerer.name, (steerer, []))[1].append(app)
+            for steerer, apps in by_method.values():
+                steerer.install(self.lm, apps, hooks, tracker)
+        except BaseException:
+            hooks.remove()
+            raise
+        return hooks
+
+
+def _pad(x: Tensor, n: int, value: float = 0) -> Tensor:
+    return torch.cat([x, x.new_full((n,), value)]) if n > 0 else x
+
+
+class SteeringWorkerExtension:
+    """Mixed into vLLM's worker: attaches :class:`StepSteering` to the model runner once the
+    model is loaded, and offers steerlab calls through ``collective_rpc``."""
+
+    def steerlab_attach(self) -> bool:
+        runner = self.model_runner  # type: ignore[attr-defined]
+        if getattr(runner, "_steerlab", None) is not None:
+            return True
+        if not hasattr(runner, "input_batch") or not hasattr(runner, "_model_forward"):
+            raise SteerlabError(f"steerlab steers vLLM's V1 model runner; this worker runs {type(runner).__name__} "
+                                "(set VLLM_USE_V2_MODEL_RUNNER=0)")
+        runner._steerlab = StepSteering(runner, PluginStore())
+        log.info("steerlab steering attached to %s (%d layers)", type(runner.model).__name__,
+                 runner._steerlab.lm.num_layers)
+        return True
+
+    def steerlab_artifacts(self) -> list[str]:
+        """Names the worker's store knows (after a re-scan of ``$STEERLAB_ARTIFACTS``)."""
+        steering: StepSteering | None = getattr(self.model_runner, "_steerlab", None)  # type: ignore[attr-defined]
+        store = steering.store if steering is not None else PluginStore()
+        return store.names()

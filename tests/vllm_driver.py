@@ -1,0 +1,52 @@
+"""Runs steerlab's vLLM plugin on vLLM's offline engine and prints what it generated, as JSON; run
+by tests/test_vllm.py in the vLLM environment (``.venv-vllm``), one process, eager mode:
+
+    OMP_NUM_THREADS=1 VLLM_ENABLE_V1_MULTIPROCESSING=0 python tests/vllm_driver.py JOB.json
+
+JOB: {"model": DIR, "max_tokens": N, "solo": [[prompt, steering], ...], "batch": [[prompt, steering], ...],
+      "sequence": [[prompt, steering], ...], "refused": [steering, ...]}. Output: {"solo": [text, ...],
+"batch": [...], "sequence": [...] (one request at a time, in order, sharing the prefix cache),
+"refused": [error message or null, ...]}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+
+def main() -> None:
+    job = json.loads(open(sys.argv[1]).read())
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(model=job["model"], dtype="float32", enforce_eager=True, max_model_len=512, seed=0,
+              max_num_seqs=64, enable_prefix_caching=True, kv_cache_memory_bytes=1 << 30)
+
+    def params(steering: Any) -> SamplingParams:
+        extra = {"steering": steering} if steering is not None else None
+        return SamplingParams(max_tokens=job["max_tokens"], temperature=0.0, extra_args=extra)
+
+    def run(items: list[list[Any]]) -> list[str]:
+        if not items:
+            return []
+        outs = llm.generate([p for p, _ in items], [params(s) for _, s in items], use_tqdm=False)
+        return [o.outputs[0].text for o in outs]
+
+    result: dict[str, Any] = {"solo": [run([item])[0] for item in job.get("solo", [])],
+                              "batch": run(job.get("batch", [])),
+                              "sequence": [run([item])[0] for item in job.get("sequence", [])], "refused": []}
+    for steering in job.get("refused", []):
+        try:
+            run([["Hello", steering]])
+            result["refused"].append(None)
+        except Exception as e:  # noqa: BLE001 - the message is what the test reads
+            result["refused"].append(f"{type(e).__name__}: {e}")
+    sys.stdout.write("\nRESULT " + json.dumps(result) + "\n")
+    sys.stdout.flush()
+    os._exit(0)  # vLLM's engine threads can hold interpreter shutdown
+
+
+if __name__ == "__main__":
+    main()
