@@ -305,15 +305,22 @@ def patch(
     try:
         tracker = PositionTracker()
         tracker.install(lm.base, hooks)
-        by_method: dict[str, tuple[Steerer, list[Application]]] = {}
-        for steerer, app in planned:
-            by_method.setdefault(steerer.name, (steerer, []))[1].append(app)
-        for steerer, apps in by_method.values():
-            steerer.install(lm, apps, hooks, tracker)
+        install_planned(lm, planned, hooks, tracker)
     except BaseException:
         hooks.remove()
         raise
     return SteeringHandle(hooks, tracker)
+
+
+def install_planned(lm: LoadedModel, planned: Sequence[tuple[Steerer, Application]], hooks: HookSet,
+                    tracker: PositionTracker) -> None:
+    """Install a checked plan into ``hooks``: each method once, with all its applications (the
+    caller removes ``hooks`` if this raises)."""
+    by_method: dict[str, tuple[Steerer, list[Application]]] = {}
+    for steerer, app in planned:
+        by_method.setdefault(steerer.name, (steerer, []))[1].append(app)
+    for steerer, apps in by_method.values():
+        steerer.install(lm, apps, hooks, tracker)
 
 
 @contextmanager

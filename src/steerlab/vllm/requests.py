@@ -70,15 +70,22 @@ class PluginStore:
             return {}
         return {p.name: p for p in sorted(self.directory.iterdir()) if (p / "steer_config.json").is_file()}
 
+    def refresh(self) -> None:
+        """Add the artifact folders that appeared since the last scan."""
+        with self._lock:
+            known = set(self._store.names())
+            for new, path in self._scan().items():
+                if new not in known:
+                    self._store.add(new, path)
+
     def names(self) -> list[str]:
+        """Every name a request may use now (after a re-scan)."""
+        self.refresh()
         return self._store.names()
 
     def get(self, name: str) -> Any:
         if name not in self._store.names():
-            with self._lock:
-                for new, path in self._scan().items():
-                    if new not in self._store.names():
-                        self._store.add(new, path)
+            self.refresh()
         return self._store.get(name)
 
 

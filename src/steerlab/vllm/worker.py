@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from steerlab.core.positions import PositionTracker
-from steerlab.core.steerer import Application, Steer, Steerer, plan
+from steerlab.core.steerer import Application, Steer, Steerer, install_planned, plan
 from steerlab.errors import SteerlabError
 from steerlab.models.loading import LoadedModel
 from steerlab.vllm.requests import PluginStore, parse_steering, request_steers
@@ -53,11 +53,6 @@ class StepSteering:
         # grouping and option parsing are reused until a request joins or leaves
         runner._model_forward = self.forward
         model.compute_logits = self.logits
-
-    def detach(self) -> None:
-        """Restore the runner's own calls."""
-        self.runner._model_forward = self._forward
-        self.runner.model.compute_logits = self._compute_logits
 
     def steers_of(self, req_id: str) -> list[Steer]:
         hit = self._steers.get(req_id)
@@ -133,11 +128,7 @@ class StepSteering:
             tracker.prompt_len = tracker.prompt_len.to(device)
         hooks = VllmHookSet(self.lm.layers)
         try:
-            by_method: dict[str, tuple[Steerer, list[Application]]] = {}
-            for steerer, app in planned:
-                by_method.setdefault(steerer.name, (steerer, []))[1].append(app)
-            for steerer, apps in by_method.values():
-                steerer.install(self.lm, apps, hooks, tracker)
+            install_planned(self.lm, planned, hooks, tracker)
         except BaseException:
             hooks.remove()
             raise
