@@ -68,10 +68,15 @@ class VllmHookSet(HookSet):
     def __init__(self, layers: nn.ModuleList) -> None:
         super().__init__()
         self._layers = {id(m) for m in layers}
+        self.active = True
+        """While False the hooks stay installed but change nothing (a set kept across decode steps
+        is switched on only for the calls it was planned for)."""
 
     def forward_hook(self, module: nn.Module, fn: Callable[..., Any]) -> None:
         if id(module) in self._layers:
             def layer_hook(mod: nn.Module, args: Any, output: Any) -> Any:
+                if not self.active:
+                    return None
                 hidden, residual = output  # (T, H) each; the stream is their sum
                 stream = hidden if residual is None else hidden + residual
                 new = _from_rows(fn(mod, args, _as_rows(stream)))
@@ -81,7 +86,7 @@ class VllmHookSet(HookSet):
             return
 
         def hook(mod: nn.Module, args: Any, output: Any) -> Any:
-            if output is None:  # logits on a tensor-parallel rank that does not sample
+            if not self.active or output is None:  # None: logits on a tensor-parallel rank that does not sample
                 return None
             return _from_rows(fn(mod, tuple(_as_rows(a) for a in args), _as_rows(output)))
 
@@ -89,6 +94,8 @@ class VllmHookSet(HookSet):
 
     def forward_pre_hook(self, module: nn.Module, fn: Callable[..., Any]) -> None:
         def pre_hook(mod: nn.Module, args: Any, kwargs: Any) -> Any:
+            if not self.active:
+                return None
             out = fn(mod, tuple(_as_rows(a) for a in args), kwargs)
             if out is None:
                 return None

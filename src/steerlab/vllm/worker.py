@@ -11,12 +11,16 @@ loads it wraps two calls of the model runner:
 - ``compute_logits``: the same for the rows vLLM samples from (one per request), so LM-Steer's
   head-side transform sees each request's own strength.
 
-Unsteered steps cost one dictionary lookup per request and nothing else.
+Decode steps (one token per request) of an unchanged batch are the common case: there a token
+row is its request's row, so one set of hooks serves the forward and the logits alike, and it is
+kept installed (switched off between calls) until a request joins or leaves; only the tracker's
+positions move. Unsteered steps cost a tuple comparison.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,6 +55,8 @@ class StepSteering:
         self._plan: tuple[tuple[str, ...], list[tuple[Steerer, Application]], Tensor] | None = None
         # (request ids, their plan, prompt lengths): decode steps repeat the same batch, so the
         # grouping and option parsing are reused until a request joins or leaves
+        self._kept: tuple[tuple[str, ...], VllmHookSet, PositionTracker] | None = None
+        # hooks planned per request, kept across decode steps of the same batch
         runner._model_forward = self.forward
         model.compute_logits = self.logits
 
@@ -70,13 +76,20 @@ class StepSteering:
         qsl = np.asarray(self.runner.query_start_loc.np[: n + 1], dtype=np.int64)
         return ids, qsl
 
+    def _drop_kept(self) -> None:
+        if self._kept is not None:
+            self._kept[1].remove()
+            self._kept = None
+
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         self._last = None
         ids, qsl = self._batch()
         if not ids:
+            self._drop_kept()
             return self._forward(*args, **kwargs)
         key = tuple(ids)
         if self._plan is None or self._plan[0] != key:
+            self._drop_kept()
             live = set(ids)
             for gone in [r for r in self._steers if r not in live]:
                 del self._steers[gone]
@@ -87,6 +100,23 @@ class StepSteering:
         if not planned:
             return self._forward(*args, **kwargs)
         positions: Tensor = kwargs["positions"]  # (T,) absolute position of each token (T may be padded)
+        if positions.shape[0] == len(ids) and int(qsl[-1]) == len(ids):  # a decode step: token i = request i
+            if self._kept is not None and self._kept[1].owner != threading.get_ident():
+                self._drop_kept()  # hooks act only in the thread that installed them
+            if self._kept is None:
+                tracker = PositionTracker()
+                tracker.prompt_len = prompt_len
+                tracker.index = positions[:, None]
+                hooks = self._install(planned, tracker)
+                self._kept = (key, hooks, tracker)
+            _, hooks, tracker = self._kept
+            tracker.index = positions[:, None].to(self.lm.device)  # (R, 1)
+            hooks.active = True
+            try:
+                return self._forward(*args, **kwargs)
+            finally:
+                hooks.active = False
+        self._drop_kept()
         counts = torch.from_numpy(np.diff(qsl))  # (R,) tokens of each request this step
         token_req = torch.repeat_interleave(torch.arange(len(ids)), counts)  # (T_real,)
         last = torch.from_numpy(qsl[1:] - 1)  # (R,) each request's last token this step
@@ -105,6 +135,16 @@ class StepSteering:
 
     def logits(self, hidden: Tensor) -> Any:
         """``compute_logits`` with each sampled row steered by its request (see the docstring)."""
+        if self._kept is not None and self._plan is not None and self._kept[0] == self._plan[0]:
+            kept = self._kept[1]  # the decode step's own hooks: its rows are the requests
+            if hidden.shape[0] != len(self._kept[0]):
+                raise SteerlabError("steering inside vLLM samples one row per request; speculative decoding "
+                                    f"({hidden.shape[0]} rows for {len(self._kept[0])} requests) is not supported")
+            kept.active = True
+            try:
+                return self.view.lm_head(hidden)
+            finally:
+                kept.active = False
         if self._last is None:
             return self._compute_logits(hidden)
         planned, positions, prompt_len = self._last
