@@ -121,6 +121,14 @@ MIXED = [[{"artifact": "sentiment-vec", "strength": 0.5 * (i + 1) * (-1) ** i, "
 LONG = "The committee met on Tuesday to discuss the budget for next year. " * 12  # several KV blocks
 STRONG = [{"artifact": "sentiment-vec", "strength": 8}]  # moves even a prompt this repetitive
 MAX_TOKENS = 16
+STEERLM = {"artifact": "steerlm-smollm2", "strength": 1.0}
+CHAT = ["Tell me about your weekend.", "What do you think of cats?", "Any advice for a first job?"]
+ENGINE = [  # through VllmEngine, steerlab.generate's contract: SteerLM's LoRA rides vLLM's multi-LoRA
+    {"prompts": CHAT, "chat": True, "attributes": {"humor": 4, "sentiment": 4},
+     "steering": [[STEERLM], [STEERLM, {"artifact": "sentiment-vec", "strength": 3, "layers": [9]}], []]},
+    {"prompts": CHAT, "chat": True, "attributes": {"quality": 4, "sentiment": 0, "verbosity": 1},
+     "steering": [[STEERLM], [], [{"artifact": "lmsteer-sentiment", "strength": 3}]]},
+]
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +142,7 @@ def vllm_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
            + [[PROMPTS[i % 4], s] for i, s in enumerate(MIXED)],
            "batch": [[PROMPTS[i % 4], s] for i, s in enumerate(MIXED)],
            "sequence": [[LONG, STRONG], [LONG, None], [LONG, SPECS[6]], [LONG, STRONG]],
+           "engine": ENGINE,
            "refused": [[{"artifact": "no-such-thing"}], [{"artifact": "steerlm-smollm2"}],
                        [{"artifact": "sentiment-vec", "layers": [99]}],
                        [{"artifact": "sentiment-vec", "strength": 1, "colour": "red"}]]}
@@ -193,6 +202,26 @@ def test_vllm_prefix_cache_never_serves_a_steered_prefix(vllm_result: dict[str, 
     assert seq[:3] == want  # unsteered after steered on the same long prompt: still unsteered
     assert seq[3] == seq[0]  # the same steering reuses its own cached prefix and gives the same text
     assert seq[0] != seq[1]
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_vllm_engine_matches_steerlab_generate_with_steerlm_lora_and_chat(vllm_result: dict[str, Any]) -> None:
+    import steerlab
+    from steerlab.core.steerer import Steer
+    from steerlab.models.loading import load_model
+    from steerlab.service.resolve import ArtifactStore
+
+    lm = load_model("smollm2-135m")
+    store = ArtifactStore()
+    for case, got in zip(ENGINE, vllm_result["engine"]):
+        rows = [tuple(Steer(store.get(x["artifact"]), x.get("strength", 1.0),
+                            {k: v for k, v in x.items() if k not in ("artifact", "strength")}) for x in row) or None
+                for row in case["steering"]]
+        want = steerlab.generate(lm, case["prompts"], rows, max_new_tokens=MAX_TOKENS, chat=True,
+                                 attributes=case["attributes"], progress=False)
+        assert got == want, f"{case['attributes']}: vLLM {got} vs steerlab {want}"
+    assert vllm_result["engine"][0][0] != vllm_result["engine"][1][0]  # the attributes reach the model
 
 
 @pytest.mark.slow

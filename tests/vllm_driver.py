@@ -4,9 +4,11 @@ by tests/test_vllm.py in the vLLM environment (``.venv-vllm``), one process, eag
     OMP_NUM_THREADS=1 VLLM_ENABLE_V1_MULTIPROCESSING=0 python tests/vllm_driver.py JOB.json
 
 JOB: {"model": DIR, "max_tokens": N, "solo": [[prompt, steering], ...], "batch": [[prompt, steering], ...],
-      "sequence": [[prompt, steering], ...], "refused": [steering, ...]}. Output: {"solo": [text, ...],
-"batch": [...], "sequence": [...] (one request at a time, in order, sharing the prefix cache),
-"refused": [error message or null, ...]}.
+      "sequence": [[prompt, steering], ...], "refused": [steering, ...],
+      "engine": [{"prompts": [...], "steering": [row steering, ...], "chat": bool, "attributes": ...}, ...]}.
+Output: {"solo": [text, ...], "batch": [...], "sequence": [...] (one request at a time, in order,
+sharing the prefix cache), "refused": [error message or null, ...], "engine": [[text, ...], ...]
+(through :class:`steerlab.vllm.engine.VllmEngine`)}.
 """
 
 from __future__ import annotations
@@ -19,10 +21,16 @@ from typing import Any
 
 def main() -> None:
     job = json.loads(open(sys.argv[1]).read())
-    from vllm import LLM, SamplingParams
+    from vllm import SamplingParams
 
-    llm = LLM(model=job["model"], dtype="float32", enforce_eager=True, max_model_len=512, seed=0,
-              max_num_seqs=64, enable_prefix_caching=True, kv_cache_memory_bytes=1 << 30)
+    from steerlab.core.steerer import Steer
+    from steerlab.service.resolve import ArtifactStore
+    from steerlab.vllm.engine import VllmEngine
+
+    engine = VllmEngine(job["model"], dtype="float32", max_model_len=512, enable_lora=True, max_lora_rank=8,
+                        max_num_seqs=64, enable_prefix_caching=True, kv_cache_memory_bytes=1 << 30)
+    llm = engine.llm
+    store = ArtifactStore()
 
     def params(steering: Any) -> SamplingParams:
         extra = {"steering": steering} if steering is not None else None
@@ -37,6 +45,14 @@ def main() -> None:
     result: dict[str, Any] = {"solo": [run([item])[0] for item in job.get("solo", [])],
                               "batch": run(job.get("batch", [])),
                               "sequence": [run([item])[0] for item in job.get("sequence", [])], "refused": []}
+    result["engine"] = []
+    for case in job.get("engine", []):  # steerlab.generate's contract on the vLLM engine
+        steers = [tuple(Steer(store.get(x["artifact"]), x.get("strength", 1.0),
+                              {k: v for k, v in x.items() if k not in ("artifact", "strength")})
+                        for x in row) or None for row in case["steering"]]
+        result["engine"].append(engine.generate(case["prompts"], steers, max_new_tokens=job["max_tokens"],
+                                                chat=case.get("chat", False), attributes=case.get("attributes"),
+                                                progress=False))
     for steering in job.get("refused", []):
         try:
             run([["Hello", steering]])

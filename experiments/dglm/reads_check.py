@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +34,11 @@ def main() -> None:
     data = load_pairs(sys.argv[2])
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 64
     lm = load_model("smollm2-135m")
-    val = data.split("validation")
+    print(json.dumps(measure(lm, art, data.split("validation"), n), indent=1))
+
+
+def measure(lm: Any, art: Any, val: Any, n: int) -> dict[str, float]:
+    """The readings of the module docstring on the first ``n`` pairs of ``val`` (a PairSet)."""
     pairs = val.pairs[:n]
     e = val.continuation[:n].float()  # (n, D)
     tok = lm.tokenizer
@@ -67,7 +72,7 @@ def main() -> None:
         hooks.remove()
     out["reads_gap"] = out["loss_shuffled"] - out["loss_own"]
     out["reads_gap_noprefix"] = out["loss_shuffled_noprefix"] - out["loss_own_noprefix"]
-    print(json.dumps(out, indent=1))
+    return out
 
 
 if __name__ == "__main__":

@@ -114,6 +114,12 @@ class Steerer(ABC, Generic[A, O]):
         (soft prompts, as DGLM's prompt generator makes from ``prompt``); default: none."""
         return None
 
+    def adapter(self, artifact: A) -> tuple[Mapping[str, tuple[Tensor, Tensor]], float] | None:
+        """The LoRA this method adds to the model's linear layers, as ``(factors by module name
+        (A (r, in), B (out, r)), scaling)``, or None. Engines with native multi-LoRA (vLLM) apply
+        it themselves instead of this method's hooks; default: none."""
+        return None
+
     explains: ClassVar[bool] = False
     """True for methods whose :meth:`explain` scores the tokens of a text (LM-Steer)."""
 

@@ -54,21 +54,25 @@ def steering_digest(extra_args: Mapping[str, Any] | None) -> str | None:
 
 class PluginStore:
     """The artifacts requests may name: the shipped ones plus every artifact directory directly
-    under ``$STEERLAB_ARTIFACTS`` (named by its folder). A name not known yet triggers one re-scan,
-    so artifacts copied into the folder while the engine runs are picked up (hot-loading); a
-    changed artifact is reloaded (the store keys its cache by the config's modification time).
-    Requests can never name a path."""
+    under the folders of ``$STEERLAB_ARTIFACTS`` (``os.pathsep``-separated; named by their folder,
+    the first folder winning a clash). A name not known yet triggers one re-scan, so artifacts
+    copied in while the engine runs are picked up (hot-loading); a changed artifact is reloaded
+    (the store keys its cache by the config's modification time). Requests never name a path."""
 
     def __init__(self, directory: str | Path | None = None) -> None:
-        env = os.environ.get(ARTIFACTS_ENV)
-        self.directory = Path(directory) if directory is not None else (Path(env) if env else None)
+        env = os.environ.get(ARTIFACTS_ENV, "")
+        self.directories = [Path(directory)] if directory is not None else [Path(d) for d in env.split(os.pathsep) if d]
         self._store = ArtifactStore(self._scan(), allow_paths=False)
         self._lock = threading.Lock()
 
     def _scan(self) -> dict[str, Path]:
-        if self.directory is None or not self.directory.is_dir():
-            return {}
-        return {p.name: p for p in sorted(self.directory.iterdir()) if (p / "steer_config.json").is_file()}
+        found: dict[str, Path] = {}
+        for folder in self.directories:
+            if folder.is_dir():
+                for p in sorted(folder.iterdir()):
+                    if (p / "steer_config.json").is_file():
+                        found.setdefault(p.name, p)
+        return found
 
     def refresh(self) -> None:
         """Add the artifact folders that appeared since the last scan."""

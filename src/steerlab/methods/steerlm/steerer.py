@@ -67,6 +67,9 @@ class SteerLMSteerer(Steerer[SteerLMAdapter, SteerLMOptions]):
                                          f"the adapter's factors A {tuple(a.shape)} and B {tuple(b.shape)} "
                                          f"expect A (r, {n_in}) and B ({n_out}, r)")
 
+    def adapter(self, artifact: SteerLMAdapter) -> tuple[Mapping[str, tuple[Tensor, Tensor]], float]:
+        return artifact.lora, artifact.scaling
+
     def rewrite_prompt(self, prompt: str, artifact: Any, strength: float, options: Any) -> str:
         if strength == 0:
             return prompt

@@ -1,0 +1,167 @@
+"""steerlab's ``generate`` on vLLM's offline engine: the bulk jobs (evaluation sweeps, SteerLM's
+annotate and bootstrap sampling) on continuous batching, with the same prompts, steering and
+decoding settings as :func:`steerlab.generate`.
+
+Per row, steering splits three ways, by what each method says of itself (no branch on a method):
+
+- prompt rewrites (``rewrite_prompt`` / ``rewrite_formatted``, e.g. SteerLM's attribute string)
+  are applied here, around the chat template, exactly as steerlab's engine does, and the text is
+  tokenised here too, so both engines see the same token ids;
+- a method's LoRA (``Steerer.adapter``, e.g. SteerLM's) goes through vLLM's native multi-LoRA:
+  exported once per (artifact, strength) as a PEFT adapter folder, one adapter per request;
+- everything else (hooks) goes to the plugin's worker in ``extra_args["steering"]``, naming
+  artifacts this engine saved into its own folder of ``$STEERLAB_ARTIFACTS``.
+
+Not available on vLLM (refused with a clear error): classifier-free guidance (``guidance`` ≠ 1),
+soft prompts (DGLM), two LoRA adapters on one row, ``allow_mismatch``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from steerlab.core.artifact import Artifact
+from steerlab.core.steerer import Steer, Steerer, get_steerer, per_row, with_option
+from steerlab.errors import SteerlabError
+from steerlab.generation.generate import conditioned_texts
+from steerlab.models.layout import Layout
+from steerlab.models.loading import LoadedModel
+from steerlab.vllm.requests import ARTIFACTS_ENV
+
+
+class VllmEngine:
+    """One vLLM ``LLM`` with steerlab's plugin, and :meth:`generate` with steerlab's contract.
+
+    ``model``: a packaged name (its safetensors conversion is used) or a model folder. Other
+    keyword arguments go to ``vllm.LLM`` (``enforce_eager`` is always on: hooks do not run inside
+    captured graphs). ``enable_lora`` is needed for methods with adapters (SteerLM)."""
+
+    def __init__(self, model: str = "smollm2-135m", *, dtype: str = "bfloat16", max_model_len: int = 2048,
+                 enable_lora: bool = False, max_lora_rank: int = 64, max_loras: int = 4, seed: int = 0,
+                 **llm_kwargs: Any) -> None:
+        from vllm import LLM
+
+        from steerlab.models.packaged import PACKAGED, converted_dir
+
+        path = str(converted_dir(PACKAGED[model])) if model in PACKAGED else model
+        self._dir = Path(tempfile.mkdtemp(prefix="steerlab-vllm-"))
+        (self._dir / "artifacts").mkdir()
+        (self._dir / "lora").mkdir()
+        current = os.environ.get(ARTIFACTS_ENV)
+        os.environ[ARTIFACTS_ENV] = os.pathsep.join([*([current] if current else []), str(self._dir / "artifacts")])
+        lora_kwargs: dict[str, Any] = ({"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": max_loras}
+                                       if enable_lora else {})
+        self.llm = LLM(model=path, dtype=dtype, enforce_eager=True, max_model_len=max_model_len, seed=seed,
+                       **lora_kwargs, **llm_kwargs)
+        self.enable_lora = enable_lora
+        self.name = model
+        tokenizer = self.llm.get_tokenizer()
+        self._text_lm = LoadedModel(model=None, tokenizer=tokenizer, layout=Layout("", "", "", "", "", "", ""),
+                                    name=model)
+        self._names: dict[int, tuple[Artifact, str]] = {}  # id(artifact) -> (artifact, its name here)
+        self._loras: dict[tuple[int, float], Any] = {}
+
+    def _name(self, artifact: Artifact) -> str:
+        hit = self._names.get(id(artifact))
+        if hit is None:
+            name = f"{artifact.method}-{len(self._names)}"
+            artifact.save(self._dir / "artifacts" / name)
+            hit = self._names[id(artifact)] = (artifact, name)  # holding the artifact keeps its id unique
+        return hit[1]
+
+    def _lora(self, artifact: Artifact, strength: float, factors: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+              scaling: float) -> Any:
+        from vllm.lora.request import LoRARequest
+
+        key = (id(artifact), float(strength))
+        if key not in self._loras:
+            if not self.enable_lora:
+                raise SteerlabError(f"{artifact.name!r} adds a LoRA adapter; create VllmEngine(..., enable_lora=True)")
+            self._name(artifact)  # keeps the artifact alive with its id
+            folder = self._dir / "lora" / f"lora-{len(self._loras)}"
+            export_peft_lora(folder, factors, scaling, strength)
+            self._loras[key] = LoRARequest(folder.name, len(self._loras) + 1, str(folder))
+        return self._loras[key]
+
+    def generate(self, prompts: str | Sequence[str], steering: Any = None, *, max_new_tokens: int = 64,
+                 temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, seed: int | None = None,
+                 chat: bool = False, system: str | None = None, stop: Sequence[str] | None = None,
+                 attributes: Any = None, guidance: float = 1.0, guidance_reference: Any = None,
+                 ignore_eos: bool = False, allow_mismatch: bool = False, progress: bool = True,
+                 batch_size: int | None = None) -> Any:
+        """As :func:`steerlab.generate` (``batch_size`` is vLLM's business and ignored)."""
+        from vllm import SamplingParams
+
+        if guidance != 1.0 or guidance_reference is not None:
+            raise SteerlabError("classifier-free guidance (guidance != 1) is not available on the vLLM engine")
+        if allow_mismatch:
+            raise SteerlabError("allow_mismatch is not available on the vLLM engine: artifacts must match the model")
+        single = isinstance(prompts, str)
+        prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
+        rows = per_row(steering, len(prompt_list))
+        if attributes is not None:
+            rows = with_option(rows, "attributes", attributes)
+        texts = conditioned_texts(self._text_lm, prompt_list, rows, chat=chat, system=system)
+        tok = self._text_lm.tokenizer
+        requests, params, loras = [], [], []
+        for i, (text, steers) in enumerate(zip(texts, rows)):
+            hooked, lora = self._split(steers, prompt_list[i])
+            ids = tok(text, add_special_tokens=not chat)["input_ids"]
+            requests.append({"prompt_token_ids": ids})
+            params.append(SamplingParams(
+                max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                seed=None if seed is None else seed + i, stop=list(stop) if stop else None, ignore_eos=ignore_eos,
+                extra_args={"steering": hooked} if hooked else None))
+            loras.append(lora)
+        outs = self.llm.generate(requests, params, lora_request=loras if any(loras) else None, use_tqdm=progress)
+        texts_out = [o.outputs[0].text for o in outs]
+        return texts_out[0] if single else texts_out
+
+    def _split(self, steers: Sequence[Steer], prompt: str) -> tuple[list[dict[str, Any]], Any]:
+        """A row's steers as (the plugin's steering spec, the row's LoRA request or None)."""
+        hooked: list[dict[str, Any]] = []
+        lora = None
+        for st in steers:
+            if st.strength == 0:
+                continue
+            steerer = get_steerer(st.artifact.method)
+            if type(steerer).soft_prompt is not Steerer.soft_prompt:  # the method makes soft prompts
+                raise SteerlabError(f"{st.artifact.name!r} ({st.artifact.method}) steers through soft prompts, "
+                                    "which the vLLM engine does not carry yet")
+            adapter = steerer.adapter(st.artifact)
+            if adapter is not None:
+                if lora is not None:
+                    raise SteerlabError("vLLM applies one LoRA adapter per request; this row asks for two")
+                lora = self._lora(st.artifact, st.strength, adapter[0], adapter[1])
+                continue
+            hooked.append({"artifact": self._name(st.artifact), "strength": st.strength, **dict(st.options)})
+        return hooked, lora
+
+
+def export_peft_lora(folder: Path, factors: Mapping[str, tuple[torch.Tensor, torch.Tensor]], scaling: float,
+                     strength: float = 1.0) -> Path:
+    """Write LoRA factors as a PEFT adapter folder (``adapter_config.json`` +
+    ``adapter_model.safetensors``) that vLLM (and PEFT) load: ``W x + strength · scaling · B A x``
+    (the strength is folded into B)."""
+    if not factors:
+        raise SteerlabError("no LoRA factors to export")
+    r = int(next(iter(factors.values()))[0].shape[0])
+    folder.mkdir(parents=True, exist_ok=False)
+    tensors = {}
+    for name, (a, b) in factors.items():
+        tensors[f"base_model.model.{name}.lora_A.weight"] = a.detach().float().contiguous()
+        tensors[f"base_model.model.{name}.lora_B.weight"] = (b.detach().float() * strength).contiguous()
+    save_file(tensors, str(folder / "adapter_model.safetensors"))
+    config = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": r, "lora_alpha": scaling * r, "lora_dropout": 0.0,
+              "bias": "none", "target_modules": sorted({n.rsplit(".", 1)[-1] for n in factors}),
+              "fan_in_fan_out": False, "use_rslora": False, "use_dora": False, "modules_to_save": None}
+    (folder / "adapter_config.json").write_text(json.dumps(config, indent=1))
+    return folder
