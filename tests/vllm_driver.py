@@ -53,6 +53,7 @@ def main() -> None:
         result["engine"].append(engine.generate(case["prompts"], steers, max_new_tokens=job["max_tokens"],
                                                 chat=case.get("chat", False), attributes=case.get("attributes"),
                                                 progress=False))
+    result["server"] = serve(engine, job["model"], job.get("server", []), job["max_tokens"])
     for steering in job.get("refused", []):
         try:
             run([["Hello", steering]])
@@ -62,6 +63,28 @@ def main() -> None:
     sys.stdout.write("\nRESULT " + json.dumps(result) + "\n")
     sys.stdout.flush()
     os._exit(0)  # vLLM's engine threads can hold interpreter shutdown
+
+
+def serve(engine: Any, model: str, bodies: list[dict[str, Any]], max_tokens: int) -> list[Any]:
+    """steerlab's HTTP API over the vLLM engine (``steerlab serve --engine vllm``): each body posted
+    to /v1/completions; the completion text, or the error status and message."""
+    if not bodies:
+        return []
+    from fastapi.testclient import TestClient
+
+    from steerlab.models.loading import load_model
+    from steerlab.server import create_app
+    from steerlab.vllm.serving import VllmServingEngine
+
+    app = create_app(load_model(model), engine=VllmServingEngine(engine))
+    out: list[Any] = []
+    with TestClient(app) as client:
+        for body in bodies:
+            body = {"model": model, "max_tokens": max_tokens, "temperature": 0, **body}
+            r = client.post("/v1/completions", json=body)
+            out.append(r.json()["choices"][0]["text"] if r.status_code == 200
+                       else [r.status_code, r.json()["error"]["message"]])
+    return out
 
 
 if __name__ == "__main__":

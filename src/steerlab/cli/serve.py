@@ -27,6 +27,8 @@ def serve(
     max_prompt_tokens: int = typer.Option(2048, help="Longest prompt accepted, in tokens."),
     max_body_bytes: int = typer.Option(1_000_000, help="Largest request body."),
     request_timeout: float = typer.Option(300.0, help="Seconds before a request is cancelled (408)."),
+    engine: str = typer.Option("hf", help="Generation engine: hf (steerlab's own) or vllm (vLLM's continuous "
+                                         "batching with the steerlab plugin; needs steerlab[vllm])."),
 ) -> None:
     """Serve MODEL over an OpenAI-compatible API (/v1/completions, /v1/chat/completions) where each
     request carries its own steering, with a web console at /."""
@@ -53,8 +55,18 @@ def serve(
     store = ArtifactStore(named, allow_paths=False)
     for name in named:
         store.get(name)  # verify at start
+    if engine not in ("hf", "vllm"):
+        raise typer.BadParameter(f"engine must be hf or vllm, got {engine!r}", param_hint="--engine")
     lm = load(model)
-    app = create_app(lm, config=config, store=store)
+    gen_engine = None
+    if engine == "vllm":
+        from steerlab.vllm.engine import VllmEngine
+        from steerlab.vllm.serving import VllmServingEngine
+
+        with console.status("starting vLLM"):
+            gen_engine = VllmServingEngine(VllmEngine(model, dtype="float32", enable_lora=True,
+                                                      max_num_seqs=max_batch), max_queue=max_queue)
+    app = create_app(lm, config=config, store=store, engine=gen_engine)
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         console.print("[yellow]warning: listening beyond this machine without --api-key[/yellow]")
     console.print(f"serving {lm.name} at http://{host}:{port}/ (console), API at /v1, docs at /docs")

@@ -22,7 +22,16 @@ from steerlab.core.artifact import Artifact, update_eval_card
 from steerlab.core.atomic import check_folder
 from steerlab.core.steerer import Steer, get_steerer
 from steerlab.errors import SteerlabError
-from steerlab.eval.protocol import QUICK, Condition, ConditionResult, Protocol, prompts_for, run_conditions, summarise
+from steerlab.eval.protocol import (
+    QUICK,
+    Condition,
+    ConditionResult,
+    Protocol,
+    TextEngine,
+    prompts_for,
+    run_conditions,
+    summarise,
+)
 from steerlab.eval.report import EvalReport
 from steerlab.eval.tasks import TASKS, Task
 from steerlab.models.loading import LoadedModel, load_model
@@ -76,12 +85,15 @@ def evaluate(
     artifact_path: str | Path | None = None,
     out_dir: str | Path | None = None,
     overwrite: bool = False,
+    engine: TextEngine | None = None,
 ) -> EvalReport:
     """Evaluate ``artifact`` on ``task`` against the unsteered model and the prompting baseline.
 
     ``strengths``: default = the method's suggested magnitudes, signed towards the task's goal.
     ``variants``: option sets to sweep besides strength (e.g. ``[{"layers": [7]}, {"layers": [9]}]``
     for a layer sweep of a vector); each is merged over ``options``.
+    ``engine``: generate through another engine (vLLM: :class:`steerlab.vllm.engine.VllmEngine`)
+    instead of steerlab's own on ``lm``; ``lm`` still names the model and scoring stays here.
     """
     t0 = time.perf_counter()
     task_obj = TASKS.get(task) if isinstance(task, str) else task
@@ -101,7 +113,7 @@ def evaluate(
             for s in mags:
                 conditions.append(Condition(f"{artifact.name}{label} ×{s:g}", "steered",
                                             (Steer(artifact, float(s), opts),), strength=float(s), options=opts))
-    results = run_conditions(lm, task_obj, conditions, protocol, ref, prompts)
+    results = run_conditions(lm, task_obj, conditions, protocol, ref, prompts, engine)
     choice = choose_strength(results, fluency_budget) if artifact is not None else None
     report = EvalReport(
         task=task_obj, protocol=protocol, model=lm.name, reference=ref.name,

@@ -8,10 +8,12 @@ condition sees the same prompts, seed and batch composition.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from typing import Protocol as TypingProtocol
 
 import numpy as np
 
@@ -98,9 +100,21 @@ class Samples:
     scorer: tuple[str, bool, tuple[str, ...]]  # (scorer, score_with_prompt, extra_scorers) used
 
 
+class TextEngine(TypingProtocol):
+    """Something that generates like :func:`steerlab.generate` without the model argument (the
+    vLLM engine, :class:`steerlab.vllm.engine.VllmEngine`)."""
+
+    @property
+    def generate(self) -> Callable[..., Any]:  # (prompts, steering=..., max_new_tokens=..., ...) -> texts
+        ...
+
+
 def sample_conditions(lm: LoadedModel, task: Task, conditions: Sequence[Condition], protocol: Protocol,
-                      reference: LoadedModel, prompts: Sequence[str] | None = None) -> Samples:
-    """Generate every condition in one per-row-steered pass, then score and measure fluency."""
+                      reference: LoadedModel, prompts: Sequence[str] | None = None,
+                      engine: TextEngine | None = None) -> Samples:
+    """Generate every condition in one per-row-steered pass, then score and measure fluency.
+    ``engine`` generates instead of steerlab's own engine on ``lm`` (same prompts, steering and
+    decoding settings); scoring and perplexity stay here."""
     prompts = list(prompts) if prompts is not None else prompts_for(task, protocol)
     k = protocol.samples
     texts: list[str] = []
@@ -110,9 +124,9 @@ def sample_conditions(lm: LoadedModel, task: Task, conditions: Sequence[Conditio
             for _ in range(k):
                 texts.append(cond.prefix + p)
                 rows.append(tuple(cond.steering) or None)
-    outs = generate(lm, texts, steering=rows, max_new_tokens=protocol.max_new_tokens,
-                    temperature=protocol.temperature, top_p=protocol.top_p, seed=protocol.seed,
-                    batch_size=protocol.batch_size)
+    run = engine.generate if engine is not None else functools.partial(generate, lm)
+    outs = run(texts, steering=rows, max_new_tokens=protocol.max_new_tokens, temperature=protocol.temperature,
+               top_p=protocol.top_p, seed=protocol.seed, batch_size=protocol.batch_size)
     plain_prompts = [p for _ in conditions for p in prompts for _ in range(k)]
     scored = [p + o for p, o in zip(plain_prompts, outs)] if task.score_with_prompt else outs
     scores = get_scorer(task.scorer)(scored)
@@ -144,9 +158,10 @@ def summarise(task: Task, samples: Samples, protocol: Protocol, only: Sequence[s
 
 
 def run_conditions(lm: LoadedModel, task: Task, conditions: Sequence[Condition], protocol: Protocol,
-                   reference: LoadedModel, prompts: Sequence[str] | None = None) -> list[ConditionResult]:
+                   reference: LoadedModel, prompts: Sequence[str] | None = None,
+                   engine: TextEngine | None = None) -> list[ConditionResult]:
     """Generate, score and measure every condition on the same prompts."""
-    return summarise(task, sample_conditions(lm, task, conditions, protocol, reference, prompts), protocol)
+    return summarise(task, sample_conditions(lm, task, conditions, protocol, reference, prompts, engine), protocol)
 
 
 def _summarise(task: Task, cond: Condition, prompts: list[str], outs: list[str], scores: list[float],

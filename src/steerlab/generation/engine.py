@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -173,6 +173,22 @@ class EngineStats:
     max_batch_rows: int = 0
     queued: int = 0
     step_seconds: float = 0.0
+
+
+class ServingEngine(Protocol):
+    """What the HTTP server drives: :class:`Engine` here, or vLLM's engine behind the same calls
+    (:class:`steerlab.vllm.serving.VllmServingEngine`)."""
+
+    stats: EngineStats
+
+    def start(self) -> Any: ...
+
+    def stop(self) -> None: ...
+
+    @property
+    def alive(self) -> bool: ...
+
+    def submit(self, job: Job, on_event: Callable[[Event], None] | None = None) -> Stream: ...
 
 
 class Engine:

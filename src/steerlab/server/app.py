@@ -27,7 +27,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from steerlab.errors import SteerlabError
-from steerlab.generation.engine import Engine, Event, Job, QueueFull, Stream
+from steerlab.generation.engine import Engine, Event, Job, QueueFull, ServingEngine, Stream
 from steerlab.models.loading import LoadedModel
 from steerlab.server.config import ServerConfig
 from steerlab.server.metrics import Metrics
@@ -60,7 +60,7 @@ class ApiError(Exception):
 
 
 def create_app(lm: LoadedModel, *, config: ServerConfig | None = None, store: ArtifactStore | None = None,
-               engine: Engine | None = None) -> FastAPI:
+               engine: ServingEngine | None = None) -> FastAPI:
     """The FastAPI app serving ``lm``; the engine starts and stops with the app."""
     config = config or ServerConfig()
     store = store or ArtifactStore(allow_paths=False)
@@ -391,7 +391,7 @@ def _describe(store: ArtifactStore, name: str) -> dict[str, Any]:
             "eval_card": art.meta.get("eval_card") or {}}
 
 
-def _submit(engine: Engine, jobs: list[Job], loop: asyncio.AbstractEventLoop) -> list[tuple[Stream,
+def _submit(engine: ServingEngine, jobs: list[Job], loop: asyncio.AbstractEventLoop) -> list[tuple[Stream,
                                                                                               asyncio.Queue[Event]]]:
     out: list[tuple[Stream, asyncio.Queue[Event]]] = []
     try:

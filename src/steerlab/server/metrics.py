@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from steerlab.generation.engine import Engine
+from steerlab.generation.engine import ServingEngine
 
 
 class Metrics:
     """A registry of its own (several apps in one process never share counters)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: ServingEngine) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = CollectorRegistry()

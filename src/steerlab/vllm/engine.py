@@ -47,6 +47,7 @@ class VllmEngine:
     def __init__(self, model: str = "smollm2-135m", *, dtype: str = "bfloat16", max_model_len: int = 2048,
                  enable_lora: bool = False, max_lora_rank: int = 64, max_loras: int = 4, seed: int = 0,
                  **llm_kwargs: Any) -> None:
+        os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")  # keep stdout for the caller's output
         from vllm import LLM
 
         from steerlab.models.packaged import PACKAGED, converted_dir
@@ -57,6 +58,8 @@ class VllmEngine:
         (self._dir / "lora").mkdir()
         current = os.environ.get(ARTIFACTS_ENV)
         os.environ[ARTIFACTS_ENV] = os.pathsep.join([*([current] if current else []), str(self._dir / "artifacts")])
+        if not torch.cuda.is_available():  # on CPU vLLM reserves a share of RAM; the jobs here need far less
+            llm_kwargs.setdefault("kv_cache_memory_bytes", 2 << 30)
         lora_kwargs: dict[str, Any] = ({"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": max_loras}
                                        if enable_lora else {})
         self.llm = LLM(model=path, dtype=dtype, enforce_eager=True, max_model_len=max_model_len, seed=seed,
@@ -98,8 +101,6 @@ class VllmEngine:
                  ignore_eos: bool = False, allow_mismatch: bool = False, progress: bool = True,
                  batch_size: int | None = None) -> Any:
         """As :func:`steerlab.generate` (``batch_size`` is vLLM's business and ignored)."""
-        from vllm import SamplingParams
-
         if guidance != 1.0 or guidance_reference is not None:
             raise SteerlabError("classifier-free guidance (guidance != 1) is not available on the vLLM engine")
         if allow_mismatch:
@@ -110,22 +111,32 @@ class VllmEngine:
         if attributes is not None:
             rows = with_option(rows, "attributes", attributes)
         texts = conditioned_texts(self._text_lm, prompt_list, rows, chat=chat, system=system)
-        tok = self._text_lm.tokenizer
         requests, params, loras = [], [], []
         for i, (text, steers) in enumerate(zip(texts, rows)):
-            hooked, lora = self._split(steers, prompt_list[i])
-            ids = tok(text, add_special_tokens=not chat)["input_ids"]
-            requests.append({"prompt_token_ids": ids})
-            params.append(SamplingParams(
-                max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-                seed=None if seed is None else seed + i, stop=list(stop) if stop else None, ignore_eos=ignore_eos,
-                extra_args={"steering": hooked} if hooked else None))
+            hooked, lora = self.split(steers)
+            requests.append({"prompt_token_ids": self.tokenize(text, not chat)})
+            params.append(self.sampling_params(max_new_tokens, temperature, top_p, top_k,
+                                               None if seed is None else seed + i, stop, ignore_eos, hooked))
             loras.append(lora)
         outs = self.llm.generate(requests, params, lora_request=loras if any(loras) else None, use_tqdm=progress)
         texts_out = [o.outputs[0].text for o in outs]
         return texts_out[0] if single else texts_out
 
-    def _split(self, steers: Sequence[Steer], prompt: str) -> tuple[list[dict[str, Any]], Any]:
+    def tokenize(self, text: str, add_special_tokens: bool) -> list[int]:
+        """Token ids of an already conditioned text, as steerlab's engine tokenises it."""
+        return list(self._text_lm.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+    @staticmethod
+    def sampling_params(max_new_tokens: int, temperature: float, top_p: float, top_k: int, seed: int | None,
+                        stop: Sequence[str] | None, ignore_eos: bool, hooked: list[dict[str, Any]]) -> Any:
+        """vLLM's sampling parameters for one row, its hook steering in ``extra_args``."""
+        from vllm import SamplingParams
+
+        return SamplingParams(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                              seed=seed, stop=list(stop) if stop else None, ignore_eos=ignore_eos,
+                              extra_args={"steering": hooked} if hooked else None)
+
+    def split(self, steers: Sequence[Steer]) -> tuple[list[dict[str, Any]], Any]:
         """A row's steers as (the plugin's steering spec, the row's LoRA request or None)."""
         hooked: list[dict[str, Any]] = []
         lora = None

@@ -1,0 +1,143 @@
+"""``steerlab serve --engine vllm``: steerlab's HTTP API and console over vLLM's engine.
+
+:class:`VllmServingEngine` has the interface the server drives (:class:`~steerlab.generation.engine.Engine`'s
+``start`` / ``stop`` / ``alive`` / ``submit`` / ``stats``), so the server does not know which
+engine runs: a thread owns vLLM's engine, admits submitted jobs between steps, steps it, and
+streams each request's new text to its :class:`~steerlab.generation.engine.Stream`. A job's
+steering is split as :class:`~steerlab.vllm.engine.VllmEngine` splits it (plugin hooks, vLLM
+LoRA) and checked in the caller's thread, so a bad steer is the server's usual 400.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from steerlab.errors import SteerlabError
+from steerlab.generation.engine import EngineStats, Event, Job, QueueFull, Stream
+from steerlab.vllm.engine import VllmEngine
+
+
+class VllmServingEngine:
+    """Continuous batching by vLLM behind steerlab's engine interface."""
+
+    def __init__(self, engine: VllmEngine, *, max_queue: int = 256) -> None:
+        self.engine = engine
+        self.max_queue = max_queue
+        self.stats = EngineStats()
+        self._incoming: queue.Queue[tuple[str, Stream, dict[str, Any], Any, Any]] = queue.Queue()
+        self._live: dict[str, Stream] = {}
+        self._counts: dict[str, int] = {}  # request id -> tokens streamed so far
+        self._ids = itertools.count()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> VllmServingEngine:
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="steerlab-vllm-engine", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def submit(self, job: Job, on_event: Callable[[Event], None] | None = None) -> Stream:
+        """Queue ``job``; steering that cannot run on vLLM or on this model is refused here."""
+        from vllm.sampling_params import RequestOutputKind
+
+        from steerlab.vllm.admission import SteeringAdmission
+
+        if self._incoming.qsize() >= self.max_queue:
+            raise QueueFull(f"the queue is full ({self.max_queue} waiting); retry later")
+        if job.guidance != 1.0:
+            raise SteerlabError("classifier-free guidance (guidance != 1) is not available on the vLLM engine")
+        if job.soft_prompt is not None:
+            raise SteerlabError("soft prompts are not carried by the vLLM engine yet")
+        hooked, lora = self.engine.split(job.steering)
+        params = self.engine.sampling_params(job.max_new_tokens, job.temperature, job.top_p, job.top_k, job.seed,
+                                             job.stop, job.ignore_eos, hooked)
+        params.output_kind = RequestOutputKind.DELTA
+        try:
+            SteeringAdmission.validate_params(params)
+        except ValueError as e:
+            raise SteerlabError(str(e).removeprefix("steering: ")) from None
+        ids = self.engine.tokenize(job.text, job.add_special_tokens)
+        if not ids:
+            raise SteerlabError("a prompt has no tokens: give some text to continue")
+        stream = Stream(job, on_event)
+        self._incoming.put((f"steerlab-{next(self._ids)}", stream, {"prompt_token_ids": ids}, params, lora))
+        self.stats.queued = self._incoming.qsize()
+        self._wake.set()
+        return stream
+
+    def _run(self) -> None:
+        core = self.engine.llm.llm_engine
+        while not self._stop.is_set():
+            while not self._incoming.empty():
+                rid, stream, prompt, params, lora = self._incoming.get()
+                try:
+                    core.add_request(rid, prompt, params, lora_request=lora)
+                except Exception as e:  # noqa: BLE001 - the job fails alone
+                    stream._emit(Event("error", error=SteerlabError(str(e))))
+                    continue
+                self._live[rid] = stream
+                self._counts[rid] = 0
+            self.stats.queued = self._incoming.qsize()
+            gone = [rid for rid, s in self._live.items() if s.cancelled.is_set()]
+            if gone:
+                core.abort_request(gone)
+                for rid in gone:
+                    self._counts.pop(rid, None)
+                    self._live.pop(rid)._emit(Event("done", finish_reason="cancelled"))
+                    self.stats.jobs_cancelled += 1
+            if not self._live:
+                self._wake.wait(timeout=0.5)
+                self._wake.clear()
+                continue
+            t0 = time.perf_counter()
+            try:
+                outputs = core.step()
+            except Exception as e:  # noqa: BLE001 - fail the batch, keep serving
+                for s in self._live.values():
+                    s._emit(Event("error", error=e))
+                self.stats.jobs_failed += len(self._live)
+                self._live.clear()
+                self._counts.clear()
+                continue
+            self.stats.steps += 1
+            self.stats.step_seconds += time.perf_counter() - t0
+            self.stats.batch_rows = len(self._live)
+            self.stats.max_batch_rows = max(self.stats.max_batch_rows, len(self._live))
+            for out in outputs:
+                live = self._live.get(out.request_id)
+                if live is None:
+                    continue
+                comp = out.outputs[0]
+                if comp.token_ids:
+                    self.stats.tokens += len(comp.token_ids)
+                    self._counts[out.request_id] += len(comp.token_ids)
+                    live._emit(Event("token", text=comp.text, ids=tuple(comp.token_ids)))
+                if out.finished:
+                    del self._live[out.request_id]
+                    self.stats.jobs_done += 1
+                    live._emit(Event("done", finish_reason=comp.finish_reason or "stop",
+                                       prompt_tokens=len(out.prompt_token_ids or []),
+                                       completion_tokens=self._counts.pop(out.request_id, 0)))
+        for s in self._live.values():
+            s._emit(Event("error", error=SteerlabError("the engine stopped")))
+        self._live.clear()
+        while not self._incoming.empty():
+            self._incoming.get()[1]._emit(Event("error", error=SteerlabError("the engine stopped")))
