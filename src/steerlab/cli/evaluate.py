@@ -12,7 +12,18 @@ import typer
 from rich.markdown import Markdown
 from rich.table import Table
 
-from steerlab.cli.common import OVERWRITE, console, load, model_for, out, parse_layers, parse_opts, print_json
+from steerlab.cli.common import (
+    ENGINE,
+    OVERWRITE,
+    console,
+    load,
+    model_for,
+    out,
+    parse_layers,
+    parse_opts,
+    print_json,
+    text_engine,
+)
 
 eval_app = typer.Typer(no_args_is_help=False, invoke_without_command=True,
                        help="Evaluate steering: attribute success, fluency, diversity, baselines.")
@@ -39,8 +50,7 @@ def run(
     out_dir: Path = typer.Option(Path("results/eval"), "--out", "-o", help="Report directory."),
     save_card: bool = typer.Option(True, help="Store the chosen strength and sweep in the artifact's eval card."),
     json_out: bool = typer.Option(False, "--json"),
-    engine: str = typer.Option("hf", help="Generation engine: hf (steerlab's own, transformers) or vllm (vLLM's "
-                                         "offline engine with the steerlab plugin; needs steerlab[vllm])."),
+    engine: str = ENGINE,
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Evaluate an artifact (or just the baselines) on a task."""
@@ -59,18 +69,12 @@ def run(
     from steerlab.eval.report import EvalReport
 
     check_folder(out_dir, EvalReport.files(task_obj.name), overwrite=overwrite, what="evaluation report")
-    if engine not in ("hf", "vllm"):
-        raise typer.BadParameter(f"engine must be hf or vllm, got {engine!r}", param_hint="--engine")
+    from steerlab.core.steerer import get_steerer
+
     model_name = model_for(model, [art] if art else [])
     lm = load(model_name)
-    gen_engine = None
-    if engine == "vllm":
-        from steerlab.core.steerer import get_steerer
-        from steerlab.vllm.engine import VllmEngine
-
-        with console.status("starting vLLM"):
-            gen_engine = VllmEngine(model_name, dtype="float32", max_model_len=1024,
-                                    enable_lora=art is not None and get_steerer(art.method).adapter(art) is not None)
+    gen_engine = text_engine(engine, model_name,
+                             lora=art is not None and get_steerer(art.method).adapter(art) is not None)
     options = {**parse_opts(opt), **({"layers": parse_layers(layers)} if layers else {})}
     variants = [{"layers": [la]} for la in parse_layers(layer_sweep) or []] or None
     with console.status(f"evaluating {task_obj.name}: {proto.n_prompts} prompts × {proto.samples} samples"):

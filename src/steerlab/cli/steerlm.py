@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from steerlab.cli.common import OVERWRITE, check_artifact_out, console, load, model_for, out
+from steerlab.cli.common import ENGINE, OVERWRITE, check_artifact_out, console, load, model_for, out, text_engine
 from steerlab.cli.config_options import config_command
 from steerlab.errors import SteerlabError
 from steerlab.methods.steerlm.config import SFTConfig
@@ -98,11 +98,11 @@ def annotate_cmd(value_model: Path = typer.Option(..., "--value-model"),
                  mismatched: int = typer.Option(2, help="Replies from other conversations per prompt "
                                                 "(quality 0 from another topic, 2 from the same; "
                                                 "0 = none)."),
-                 seed: int = typer.Option(0), overwrite: bool = OVERWRITE) -> None:
+                 seed: int = typer.Option(0), engine: str = ENGINE, overwrite: bool = OVERWRITE) -> None:
     """Label chatterbot replies and base-model samples with the value model (TEXT_TO_VALUE / VALUE_TO_TEXT)."""
     from steerlab.core.artifact import load_artifact
     from steerlab.core.atomic import atomic_file, check_folder
-    from steerlab.core.steerer import Steer
+    from steerlab.core.steerer import Steer, get_steerer
     from steerlab.methods.steerlm.annotate import annotate, chat_prompts
     from steerlab.methods.steerlm.records import write_records
 
@@ -119,10 +119,12 @@ def annotate_cmd(value_model: Path = typer.Option(..., "--value-model"),
         except ValueError:
             raise SteerlabError(f"bad --vary {item!r}: STRENGTH must be a number") from None
     lm = load(model)
+    gen = text_engine(engine, model, lora=any(v is not None and get_steerer(v.artifact.method).adapter(v.artifact)
+                                              is not None for v in variants if isinstance(v, Steer)))
     prompts = chat_prompts("train", max_per_topic=max_per_topic, seed=seed)
     examples, summary = annotate(lm, vm, prompts=prompts, samples=samples, include_human=human, variants=variants,
                                  max_new_tokens=max_new_tokens, temperature=temperature, terse=terse,
-                                 humor_corpus=humor_corpus, mismatched=mismatched, seed=seed)
+                                 humor_corpus=humor_corpus, mismatched=mismatched, seed=seed, engine=gen)
     write_records(out_dir / "annotated.t2v.jsonl", examples, vm.schema, "TEXT_TO_VALUE", overwrite=True)
     write_records(out_dir / "annotated.v2t.jsonl", examples, vm.schema, "VALUE_TO_TEXT", overwrite=True)
     with atomic_file(out_dir / "annotate_summary.json", overwrite=True) as tmp:
@@ -211,7 +213,7 @@ def bootstrap_cmd(adapter: Path = typer.Option(..., "--adapter"),
                                                   "its range size."),
                   model: str = typer.Option("", "--model", "-m", help="Model (default: the adapter's packaged "
                                             "model)."),
-                  overwrite: bool = OVERWRITE) -> None:
+                  engine: str = ENGINE, overwrite: bool = OVERWRITE) -> None:
     """Sample at top quality, re-label with measured values, fine-tune the adapter again."""
     from steerlab.core.atomic import check_file_target
     from steerlab.methods.steerlm.annotate import bootstrap, chat_prompts
@@ -224,11 +226,13 @@ def bootstrap_cmd(adapter: Path = typer.Option(..., "--adapter"),
     for name in focus:
         art.schema[name]  # unknown knob → clear error before loading the model
     previous = read_records(data, art.schema) if data else []
-    lm = load(model_for(model, [art]))
+    model_name = model_for(model, [art])
+    lm = load(model_name)
+    gen = text_engine(engine, model_name, lora=True)
     prompts = chat_prompts("train", max_per_topic=max_per_topic, seed=seed)
     better, new, summary = bootstrap(lm, art, vm, prompts=prompts, samples=samples, previous=previous,
                                      max_new_tokens=max_new_tokens, seed=seed, focus=focus, lr=lr, n_steps=n_steps,
-                                     batch_size=batch_size, max_length=max_length)
+                                     batch_size=batch_size, max_length=max_length, engine=gen)
     better.save(out_dir, overwrite=overwrite)
     write_records(samples_out, new, vm.schema, "VALUE_TO_TEXT", overwrite=overwrite)
     _report(better, out_dir)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from typing import Protocol as TypingProtocol
 
 import numpy as np
 
@@ -22,7 +21,7 @@ from steerlab.data.pairs import load_prompts
 from steerlab.eval import metrics as M
 from steerlab.eval.perplexity import conditional_perplexity
 from steerlab.eval.tasks import Task
-from steerlab.generation.generate import generate
+from steerlab.generation.generate import TextEngine, generate
 from steerlab.models.loading import LoadedModel
 from steerlab.scoring.scorers import get_scorer
 
@@ -98,15 +97,6 @@ class Samples:
     extras: dict[str, list[float]]
     ppl: Any  # PerplexityResult
     scorer: tuple[str, bool, tuple[str, ...]]  # (scorer, score_with_prompt, extra_scorers) used
-
-
-class TextEngine(TypingProtocol):
-    """Something that generates like :func:`steerlab.generate` without the model argument (the
-    vLLM engine, :class:`steerlab.vllm.engine.VllmEngine`)."""
-
-    @property
-    def generate(self) -> Callable[..., Any]:  # (prompts, steering=..., max_new_tokens=..., ...) -> texts
-        ...
 
 
 def sample_conditions(lm: LoadedModel, task: Task, conditions: Sequence[Condition], protocol: Protocol,

@@ -9,8 +9,8 @@ positions, so row i's output equals generating row i alone with its spec.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import torch
 
@@ -21,6 +21,16 @@ from steerlab.generation.decode import decode
 from steerlab.generation.guidance import check_scale, guided_merge
 from steerlab.models.loading import LoadedModel
 from steerlab.progress import maybe_bar
+
+
+class TextEngine(Protocol):
+    """Something that generates like :func:`generate` without the model argument: another engine
+    for the bulk jobs (evaluation, SteerLM's annotate and bootstrap), such as vLLM's
+    (:class:`steerlab.vllm.engine.VllmEngine`)."""
+
+    @property
+    def generate(self) -> Callable[..., Any]:  # (prompts, steering=..., max_new_tokens=..., ...) -> texts
+        ...
 
 
 def format_prompt(lm: LoadedModel, prompt: str, *, chat: bool, system: str | None = None) -> str:

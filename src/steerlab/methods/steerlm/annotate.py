@@ -30,11 +30,12 @@ Chatterbot lines are split by a hash of the text: one line in five is held out f
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steerlab.errors import DataError
 from steerlab.methods.steerlm.artifact import SteerLMAdapter
@@ -42,6 +43,9 @@ from steerlab.methods.steerlm.records import Example
 from steerlab.methods.steerlm.schema import AttributeSchema
 from steerlab.methods.steerlm.value_model import ValueModel
 from steerlab.models.loading import LoadedModel
+
+if TYPE_CHECKING:
+    from steerlab.generation.generate import TextEngine
 
 
 def is_heldout(prompt: str) -> bool:
@@ -108,10 +112,12 @@ def annotate(
     batch_size: int | None = None,
     chat: bool | None = None,
     progress: bool = True,
+    engine: TextEngine | None = None,
 ) -> tuple[list[Example], dict[str, Any]]:
     """Labelled examples and a summary (counts, dropped records, label histograms).
 
     ``chat`` (default: whether the tokenizer has a chat template) samples responses as assistant turns.
+    ``engine`` samples instead of steerlab's own engine on ``lm`` (vLLM: the bulk of the work).
     """
     from steerlab.data.corpora import chatterbot
     from steerlab.generation.generate import generate
@@ -130,9 +136,10 @@ def annotate(
     rows = [p for p in prompts for _ in range(samples)]
     steering = [variants[i % len(variants)] for i in range(len(rows))]
     if rows:
-        outs = generate(lm, rows, steering=steering, max_new_tokens=max_new_tokens, temperature=temperature,
-                        top_p=top_p, seed=seed, batch_size=batch_size, progress=progress,
-                        chat=bool(getattr(lm.tokenizer, "chat_template", None)) if chat is None else chat)
+        run = engine.generate if engine is not None else functools.partial(generate, lm)
+        outs = run(rows, steering=steering, max_new_tokens=max_new_tokens, temperature=temperature,
+                   top_p=top_p, seed=seed, batch_size=batch_size, progress=progress,
+                   chat=bool(getattr(lm.tokenizer, "chat_template", None)) if chat is None else chat)
     dropped_truncated = 0
     for i, (p, o) in enumerate(zip(rows, outs)):
         src = f"{lm.name}:sample:variant{i % len(variants)}"
@@ -254,6 +261,7 @@ def bootstrap(
     seed: int = 0,
     focus: Sequence[str] = (),
     progress: bool = True,
+    engine: TextEngine | None = None,
     **sft: Any,
 ) -> tuple[SteerLMAdapter, list[Example], dict[str, Any]]:
     """One bootstrap round: sample, re-label with measured values, fine-tune ``adapter`` further.
@@ -263,6 +271,8 @@ def bootstrap(
     harder: each prompt's samples walk through their whole range (see :func:`bootstrap_requests`),
     so a weak knob gets measured samples at every requested level of the same prompt.
     ``previous`` examples (round-1 data) are mixed in to keep what the first round learnt.
+    ``engine`` samples instead of steerlab's own engine on ``lm`` (vLLM, with LoRA enabled);
+    fine-tuning stays on ``lm``.
     """
     from steerlab.core.steerer import Steer
     from steerlab.generation.generate import generate
@@ -273,8 +283,9 @@ def bootstrap(
     requests = bootstrap_requests(adapter.schema, len(prompts), samples, focus=focus, seed=seed)
     rows = [p for p in prompts for _ in range(samples)]
     steering = [Steer(adapter, 1.0, {"attributes": req}) for req in requests]
-    outs = generate(lm, rows, steering=steering, max_new_tokens=max_new_tokens, temperature=temperature,
-                    top_p=top_p, seed=seed, chat=adapter.chat, progress=progress)
+    run = engine.generate if engine is not None else functools.partial(generate, lm)
+    outs = run(rows, steering=steering, max_new_tokens=max_new_tokens, temperature=temperature,
+               top_p=top_p, seed=seed, chat=adapter.chat, progress=progress)
     cleaned = [(p, clean_response(o)) for p, o in zip(rows, outs)]
     new, summary = label(value_model, [(p, o, "bootstrap") for p, o in cleaned if o])
     summary["dropped_truncated"] = sum(o is None for _, o in cleaned)
