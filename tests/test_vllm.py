@@ -38,7 +38,10 @@ def test_parse_steering_accepts_one_or_many_and_refuses_the_rest() -> None:
     one = parse_steering({"steering": {"artifact": "sentiment-vec", "strength": 4, "layers": [9]}})
     assert one[0].artifact == "sentiment-vec" and one[0].options == {"layers": [9]}
     assert [s.artifact for s in parse_steering({"steering": ["a", {"artifact": "b"}]})] == ["a", "b"]
-    for bad in (3, [{"strength": 1}], [{"artifact": "a", "strength": float("nan")}]):
+    as_json = parse_steering({"steering": '[{"artifact": "c", "strength": -2, "positions": "generated"}]'})
+    assert as_json[0].strength == -2 and as_json[0].options == {"positions": "generated"}  # vllm_xargs form
+    assert parse_steering({"steering": ['{"artifact": "d"}', "e"]})[0].artifact == "d"
+    for bad in (3, [{"strength": 1}], [{"artifact": "a", "strength": float("nan")}], "[{bad json"):
         with pytest.raises(SteerlabError):
             parse_steering({"steering": bad})
 
@@ -259,3 +262,63 @@ def test_two_data_parallel_replicas_in_ray_equal_steerlab_engine(tmp_path: Path)
     got = _run_driver("vllm_ray_driver.py", {"model": str(converted_dir(PACKAGED["smollm2-135m"])),
                                              "max_tokens": MAX_TOKENS, "rows": rows}, tmp_path)["texts"]
     assert got == _hf(rows)
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_vllm_openai_server_takes_steering_in_vllm_xargs_and_hot_loads(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    import httpx
+
+    from steerlab.artifacts import shipped
+    from steerlab.models.packaged import PACKAGED, converted_dir
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    arts = tmp_path / "artifacts"
+    arts.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "VLLM_CACHE_ROOT": str(tmp_path / "cache"),
+           "STEERLAB_ARTIFACTS": str(arts), "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [str(VLLM_PY), "-m", "vllm.entrypoints.openai.api_server", "--model",
+           str(converted_dir(PACKAGED["smollm2-135m"])), "--served-model-name", "smol", "--enforce-eager",
+           "--dtype", "float32", "--max-model-len", "512", "--kv-cache-memory-bytes", str(1 << 30),
+           "--host", "127.0.0.1", "--port", str(port)]
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 300
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise AssertionError("vLLM's server did not start:\n" + (tmp_path / "server.log").read_text()[-4000:])
+            time.sleep(2)
+
+        def complete(prompt: str, steering: Any) -> httpx.Response:
+            body: dict[str, Any] = {"model": "smol", "prompt": prompt, "max_tokens": MAX_TOKENS, "temperature": 0}
+            if steering is not None:
+                body["vllm_xargs"] = {"steering": json.dumps(steering)}  # vllm_xargs values are strings or numbers
+            return httpx.post(f"{base}/v1/completions", json=body, timeout=120)
+
+        rows = [[PROMPTS[0], SPECS[1]], [PROMPTS[1], SPECS[7]], [PROMPTS[2], None]]
+        got = [complete(p, s).json()["choices"][0]["text"] for p, s in rows]
+        assert got == _hf(rows)
+        bad = complete(PROMPTS[0], [{"artifact": "mine", "strength": 4, "layers": [9]}])
+        assert bad.status_code == 400 and "unknown artifact 'mine'" in bad.text
+        shutil.copytree(shipped()["sentiment-vec"].path, arts / "mine")  # dropped in while serving
+        hot = complete(PROMPTS[0], [{"artifact": "mine", "strength": 4, "layers": [9]}])
+        assert hot.status_code == 200 and hot.json()["choices"][0]["text"] == got[0]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

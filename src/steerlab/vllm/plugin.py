@@ -1,9 +1,10 @@
 """vLLM's ``vllm.general_plugins`` entry point. vLLM calls :func:`register` in every process it
 starts (frontend, engine core, workers), possibly more than once; each step here is idempotent.
 
-1. The worker extension: vLLM mixes ``parallel_config.worker_extension_cls`` into its worker
-   class; :func:`register` sets it to :class:`~steerlab.vllm.worker.SteeringWorkerExtension` when
-   the user has not set one, and attaches steering once the worker has loaded its model.
+1. The worker: steering attaches to the model runner as soon as a worker has loaded its model
+   (every worker, whatever its extension class); the engine config names
+   :class:`~steerlab.vllm.worker.SteeringWorkerExtension` as the worker extension when the user has
+   not chosen one, for steerlab's ``collective_rpc`` calls (``steerlab_artifacts``).
 2. The prefix cache: a request's steering joins the key of its first KV block (as vLLM's own
    ``cache_salt`` does), so blocks computed under one steering are reused only by requests with
    the same steering, never by unsteered ones.
@@ -29,7 +30,7 @@ _MARK = "_steerlab_patched"
 
 def register() -> None:
     os.environ.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")
-    _patch_worker_init()
+    _patch_load_model()
     _patch_block_hash()
     _patch_engine_config()
 
@@ -44,6 +45,8 @@ def _patch_engine_config() -> None:
     @functools.wraps(original)
     def create_engine_config(self: Any, *args: Any, **kwargs: Any) -> Any:
         config = original(self, *args, **kwargs)
+        if not config.parallel_config.worker_extension_cls:  # travels with the config to every worker
+            config.parallel_config.worker_extension_cls = EXTENSION
         model = config.model_config
         name = model.served_model_name if isinstance(model.served_model_name, str) else str(model.model)
         SERVED.append(ServedModel(name, model.hf_text_config, str(model.model)))
@@ -53,36 +56,25 @@ def _patch_engine_config() -> None:
     EngineArgs.create_engine_config = create_engine_config
 
 
-def _patch_worker_init() -> None:
-    from vllm.v1.worker import worker_base
+def _patch_load_model() -> None:
+    """Attach steering right after a worker loads its model. vLLM calls :func:`register` in a new
+    worker process before it builds the worker, so the class is patched in time there too."""
+    from vllm.v1.worker.gpu_worker import Worker  # the CPU, XPU and other workers inherit load_model
 
-    wrapper = worker_base.WorkerWrapperBase
-    if getattr(wrapper.init_worker, _MARK, False):
+    original = Worker.load_model
+    if getattr(original, _MARK, False):
         return
-    original = wrapper.init_worker
 
     @functools.wraps(original)
-    def init_worker(self: Any, all_kwargs: Any) -> None:
-        config = all_kwargs[self.rpc_rank]["vllm_config"] if isinstance(all_kwargs, list) else None
-        parallel = getattr(config, "parallel_config", None)
-        if parallel is not None and not parallel.worker_extension_cls:
-            parallel.worker_extension_cls = EXTENSION
-        original(self, all_kwargs)
-        worker = self.worker
-        if worker is None or not hasattr(worker, "steerlab_attach"):
-            return
-        load = worker.load_model
+    def load_model(self: Any, *args: Any, **kwargs: Any) -> Any:
+        out = original(self, *args, **kwargs)
+        from steerlab.vllm.worker import attach
 
-        @functools.wraps(load)
-        def load_model(*args: Any, **kwargs: Any) -> Any:
-            out = load(*args, **kwargs)
-            worker.steerlab_attach()
-            return out
+        attach(self)
+        return out
 
-        worker.load_model = load_model
-
-    setattr(init_worker, _MARK, True)
-    wrapper.init_worker = init_worker
+    setattr(load_model, _MARK, True)
+    Worker.load_model = load_model
 
 
 def _patch_block_hash() -> None:

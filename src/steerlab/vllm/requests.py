@@ -29,15 +29,29 @@ ARTIFACTS_ENV = "STEERLAB_ARTIFACTS"
 
 def parse_steering(extra_args: Mapping[str, Any] | None) -> list[SteerSpec]:
     """The steers a request's ``extra_args`` ask for (``[]``: unsteered). Accepts one steer (an
-    object or an artifact name) or a list of them; anything else is a :class:`SteerlabError`."""
+    object or an artifact name) or a list of them, or that JSON as a string — the form vLLM's HTTP
+    ``vllm_xargs`` carries, since its values may only be strings, numbers or lists of them;
+    anything else is a :class:`SteerlabError`."""
     if not extra_args or extra_args.get(STEERING_KEY) is None:
         return []
-    raw = extra_args[STEERING_KEY]
+    raw = _json_or_name(extra_args[STEERING_KEY])
     if isinstance(raw, (str, Mapping)):
         raw = [raw]
+    if isinstance(raw, list):
+        raw = [_json_or_name(x) for x in raw]
     if not isinstance(raw, list):
         raise SteerlabError(f"'steering' must be a steer or a list of steers, got {type(raw).__name__}")
     return [SteerSpec.from_dict(x) for x in raw]
+
+
+def _json_or_name(x: Any) -> Any:
+    """A string holding a JSON object or list, decoded; other values (artifact names) as they are."""
+    if isinstance(x, str) and x.lstrip()[:1] in ("[", "{"):
+        try:
+            return json.loads(x)
+        except ValueError as e:
+            raise SteerlabError(f"'steering' is not valid JSON: {e}") from None
+    return x
 
 
 def steering_digest(extra_args: Mapping[str, Any] | None) -> str | None:

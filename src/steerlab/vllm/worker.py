@@ -179,20 +179,27 @@ def _pad(x: Tensor, n: int, value: float = 0) -> Tensor:
     return torch.cat([x, x.new_full((n,), value)]) if n > 0 else x
 
 
+def attach(worker: Any) -> StepSteering:
+    """Steer ``worker``'s model runner (once; the plugin calls this after the model loads)."""
+    runner = worker.model_runner
+    steering: StepSteering | None = getattr(runner, "_steerlab", None)
+    if steering is not None:
+        return steering
+    if not hasattr(runner, "input_batch") or not hasattr(runner, "_model_forward"):
+        raise SteerlabError(f"steerlab steers vLLM's V1 model runner; this worker runs {type(runner).__name__} "
+                            "(set VLLM_USE_V2_MODEL_RUNNER=0)")
+    steering = runner._steerlab = StepSteering(runner, PluginStore())
+    log.info("steerlab steering attached to %s (%d layers)", type(runner.model).__name__, steering.lm.num_layers)
+    return steering
+
+
 class SteeringWorkerExtension:
-    """Mixed into vLLM's worker: attaches :class:`StepSteering` to the model runner once the
-    model is loaded, and offers steerlab calls through ``collective_rpc``."""
+    """Mixed into vLLM's worker (``worker_extension_cls``): steerlab calls through
+    ``collective_rpc``."""
 
     def steerlab_attach(self) -> bool:
-        runner = self.model_runner  # type: ignore[attr-defined]
-        if getattr(runner, "_steerlab", None) is not None:
-            return True
-        if not hasattr(runner, "input_batch") or not hasattr(runner, "_model_forward"):
-            raise SteerlabError(f"steerlab steers vLLM's V1 model runner; this worker runs {type(runner).__name__} "
-                                "(set VLLM_USE_V2_MODEL_RUNNER=0)")
-        runner._steerlab = StepSteering(runner, PluginStore())
-        log.info("steerlab steering attached to %s (%d layers)", type(runner.model).__name__,
-                 runner._steerlab.lm.num_layers)
+        """Attach steering now (the plugin does it after the model loads); True once attached."""
+        attach(self)
         return True
 
     def steerlab_artifacts(self) -> list[str]:
