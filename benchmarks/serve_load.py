@@ -9,6 +9,7 @@ early; throughput counts the tokens actually generated). Cases run in a rotated 
 repeat and ratios are formed within a repeat, as ``steerlab bench`` does::
 
     python benchmarks/serve_load.py --out results/serve_load.json
+    OMP_NUM_THREADS=1 .venv-vllm/bin/python benchmarks/serve_load.py --engine vllm --out results/serve_load_vllm.json
 
 Goals: mixed specs >= 0.9x unsteered throughput at 32 clients; 32 clients >= 4x one client.
 """
@@ -121,6 +122,8 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--engine", choices=("hf", "vllm"), default="hf",
+                    help="the server's engine: steerlab's own, or vLLM with the plugin (run with .venv-vllm)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -132,7 +135,13 @@ def main() -> None:
 
     lm = load_model(args.model)
     port = _free_port()
-    app = create_app(lm, config=ServerConfig(max_batch=32, max_queue=1024, max_tokens=256))
+    engine = None
+    if args.engine == "vllm":
+        from steerlab.vllm.engine import VllmEngine
+        from steerlab.vllm.serving import VllmServingEngine
+
+        engine = VllmServingEngine(VllmEngine(args.model, dtype="float32", max_num_seqs=32), max_queue=1024)
+    app = create_app(lm, config=ServerConfig(max_batch=32, max_queue=1024, max_tokens=256), engine=engine)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -170,7 +179,8 @@ def main() -> None:
     ratios[f"{top}_clients_vs_{one}"] = {"median": statistics.median(paired), "min": min(paired), "max": max(paired),
                                          "target": 4.0}
     table = {k: {f: med(k, f) for f in ("tokens_per_s", "p50_s", "p95_s")} for k in runs}
-    result = {"model": lm.name, "threads": args.threads, "max_tokens": args.max_tokens, "per_client": args.per_client,
+    result = {"model": lm.name, "engine": args.engine,
+              "threads": args.threads, "max_tokens": args.max_tokens, "per_client": args.per_client,
               "repeats": args.repeats, "cases": table, "ratios": ratios, "ttft": ttft, "all_runs": runs}
     print(json.dumps({"cases": table, "ratios": ratios, "ttft": ttft}, indent=1))
     if args.out:

@@ -209,7 +209,9 @@ def test_train_decoder_leaves_the_model_as_it_was(tiny_llama) -> None:
     base = logits(tiny_llama)
     config = PromptGeneratorConfig(dim=16, hidden=tiny_llama.hidden_size, k=2, width=32, layers=1, heads=2)
     gen, factors, record = train_decoder(tiny_llama, data, config, n_steps=4, batch_size=4, lr=1e-2, r=2,
-                                         progress=False)
+                                         prefix_drop=0.5, progress=False)
+    with pytest.raises(SteerlabError, match="prefix_drop"):
+        train_decoder(tiny_llama, data, config, n_steps=1, prefix_drop=1.5, progress=False)
     after = tiny_llama.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before) and torch.equal(logits(tiny_llama), base)
     assert factors and all(a.shape[0] == 2 and b.shape[1] == 2 for a, b in factors.values())

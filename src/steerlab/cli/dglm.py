@@ -90,6 +90,8 @@ def train_decoder_cmd(
     batch_size: int = typer.Option(8, min=1),
     lr: float = typer.Option(1e-3, help="The prompt generator's learning rate."),
     lora_lr: float | None = typer.Option(None, help="The decoder LoRA's learning rate (default lr / 5)."),
+    prefix_drop: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of rows trained without their prefix "
+                                                                  "(the soft prompt alone carries the text)."),
     k: int = typer.Option(8, min=1, help="Soft-prompt vectors."),
     r: int = typer.Option(8, min=1, help="LoRA rank on the decoder's attention."),
     seed: int = typer.Option(0),
@@ -118,7 +120,8 @@ def train_decoder_cmd(
     config = PromptGeneratorConfig(dim=dm.config.dim, hidden=lm.hidden_size, k=k)
     ckpt = checkpoint_dir or out_dir.with_name(out_dir.name + ".ckpt")
     generator, factors, record = train_decoder(lm, data, config, n_steps=n_steps, batch_size=batch_size, lr=lr,
-                                               lora_lr=lora_lr, r=r, lora_alpha=2.0 * r, seed=seed,
+                                               lora_lr=lora_lr, prefix_drop=prefix_drop, r=r, lora_alpha=2.0 * r,
+                                               seed=seed,
                                                checkpoint_dir=ckpt, restart=restart)
     art = DGLMArtifact(dm.model, generator, factors, 2.0, probes, encoder, lm.fingerprint,
                        {"name": name, "training": {"decoder": record, "diffusion": dm.meta.get("training", {})},
