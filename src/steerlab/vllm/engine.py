@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,11 @@ class VllmEngine:
 
     ``model``: a packaged name (its safetensors conversion is used) or a model folder. Other
     keyword arguments go to ``vllm.LLM`` (``enforce_eager`` is always on: hooks do not run inside
-    captured graphs). ``enable_lora`` is needed for methods with adapters (SteerLM)."""
+    captured graphs). ``enable_lora`` is needed for methods with adapters (SteerLM).
+
+    Artifacts passed as objects are saved once into a private temporary folder (removed with the
+    engine) that is appended to ``$STEERLAB_ARTIFACTS`` for this process, so the worker can load
+    them by name."""
 
     def __init__(self, model: str = "smollm2-135m", *, dtype: str = "bfloat16", max_model_len: int = 2048,
                  enable_lora: bool = False, max_lora_rank: int = 64, max_loras: int = 4, seed: int = 0,
@@ -54,6 +60,7 @@ class VllmEngine:
 
         path = str(converted_dir(PACKAGED[model])) if model in PACKAGED else model
         self._dir = Path(tempfile.mkdtemp(prefix="steerlab-vllm-"))
+        weakref.finalize(self, shutil.rmtree, self._dir, True)  # our own folder: nothing else is in it
         (self._dir / "artifacts").mkdir()
         (self._dir / "lora").mkdir()
         current = os.environ.get(ARTIFACTS_ENV)

@@ -17,13 +17,11 @@ starts (frontend, engine core, workers), possibly more than once; each step here
 from __future__ import annotations
 
 import functools
-import logging
 import os
 from typing import Any
 
 from steerlab.vllm.requests import SERVED, ServedModel, steering_digest
 
-log = logging.getLogger("steerlab.vllm")
 EXTENSION = "steerlab.vllm.worker.SteeringWorkerExtension"
 _MARK = "_steerlab_patched"
 

@@ -136,7 +136,8 @@ class ServedModel:
 
 
 SERVED: list[ServedModel] = []
-"""The model this process serves, once vLLM has built its config (set by the plugin)."""
+"""The models whose engines this process built (set by the plugin as vLLM builds each config);
+admission checks against the latest, the one a process serves."""
 
 
 def request_steers(specs: list[SteerSpec], store: PluginStore, served: Any = None) -> list[Steer]:
