@@ -191,33 +191,24 @@ class ServingEngine(Protocol):
     def submit(self, job: Job, on_event: Callable[[Event], None] | None = None) -> Stream: ...
 
 
-class Engine:
-    """Continuous batching over ``lm`` (see the module docs). ``max_batch``: model rows decoded
-    together; ``max_queue``: jobs waiting beyond that before :meth:`submit` raises :class:`QueueFull`.
-    """
+class EngineThread:
+    """The thread an engine runs on: :meth:`start` it, :meth:`stop` it (the loop in :meth:`_run`
+    watches ``_stop``; ``_wake`` cuts an idle wait short), ask whether it is :attr:`alive`."""
 
-    def __init__(self, lm: LoadedModel, *, max_batch: int = 32, max_queue: int = 256,
-                 allow_mismatch: bool = False) -> None:
-        self.lm = lm
-        self.max_batch = positive_int("max_batch", max_batch)
-        self.max_queue = positive_int("max_queue", max_queue)
-        self.allow_mismatch = allow_mismatch
-        self.stats = EngineStats()
-        self._waiting: queue.Queue[Stream] = queue.Queue()
+    thread_name = "steerlab-engine"
+
+    def __init__(self) -> None:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._eos = eos_ids(lm)
-        self._pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-        self._seeds = itertools.count(int(time.time() * 1000) % (2**31))
-        self._mergeable: bool | None = None  # can rows join a running batch (full-attention cache)?
-        self._reset()
 
-    # ----------------------------------------------------------------- public
-    def start(self) -> Engine:
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> Any:
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="steerlab-engine", daemon=True)
+            self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
             self._thread.start()
         return self
 
@@ -232,6 +223,28 @@ class Engine:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+
+class Engine(EngineThread):
+    """Continuous batching over ``lm`` (see the module docs). ``max_batch``: model rows decoded
+    together; ``max_queue``: jobs waiting beyond that before :meth:`submit` raises :class:`QueueFull`.
+    """
+
+    def __init__(self, lm: LoadedModel, *, max_batch: int = 32, max_queue: int = 256,
+                 allow_mismatch: bool = False) -> None:
+        super().__init__()
+        self.lm = lm
+        self.max_batch = positive_int("max_batch", max_batch)
+        self.max_queue = positive_int("max_queue", max_queue)
+        self.allow_mismatch = allow_mismatch
+        self.stats = EngineStats()
+        self._waiting: queue.Queue[Stream] = queue.Queue()
+        self._eos = eos_ids(lm)
+        self._pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+        self._seeds = itertools.count(int(time.time() * 1000) % (2**31))
+        self._mergeable: bool | None = None  # can rows join a running batch (full-attention cache)?
+        self._reset()
+
+    # ----------------------------------------------------------------- public
     def submit(self, job: Job, on_event: Callable[[Event], None] | None = None) -> Stream:
         """Queue ``job``; its events arrive on the returned :class:`Stream`. Steering that cannot
         apply to this model (layers, options, fingerprint) is refused here, in the caller's thread."""

@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import itertools
 import queue
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from steerlab.errors import SteerlabError
-from steerlab.generation.engine import EngineStats, Event, Job, QueueFull, Stream
+from steerlab.generation.engine import EngineStats, EngineThread, Event, Job, QueueFull, Stream
 from steerlab.vllm.engine import VllmEngine
 
 
-class VllmServingEngine:
+class VllmServingEngine(EngineThread):
     """Continuous batching by vLLM behind steerlab's engine interface."""
 
+    thread_name = "steerlab-vllm-engine"
+
     def __init__(self, engine: VllmEngine, *, max_queue: int = 256) -> None:
+        super().__init__()
         self.engine = engine
         self.max_queue = max_queue
         self.stats = EngineStats()
@@ -33,26 +35,6 @@ class VllmServingEngine:
         self._live: dict[str, Stream] = {}
         self._counts: dict[str, int] = {}  # request id -> tokens streamed so far
         self._ids = itertools.count()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> VllmServingEngine:
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="steerlab-vllm-engine", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def submit(self, job: Job, on_event: Callable[[Event], None] | None = None) -> Stream:
         """Queue ``job``; steering that cannot run on vLLM or on this model is refused here."""
