@@ -46,8 +46,8 @@ def tiny_dglm(lm: LoadedModel, seed: int = 0) -> steerlab.Steer:
 
     torch.manual_seed(seed)
     diffusion = Denoiser(DiffusionConfig(dim=384, n_tokens=8, width=32, layers=1, heads=2))
-    generator = PromptGenerator(PromptGeneratorConfig(dim=384, hidden=lm.hidden_size, k=2, width=32, layers=1,
-                                                      heads=2), embed_scale=1.0)
+    generator = PromptGenerator(PromptGeneratorConfig(dim=384, hidden=lm.hidden_size, k=2, width=32,
+                                                      noise_features=8), embed_scale=1.0)
     lora = {}
     for name in attention_modules(lm.model):
         w = lm.model.get_submodule(name).weight
