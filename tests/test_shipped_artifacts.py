@@ -14,7 +14,7 @@ from tests.test_cli import run
 
 def test_every_built_in_method_ships_an_artifact() -> None:
     methods = {entry.config()["method"] for entry in shipped().values()}
-    assert {"vectors", "lm_steer", "steerlm"} <= methods
+    assert {"vectors", "lm_steer", "steerlm", "dglm"} <= methods
 
 
 @pytest.mark.parametrize("name", sorted(shipped()))
@@ -57,3 +57,21 @@ def test_generate_by_name_moves_sentiment(real_lm) -> None:
     down = steerlab.generate(real_lm, prompts, steerlab.Steer(art, -6.0, opts), **kw)
     score = get_scorer("vader")
     assert sum(score(up)) > sum(score(down))
+
+
+@pytest.mark.slow
+def test_shipped_dglm_steers_sentiment_both_ways(real_lm) -> None:
+    """The probe's guidance on the proposal reaches the text: guided positive reads more positive
+    than guided negative, under the sentiment probe (the artifact's own probe space) and VADER."""
+    import numpy as np
+
+    from steerlab.scoring.scorers import get_scorer
+
+    art = steerlab.load_artifact("dglm-smollm2")
+    prompts = steerlab.load_prompts("sentiment_neutral")[:8] * 2
+    kw = {"max_new_tokens": 20, "temperature": 1.0, "top_p": 0.9, "seed": 0, "progress": False}
+    up = steerlab.generate(real_lm, prompts, steerlab.Steer(art, 4.0, {"guide": "sentiment:positive"}), **kw)
+    down = steerlab.generate(real_lm, prompts, steerlab.Steer(art, 4.0, {"guide": "sentiment:negative"}), **kw)
+    for scorer in ("sentiment", "vader"):
+        score = get_scorer(scorer)
+        assert np.mean(score(up)) > np.mean(score(down)), scorer

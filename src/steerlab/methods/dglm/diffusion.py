@@ -165,8 +165,15 @@ def _guided_x0(x0: Tensor, guides: Sequence[ProbeGuide]) -> Tensor:
     with torch.enable_grad():
         x = x0.detach().requires_grad_(True)
         unit = x / x.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-        total = torch.stack([(g.weight * g.loss(unit)).sum() for g in active]).sum()
-        (grad,) = torch.autograd.grad(total, x)
+        grad = torch.zeros_like(x0)
+        for g in active:
+            (part,) = torch.autograd.grad((g.weight * g.loss(unit)).sum(), x, retain_graph=True)
+            # a gradient step in the probe's standardised coordinates, mapped back (× std²): the raw
+            # gradient (∝ coef / std) points along the embedding's lowest-variance dimensions, where
+            # the probe is satisfied (P → 1) by moves that change no meaning (cosine 0.999 to the
+            # unguided proposal)
+            part = part * g.std.to(part) ** 2
+            grad = grad + part / part.norm(dim=-1, keepdim=True).clamp(min=1e-12) * abs(g.weight)
     scale = GUIDE_STEP * sum(abs(g.weight) for g in active)
     direction = grad / grad.norm(dim=-1, keepdim=True).clamp(min=1e-12)
     return x0 - scale * x0.norm(dim=-1, keepdim=True) * direction

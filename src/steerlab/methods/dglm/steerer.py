@@ -38,7 +38,7 @@ from steerlab.models.loading import LoadedModel
 @dataclass
 class DGLMOptions:
     guide: str | list[str] | None = None
-    weight: float = 5.0
+    weight: float = 10.0
     sigma2: float = 0.05
     steps: int = 10
     sampler: str = "ddim"
