@@ -155,10 +155,10 @@ GUIDE_STEP = 0.01
 
 
 def _guided_x0(x0: Tensor, guides: Sequence[ProbeGuide]) -> Tensor:
-    """Move each predicted embedding against the probes' summed, weighted loss gradient. The loss
-    reads the unit-normalised embedding; the step has length ``GUIDE_STEP · |weights| · ‖x̂‖``
-    along the gradient's direction, so a probe's arbitrary logit scale (standardised features make
-    raw gradients thousands of times the embedding's norm) cannot blow the proposal up."""
+    """Move each predicted embedding against the probes' weighted loss gradients. The loss reads
+    the unit-normalised embedding; each probe's gradient is taken in its standardised coordinates
+    and given a share ``|weight|`` of the step; the step has length ``GUIDE_STEP · Σ|weights| · ‖x̂‖``,
+    so a probe's arbitrary logit scale cannot blow the proposal up."""
     active = [g for g in guides if g.weight != 0]
     if not active:
         return x0
