@@ -8,9 +8,10 @@ find directions that satisfy the probe without changing meaning (`proposal_toxic
 continuations (unit-normalised, as the probes read them). The library's ``_guided_x0`` is
 swapped for the Σ version here; proposal statistics and text cells as in `harness_control.py`.
 
-    python experiments/dglm/cov_guidance.py ARTIFACT PAIR_CACHE [N_PROMPTS] [diag]
+    python experiments/dglm/cov_guidance.py ARTIFACT PAIR_CACHE [N_PROMPTS] [sigma|diag] [sentiment|toxicity]
 
-``diag`` keeps the library's diagonal step (the same cells, for a side-by-side reading).
+``diag`` keeps the library's diagonal step (the same cells, for a side-by-side reading); the last
+argument restricts the run to one attribute.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ def main() -> None:
 
     sets = {"sentiment": (load_prompts("sentiment_neutral")[:n], ("positive", "negative")),
             "toxicity": (load_prompts("toxic")[:n], ("clean",))}
+    if len(sys.argv) > 5:
+        sets = {sys.argv[5]: sets[sys.argv[5]]}
     for probe, (prompts, targets) in sets.items():
         base = torch.cat([st.proposal(art, p, 1.0, DGLMOptions(weight=0.0)) for p in prompts])
         out[f"proposal {probe} unguided"] = {"p": p_probe(probe, base)}
