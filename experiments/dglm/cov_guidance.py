@@ -5,8 +5,9 @@ distribution; for a well-fitted logistic probe it points along the class-mean di
 contrastive direction activation steering uses), while the diagonal step ``std² ⊙ w`` can still
 find directions that satisfy the probe without changing meaning (`proposal_toxicity.py`: P(toxic)
 → 1e-12 at cosine 0.98 to the unguided proposal). Σ is estimated from the pair cache's training
-continuations (unit-normalised, as the probes read them). The library's ``_guided_x0`` is
-swapped for the Σ version here; proposal statistics and text cells as in `harness_control.py`.
+continuations (unit-normalised, as the probes read them). The library's
+``ProbeGuide.precondition`` is swapped for the Σ version here; proposal statistics and text cells
+as in `harness_control.py`.
 
     python experiments/dglm/cov_guidance.py ARTIFACT PAIR_CACHE [N_PROMPTS] [sigma|diag] [sentiment|toxicity]
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -43,30 +43,16 @@ def covariance(cache: str) -> Tensor:
     return x.T @ x / (x.shape[0] - 1)  # (D, D)
 
 
-def make_guided(cov: Tensor):  # type: ignore[no-untyped-def]
-    def guided(x0: Tensor, guides: Sequence[diffusion.ProbeGuide]) -> Tensor:
-        active = [g for g in guides if g.weight != 0]
-        if not active:
-            return x0
-        with torch.enable_grad():
-            x = x0.detach().requires_grad_(True)
-            unit = x / x.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-            grad = torch.zeros_like(x0)
-            for g in active:
-                (part,) = torch.autograd.grad((g.weight * g.loss(unit)).sum(), x, retain_graph=True)
-                part = part @ cov.to(part)  # (B, D): natural-gradient direction
-                grad = grad + part / part.norm(dim=-1, keepdim=True).clamp(min=1e-12) * abs(g.weight)
-        scale = diffusion.GUIDE_STEP * sum(abs(g.weight) for g in active)
-        direction = grad / grad.norm(dim=-1, keepdim=True).clamp(min=1e-12)
-        return x0 - scale * x0.norm(dim=-1, keepdim=True) * direction
-    return guided
+def use_covariance(cov: Tensor) -> None:
+    """Swap every probe's step direction for the natural-gradient one, ``grad @ Σ`` (B, D)."""
+    diffusion.ProbeGuide.precondition = lambda self, grad: grad @ cov.to(grad)  # type: ignore[method-assign]
 
 
 def main() -> None:
     art = steerlab.load_artifact(sys.argv[1])
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 24
     if sys.argv[4:5] != ["diag"]:
-        diffusion._guided_x0 = make_guided(covariance(sys.argv[2]))  # type: ignore[assignment]
+        use_covariance(covariance(sys.argv[2]))
     st = DGLMSteerer()
     out: dict[str, dict[str, float]] = {}
 

@@ -149,6 +149,13 @@ class ProbeGuide:
         logit = ((x - self.mean) / self.std) @ self.coef + self.intercept
         return -torch.nn.functional.logsigmoid(self.target * logit)
 
+    def precondition(self, grad: Tensor) -> Tensor:
+        """The step direction for this probe's loss gradient (B, D) -> (B, D): the gradient taken in
+        the probe's standardised coordinates and mapped back (× std²). The raw gradient (∝ coef /
+        std) points along the embedding's lowest-variance dimensions, where the probe is satisfied
+        (P → 1) by moves that change no meaning (cosine 0.999 to the unguided proposal)."""
+        return grad * self.std.to(grad) ** 2
+
 
 GUIDE_STEP = 0.01
 """Length of one unit of guidance weight, as a fraction of the predicted embedding's norm."""
@@ -168,11 +175,7 @@ def _guided_x0(x0: Tensor, guides: Sequence[ProbeGuide]) -> Tensor:
         grad = torch.zeros_like(x0)
         for g in active:
             (part,) = torch.autograd.grad((g.weight * g.loss(unit)).sum(), x, retain_graph=True)
-            # a gradient step in the probe's standardised coordinates, mapped back (× std²): the raw
-            # gradient (∝ coef / std) points along the embedding's lowest-variance dimensions, where
-            # the probe is satisfied (P → 1) by moves that change no meaning (cosine 0.999 to the
-            # unguided proposal)
-            part = part * g.std.to(part) ** 2
+            part = g.precondition(part)
             grad = grad + part / part.norm(dim=-1, keepdim=True).clamp(min=1e-12) * abs(g.weight)
     scale = GUIDE_STEP * sum(abs(g.weight) for g in active)
     direction = grad / grad.norm(dim=-1, keepdim=True).clamp(min=1e-12)
