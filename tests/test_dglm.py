@@ -107,11 +107,18 @@ def test_training_learns_the_condition_and_guidance_scales_it() -> None:
     assert cos[2.0] >= cos[1.0] - 0.05, cos
 
 
-def test_probe_guidance_moves_the_probe_with_its_weight() -> None:
+def _toy_cov(dim: int, seed: int = 8) -> torch.Tensor:
+    m = torch.randn(dim, dim, generator=torch.Generator().manual_seed(seed))
+    return m @ m.T / dim + 0.1 * torch.eye(dim)  # (D, D), positive definite
+
+
+@pytest.mark.parametrize("step", ["diagonal", "covariance", "gradient"])
+def test_probe_guidance_moves_the_probe_with_its_weight(step: str) -> None:
     config = DiffusionConfig(dim=16, n_tokens=4, width=32, layers=1, heads=2)
     model = Denoiser(config)
     coef = torch.nn.functional.normalize(torch.randn(16, generator=torch.Generator().manual_seed(5)), dim=0)
     cond = torch.randn(32, 16, generator=torch.Generator().manual_seed(6))
+    cov = _toy_cov(16)
 
     def probe_logit(out: torch.Tensor) -> float:
         unit = torch.nn.functional.normalize(out, dim=-1)
@@ -119,12 +126,48 @@ def test_probe_guidance_moves_the_probe_with_its_weight() -> None:
 
     got = {}
     for target, weight in ((1.0, 0.0), (1.0, 1.0), (1.0, 4.0), (-1.0, 4.0)):
-        guide = ProbeGuide(coef, 0.0, torch.zeros(16), torch.ones(16), target=target, weight=weight)
+        guide = ProbeGuide(coef, 0.0, torch.zeros(16), torch.ones(16), target=target, weight=weight, step=step,
+                           cov=cov)
         out = sample(model, cond, steps=10, guides=[guide], generator=torch.Generator().manual_seed(7))
         got[(target, weight)] = probe_logit(out)
     assert got[(1.0, 0.0)] < got[(1.0, 1.0)] < got[(1.0, 4.0)], got
     assert got[(-1.0, 4.0)] < got[(1.0, 0.0)], got
     assert math.isfinite(got[(1.0, 4.0)])
+
+
+def test_guidance_steps_take_their_documented_directions_exactly() -> None:
+    """One guided x̂: ``x̂ − GUIDE_STEP · |w| · ‖x̂‖ · d̂`` with d̂ the normalised preconditioned
+    loss gradient: raw, × std², or × Σ."""
+    from steerlab.methods.dglm.diffusion import GUIDE_STEP, _guided_x0
+
+    g = torch.Generator().manual_seed(3)
+    coef, mean, x0 = torch.randn(16, generator=g), torch.randn(16, generator=g) * 0.1, torch.randn(4, 16, generator=g)
+    std = torch.rand(16, generator=g) + 0.5
+    cov = _toy_cov(16)
+    x = x0.clone().requires_grad_(True)
+    unit = x / x.norm(dim=-1, keepdim=True)
+    logit = ((unit - mean) / std) @ coef + 0.3
+    (grad,) = torch.autograd.grad((-2.0 * torch.nn.functional.logsigmoid(-logit)).sum(), x)  # target −1, weight 2
+    for step, direction in (("gradient", grad), ("diagonal", grad * std ** 2), ("covariance", grad @ cov)):
+        guide = ProbeGuide(coef, 0.3, mean, std, target=-1.0, weight=2.0, step=step, cov=cov)
+        torch.testing.assert_close(guide.precondition(grad), direction)
+        want = x0 - GUIDE_STEP * 2.0 * x0.norm(dim=-1, keepdim=True) * torch.nn.functional.normalize(direction, dim=-1)
+        torch.testing.assert_close(_guided_x0(x0, [guide]), want)
+        assert float(guide.loss(torch.nn.functional.normalize(want, dim=-1)).mean()) < float(
+            guide.loss(torch.nn.functional.normalize(x0, dim=-1)).mean())
+    with pytest.raises(SteerlabError, match="needs the embedding covariance"):
+        ProbeGuide(coef, 0.0, mean, std, step="covariance")
+    with pytest.raises(SteerlabError, match="guidance step must be one of"):
+        ProbeGuide(coef, 0.0, mean, std, step="natural")
+
+
+def test_guidance_covariance_is_the_unit_train_continuations_covariance() -> None:
+    import numpy as np
+
+    data = _toy_pairs(200)
+    train = data.split("train").continuation.double().numpy()
+    unit = train / np.linalg.norm(train, axis=1, keepdims=True)
+    np.testing.assert_allclose(data.guidance_covariance().numpy(), np.cov(unit, rowvar=False), atol=1e-7)
 
 
 def test_pairs_are_cut_split_by_document_and_cached(tiny_tokenizer, tmp_path) -> None:
@@ -357,3 +400,69 @@ def test_train_decoder_resumes_a_checkpoint_exactly(tiny_llama, tmp_path, monkey
         torch.testing.assert_close(fac_b[n][1], b, rtol=1e-5, atol=1e-6)
     with pytest.raises(SteerlabError, match="another run"):
         D.train_decoder(tiny_llama, data, config, checkpoint_dir=tmp_path / "ck", **{**kw, "lr": 5e-3})
+
+
+def test_the_guidance_covariance_travels_with_the_artifact_and_picks_the_step(tiny_llama, tmp_path) -> None:
+    """Σ is saved and reloaded exactly (scaled by a power of two, float16), makes ``auto`` the
+    covariance step, and is refused when it is not a (D, D) covariance; an artifact without it
+    steps diagonally and refuses ``step=covariance`` with a clear error."""
+    import dataclasses
+
+    import steerlab
+    from steerlab.core.artifact import load_artifact
+    from steerlab.errors import ArtifactError
+    from steerlab.methods.dglm import DGLMOptions, DGLMSteerer
+    from tests.conformance.factories import tiny_dglm
+
+    steer = tiny_dglm(tiny_llama)
+    art, st = steer.artifact, DGLMSteerer()
+    assert [g.step for g in st.guides(art, DGLMOptions(guide="sentiment:positive"), 1.0)] == ["diagonal"]
+    with pytest.raises(SteerlabError, match="carries no embedding covariance"):
+        steerlab.generate(tiny_llama, ["Hi"], (dataclasses.replace(steer, options={**steer.options,
+                                                                                   "step": "covariance"}),),
+                          max_new_tokens=1, progress=False)
+    cov = _toy_cov(384) * 0.003
+    with_cov = dataclasses.replace(art, guide_cov=cov)
+    scale = 2.0 ** round(math.log2(float(torch.diagonal(cov).mean())))
+    torch.testing.assert_close(with_cov.guide_cov * scale, cov, rtol=1e-3, atol=1e-7)  # float16 of cov / scale
+    with_cov.save(tmp_path / "a")
+    back = load_artifact(tmp_path / "a")
+    assert torch.equal(back.guide_cov, with_cov.guide_cov)
+    guides = st.guides(back, DGLMOptions(guide="sentiment:positive"), 1.0)
+    assert [g.step for g in guides] == ["covariance"] and torch.equal(guides[0].cov, back.guide_cov)
+    assert [g.step for g in st.guides(back, DGLMOptions(guide="sentiment:positive", step="diagonal"), 1.0)] == [
+        "diagonal"]
+    for bad, msg in ((torch.eye(16), "must be \\(384, 384\\)"), (-torch.eye(384), "not a covariance"),
+                     (torch.eye(384) + torch.triu(torch.ones(384, 384), 1), "not a covariance"),
+                     (torch.diag(torch.linspace(-1, 3, 384)), "not positive semi-definite"),
+                     (torch.full((384, 384), float("nan")), "non-finite")):
+        with pytest.raises(ArtifactError, match=msg):
+            dataclasses.replace(art, guide_cov=bad)
+    with pytest.raises(SteerlabError, match="step must be one of"):
+        DGLMOptions(step="natural")
+
+
+def test_assemble_computes_the_guidance_covariance_from_the_pairs(tiny_llama, tmp_path, capsys,
+                                                                  monkeypatch) -> None:
+    import steerlab.methods.dglm.data as data_mod
+    from steerlab.core.artifact import load_artifact
+    from tests.conformance.factories import tiny_dglm
+    from tests.test_cli import run
+
+    g = torch.Generator().manual_seed(0)
+    pairs = PairSet([Pair(f"p{i}", f"c{i}", "toy", "train") for i in range(500)],
+                    torch.randn(500, 384, generator=g), torch.randn(500, 384, generator=g), {})
+    monkeypatch.setattr(data_mod, "build_pairs", lambda *a, **k: pairs)
+    monkeypatch.setattr("steerlab.cli.dglm.load", lambda name: tiny_llama)
+    tiny_dglm(tiny_llama).artifact.save(tmp_path / "base")
+    code, stdout, err = run(["dglm", "assemble", "--from", str(tmp_path / "base"), "--out", str(tmp_path / "new"),
+                             "--covariance"], capsys)
+    assert code == 0, err
+    cov = load_artifact(tmp_path / "new").guide_cov
+    want = pairs.guidance_covariance()
+    torch.testing.assert_close(cov / float(torch.diagonal(cov).mean()), want / float(torch.diagonal(want).mean()),
+                               rtol=2e-3, atol=2e-3)
+    code, _, err = run(["dglm", "assemble", "--from", str(tmp_path / "new"), "--out", str(tmp_path / "kept")],
+                       capsys)
+    assert code == 0, err
+    assert torch.equal(load_artifact(tmp_path / "kept").guide_cov, cov)

@@ -125,7 +125,8 @@ def train_decoder_cmd(
                                                checkpoint_dir=ckpt, restart=restart)
     art = DGLMArtifact(dm.model, generator, factors, 2.0, probes, encoder, lm.fingerprint,
                        {"name": name, "training": {"decoder": record, "diffusion": dm.meta.get("training", {})},
-                        "diffusion_validation": dm.meta.get("validation", {}), "provenance": data.provenance})
+                        "diffusion_validation": dm.meta.get("validation", {}), "provenance": data.provenance},
+                       data.guidance_covariance())
     art.save(out_dir, overwrite=overwrite)
     console.print(f"wrote {out_dir}")
     out.print(f"decoder loss {record['loss_first']:.3f} -> {record['loss_last_20']:.3f} over {n_steps} steps "
@@ -141,11 +142,16 @@ def assemble_cmd(
     probe: list[str] = typer.Option([], "--probe", help="Add or replace a probe: NAME=DIR or NAME:LOW,HIGH=DIR "
                                                         "(repeatable)."),
     drop_probe: list[str] = typer.Option([], "--drop-probe", help="Remove a probe by name (repeatable)."),
+    covariance: bool = typer.Option(False, "--covariance", help="(Re)compute the embedding covariance that probe "
+                                                                "guidance steps along, from the decoder's training "
+                                                                "pairs (built and cached as build-pairs does)."),
+    model: str = typer.Option("smollm2-135m", "--model", "-m", help="The decoder whose pairs --covariance reads."),
     name: str = typer.Option("", help="The new artifact's name (default: the folder's name)."),
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Make a DGLM artifact from another one's parts: a diffusion model trained separately (the
-    decoder side does not depend on it), new probes to steer with, probes removed."""
+    decoder side does not depend on it), new probes to steer with, probes removed, the guidance
+    covariance added or recomputed (kept from the base otherwise)."""
     from steerlab.core.artifact import ARTIFACT_FILES, load_artifact
     from steerlab.core.atomic import check_dir_target
     from steerlab.methods.dglm import DGLMArtifact
@@ -172,10 +178,20 @@ def assemble_cmd(
     if unknown:
         raise SteerlabError(f"no probe named {unknown[0]!r} in {base}; it has {', '.join(sorted(art.probes))}")
     probes.update(_load_probes(specs, art.encoder))
-    new = DGLMArtifact(denoiser, art.generator, art.lora, art.lora_scaling, probes, art.encoder, art.model, meta)
+    cov = art.guide_cov
+    if covariance:
+        from steerlab.methods.dglm.data import build_pairs
+
+        lm = load(model)
+        if art.model is not None and lm.fingerprint.config_hash != art.model.config_hash:
+            raise SteerlabError(f"{model} is not the decoder {art.name!r} was trained for ({art.model.name})")
+        cov = build_pairs(lm.tokenizer, lm.name, encoder=art.encoder).guidance_covariance()
+    new = DGLMArtifact(denoiser, art.generator, art.lora, art.lora_scaling, probes, art.encoder, art.model, meta,
+                       cov)
     new.save(out_dir, overwrite=overwrite)
     listed = ", ".join(f"{k} ({v.labels[0]}/{v.labels[1]})" for k, v in probes.items())
-    console.print(f"wrote {out_dir}: probes {listed}")
+    step = "covariance" if cov is not None else "diagonal"
+    console.print(f"wrote {out_dir}: probes {listed}; guidance step {step}")
 
 
 def _probe_specs(items: list[str]) -> list[tuple[str, tuple[str, str], str]]:

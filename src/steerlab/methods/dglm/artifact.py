@@ -3,6 +3,7 @@ linear probes that steer the proposal, in one directory (JSON config + safetenso
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -32,17 +33,23 @@ class Probe:
     labels: tuple[str, str] = ("negative", "positive")
     info: dict[str, Any] = field(default_factory=dict)
 
-    def guide(self, target: str, weight: float) -> ProbeGuide:
-        """A guide towards ``target`` (one of ``labels``) with gradient weight ``weight``."""
+    def guide(self, target: str, weight: float, step: str = "diagonal", cov: Tensor | None = None) -> ProbeGuide:
+        """A guide towards ``target`` (one of ``labels``) with gradient weight ``weight``, stepping
+        in direction ``step`` (:data:`~steerlab.methods.dglm.diffusion.GUIDE_STEPS`; ``covariance``
+        takes ``cov``, (D, D))."""
         if target not in self.labels:
             raise ArtifactError(f"target {target!r} is not one of this probe's labels {list(self.labels)}")
         sign = 1.0 if target == self.labels[1] else -1.0
-        return ProbeGuide(self.coef, self.intercept, self.mean, self.std, target=sign, weight=weight)
+        return ProbeGuide(self.coef, self.intercept, self.mean, self.std, target=sign, weight=weight, step=step,
+                          cov=cov)
 
 
 @dataclass(eq=False, repr=False)
 class DGLMArtifact(Artifact):
-    """Everything DGLM needs at generation for one decoder (see the package docs)."""
+    """Everything DGLM needs at generation for one decoder (see the package docs). ``guide_cov``
+    (D, D), when present, is the covariance of the training continuations' unit embeddings
+    (:meth:`~steerlab.methods.dglm.data.PairSet.guidance_covariance`): probe guidance then steps
+    along ``grad Σ`` by default. Stored scaled to mean variance about 1 (only its direction matters)."""
 
     method: ClassVar[str] = "dglm"
 
@@ -54,6 +61,7 @@ class DGLMArtifact(Artifact):
     encoder: str
     model: ModelFingerprint | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    guide_cov: Tensor | None = None  # (D, D)
 
     def __post_init__(self) -> None:
         self.diffusion.eval()
@@ -72,6 +80,8 @@ class DGLMArtifact(Artifact):
         for name, p in self.probes.items():
             if not (p.coef.shape == p.mean.shape == p.std.shape == (dim,)):
                 raise ArtifactError(f"probe {name!r} does not fit {dim}-d embeddings")
+        if self.guide_cov is not None:
+            self.guide_cov = _checked_covariance(self.guide_cov, dim)
 
     @property
     def hidden_size(self) -> int:
@@ -88,6 +98,8 @@ class DGLMArtifact(Artifact):
         for name, p in self.probes.items():
             tensors[f"probe.{name}.coef"], tensors[f"probe.{name}.mean"] = p.coef.float(), p.mean.float()
             tensors[f"probe.{name}.std"] = p.std.float()
+        if self.guide_cov is not None:
+            tensors["guide_cov"] = self.guide_cov.half()
         config = {"diffusion": self.diffusion.config.to_dict(), "generator": self.generator.config.to_dict(),
                   "lora_scaling": self.lora_scaling, "lora_modules": sorted(self.lora), "encoder": self.encoder,
                   "probes": {n: {"intercept": p.intercept, "labels": list(p.labels), "info": p.info}
@@ -111,14 +123,35 @@ class DGLMArtifact(Artifact):
                       for n, spec in config["probes"].items()}
             known = ({f"diffusion.{k}" for k in diffusion.state_dict()} | {f"generator.{k}" for k in
                      generator.state_dict()} | {f"lora.{n}.{x}" for n in lora for x in "AB"}
-                     | {f"probe.{n}.{x}" for n in probes for x in ("coef", "mean", "std")})
+                     | {f"probe.{n}.{x}" for n in probes for x in ("coef", "mean", "std")}
+                     | ({"guide_cov"} & set(tensors)))
             if set(tensors) != known:
                 raise ValueError(f"unexpected or missing tensors: {sorted(set(tensors) ^ known)[:4]}")
             records = {k: config[k] for k in RECORDS if config.get(k)}
+            cov = tensors["guide_cov"].float() if "guide_cov" in tensors else None
             return cls(diffusion, generator, lora, float(config["lora_scaling"]), probes, str(config["encoder"]),
-                       model, {**meta, **records})
+                       model, {**meta, **records}, cov)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ArtifactError(f"malformed DGLM artifact: {type(exc).__name__}: {exc}") from None
+
+
+def _checked_covariance(cov: Tensor, dim: int) -> Tensor:
+    """``cov`` (dim, dim) made exactly symmetric, scaled to mean variance about 1, rounded to float16;
+    refused unless it is a finite covariance (symmetric, positive semi-definite up to rounding)."""
+    if not isinstance(cov, Tensor) or cov.shape != (dim, dim):
+        shape = tuple(cov.shape) if isinstance(cov, Tensor) else type(cov).__name__
+        raise ArtifactError(f"the guidance covariance must be ({dim}, {dim}) for {dim}-d embeddings, got {shape}")
+    c = cov.detach().double()
+    if not bool(torch.isfinite(c).all()):
+        raise ArtifactError("the guidance covariance has non-finite values")
+    scale = float(torch.diagonal(c).mean())
+    if not scale > 0 or float((c - c.T).abs().max()) > 1e-3 * scale:
+        raise ArtifactError("the guidance covariance is not a covariance (not symmetric, or no variance)")
+    c = (c + c.T) / 2 / 2.0 ** round(math.log2(scale))  # a power of two: rescaling a loaded one is exact
+    eig = torch.linalg.eigvalsh(c)  # ascending
+    if float(eig[0]) < -1e-2 * float(eig[-1]):
+        raise ArtifactError(f"the guidance covariance is not positive semi-definite (eigenvalue {float(eig[0]):.3g})")
+    return c.float().half().float()
 
 
 def _fp16_round(t: Tensor) -> Tensor:

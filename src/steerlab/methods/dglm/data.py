@@ -129,6 +129,17 @@ class PairSet:
         sel = torch.tensor(idx)
         return PairSet([self.pairs[i] for i in idx], self.prefix[sel], self.continuation[sel], self.provenance)
 
+    def guidance_covariance(self) -> torch.Tensor:
+        """Covariance (D, D) of the training split's continuation embeddings, unit-normalised as
+        the probes read them: the metric of DGLM's covariance guidance step (the distribution the
+        diffusion model's proposals come from)."""
+        x = self.split("train").continuation.double()  # (N, D)
+        if len(x) < 2:
+            raise DataError("the covariance needs at least 2 training pairs")
+        x = x / x.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+        x = x - x.mean(0)
+        return (x.T @ x / (len(x) - 1)).float()  # (D, D)
+
 
 def build_pairs(tokenizer: Any, tokenizer_name: str, *, sources: Sequence[str] | None = None,
                 encoder: str | None = None, prefix_tokens: int = 32, continuation_tokens: int = 32,

@@ -135,7 +135,8 @@ def diffusion_loss(model: Denoiser, x: Tensor, cond: Tensor, generator: torch.Ge
 class ProbeGuide:
     """A linear probe on the embedding space steering the sample: ``logit = ((x̂ − mean) / std) · coef
     + intercept`` on the unit-normalised predicted embedding; ``target`` +1 raises P(positive class),
-    −1 lowers it; ``weight`` scales its gradient step."""
+    −1 lowers it; ``weight`` scales its gradient step; ``step`` picks the step's direction (see
+    :meth:`precondition`; ``covariance`` needs ``cov``, the embedding covariance (D, D))."""
 
     coef: Tensor  # (D,)
     intercept: float
@@ -143,6 +144,14 @@ class ProbeGuide:
     std: Tensor  # (D,)
     target: float = 1.0
     weight: float = 1.0
+    step: str = "diagonal"
+    cov: Tensor | None = None  # (D, D), symmetric positive semi-definite; any scale
+
+    def __post_init__(self) -> None:
+        if self.step not in GUIDE_STEPS:
+            raise SteerlabError(f"guidance step must be one of {', '.join(GUIDE_STEPS)}, got {self.step!r}")
+        if self.step == "covariance" and self.cov is None:
+            raise SteerlabError("the covariance guidance step needs the embedding covariance")
 
     def loss(self, x: Tensor) -> Tensor:
         """−log σ(target · logit) per row: (B, D) -> (B,)."""
@@ -150,12 +159,26 @@ class ProbeGuide:
         return -torch.nn.functional.logsigmoid(self.target * logit)
 
     def precondition(self, grad: Tensor) -> Tensor:
-        """The step direction for this probe's loss gradient (B, D) -> (B, D): the gradient taken in
-        the probe's standardised coordinates and mapped back (× std²). The raw gradient (∝ coef /
-        std) points along the embedding's lowest-variance dimensions, where the probe is satisfied
-        (P → 1) by moves that change no meaning (cosine 0.999 to the unguided proposal)."""
-        return grad * self.std.to(grad) ** 2
+        """The step direction for this probe's loss gradient (B, D) -> (B, D).
 
+        ``gradient``: the raw gradient (the paper's plain step); it is ∝ coef / std, so it points
+        along the embedding's lowest-variance dimensions, where the probe is satisfied (P → 1) by
+        moves that change no meaning (cosine 0.999 to the unguided proposal). ``diagonal``: the
+        gradient in the probe's standardised coordinates mapped back (× std²); still adversarial
+        against an over-confident probe (P(toxic) 0.69 → 1e-11 at cosine 0.98). ``covariance``:
+        ``grad Σ``, the natural-gradient direction under the embeddings' distribution; for a linear
+        probe it is close to the class-mean difference, so the probe moves only as far as meaning
+        does (P(toxic) 0.75 → 0.01 at the same cosine), and measured text moves about twice as far."""
+        if self.step == "covariance":
+            assert self.cov is not None  # __post_init__
+            return grad @ self.cov.to(grad)
+        if self.step == "diagonal":
+            return grad * self.std.to(grad) ** 2
+        return grad
+
+
+GUIDE_STEPS = ("covariance", "diagonal", "gradient")
+"""The directions a probe's guidance step can take (:meth:`ProbeGuide.precondition`)."""
 
 GUIDE_STEP = 0.01
 """Length of one unit of guidance weight, as a fraction of the predicted embedding's norm."""

@@ -6,6 +6,10 @@ Options (per steer, so DGLM rows mix with any other rows in one batch)::
 
     guide   "sentiment:positive" or a list of such (probe:label), composing by summed losses
     weight  probe-guidance weight (times the steer's strength; 0 = the unguided proposal)
+    step    the guidance step's direction: "covariance" (grad Σ, Σ the artifact's embedding
+            covariance), "diagonal" (grad × std², the probe's standardised coordinates) or
+            "gradient" (the raw gradient, as the paper); default "auto": covariance when the
+            artifact carries Σ, else diagonal
     sigma2  noise added to the proposal before the prompt generator reads it (paper: 0.05)
     steps   diffusion sampling steps (default 10); sampler "ddim" (few steps) or "ddpm" (the paper: 250)
     cfg     classifier-free guidance on the prefix (1 = plain conditional sampling; default 2, which
@@ -30,7 +34,7 @@ from steerlab.core.validate import finite, positive_int
 from steerlab.errors import ModelMismatchError, SteerlabError
 from steerlab.methods.dglm.artifact import DGLMArtifact
 from steerlab.methods.dglm.decoder import noised
-from steerlab.methods.dglm.diffusion import ProbeGuide, sample
+from steerlab.methods.dglm.diffusion import GUIDE_STEPS, ProbeGuide, sample
 from steerlab.methods.peft_lora import install_lora
 from steerlab.models.loading import LoadedModel
 
@@ -39,6 +43,7 @@ from steerlab.models.loading import LoadedModel
 class DGLMOptions:
     guide: str | list[str] | None = None
     weight: float = 10.0
+    step: str = "auto"
     sigma2: float = 0.05
     steps: int = 10
     sampler: str = "ddim"
@@ -52,6 +57,8 @@ class DGLMOptions:
                 isinstance(g, str) and ":" in g for g in self.guide)):
             raise SteerlabError(f"guide must be 'probe:label' or a list of them, got {self.guide!r}")
         self.weight = finite("weight", self.weight, max_abs=1e4)
+        if self.step not in ("auto", *GUIDE_STEPS):
+            raise SteerlabError(f"step must be one of auto, {', '.join(GUIDE_STEPS)}; got {self.step!r}")
         self.sigma2 = finite("sigma2", self.sigma2, low=0.0, high=1.0)
         positive_int("steps", self.steps)
         if self.steps > 1000:
@@ -88,6 +95,13 @@ class DGLMSteerer(Steerer[DGLMArtifact, DGLMOptions]):
         self.guides(art, app.options, 1.0)  # unknown probes and labels fail before anything runs
 
     def guides(self, art: DGLMArtifact, options: DGLMOptions, strength: float) -> list[ProbeGuide]:
+        """The probe guides ``options`` ask for, at weight ``options.weight × strength``."""
+        step = options.step
+        if step == "auto":
+            step = "covariance" if art.guide_cov is not None else "diagonal"
+        elif step == "covariance" and art.guide_cov is None and options.guide:
+            raise SteerlabError(f"{art.name!r} carries no embedding covariance for step 'covariance' (add one with "
+                                "steerlab dglm assemble --covariance); use step 'diagonal' or 'gradient'")
         out = []
         for spec in options.guide or []:
             probe, _, label = spec.partition(":")
@@ -95,7 +109,7 @@ class DGLMSteerer(Steerer[DGLMArtifact, DGLMOptions]):
                 close = difflib.get_close_matches(probe, list(art.probes), n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
                 raise SteerlabError(f"unknown DGLM probe {probe!r}.{hint} Known: {', '.join(sorted(art.probes))}")
-            out.append(art.probes[probe].guide(label, options.weight * strength))
+            out.append(art.probes[probe].guide(label, options.weight * strength, step, art.guide_cov))
         return out
 
     def proposal(self, artifact: DGLMArtifact, prompt: str, strength: float, options: DGLMOptions) -> Tensor:
