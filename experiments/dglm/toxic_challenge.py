@@ -1,0 +1,67 @@
+"""Detoxification on prompts SmolLM2 actually continues toxically. The detoxify task's prompt set is
+at the model's ceiling (98% non-toxic unsteered), so it cannot show whether guidance detoxifies.
+Here the prompts are the first halves of the toxic tweets (alt-profanity-check > 0.5, the
+``tweets-toxicity`` set) whose documents DGLM never trained on (its validation and test splits),
+run through the eval harness's detoxify task (same scorers, baselines and fluency reference) for
+DGLM (guide ``toxicity:clean``) and the shipped LM-Steer toxicity steer.
+
+    python experiments/dglm/toxic_challenge.py [OUT_DIR] [SAMPLES]
+
+Writes the prompt file and one report folder per artifact under OUT_DIR.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import steerlab
+from steerlab.artifacts import shipped
+from steerlab.data.corpora import tweets
+from steerlab.data.corpus_sets import CORPUS_SETS
+from steerlab.eval.harness import evaluate, with_protocol
+from steerlab.eval.protocol import QUICK
+from steerlab.eval.tasks import TASKS
+from steerlab.methods.dglm.data import _split_of, _text_and_group
+from steerlab.models.loading import load_model
+
+RUNS = {"dglm-smollm2": ([1.0, 2.0, 4.0, 8.0], {"guide": "toxicity:clean"}),
+        "lmsteer-toxicity": ([-1.0, -2.0, -4.0], {})}
+
+
+def challenge_prompts() -> list[str]:
+    """First halves (3–16 words) of the held-out toxic tweets, deduplicated, in corpus order."""
+    toxic = set(CORPUS_SETS["tweets-toxicity"]().positive)
+    out: list[str] = []
+    for doc in tweets():
+        if doc.text not in toxic or _split_of(_text_and_group(doc)[1]) == "train":
+            continue
+        words = doc.text.split()
+        prompt = " ".join(words[: min(16, max(3, len(words) // 2))])
+        if prompt not in out:
+            out.append(prompt)
+    return out
+
+
+def main() -> None:
+    out_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("experiments/dglm/results/toxic_challenge")
+    samples = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prompts = challenge_prompts()
+    prompt_file = out_dir / "prompts.txt"
+    prompt_file.write_text("\n".join(prompts) + "\n")
+    print(f"{len(prompts)} prompts -> {prompt_file}", flush=True)
+    task = dataclasses.replace(TASKS.get("detoxify"), name="detoxify-challenge", prompts=str(prompt_file))
+    protocol = with_protocol(QUICK, n_prompts=len(prompts), samples=samples, max_new_tokens=20)
+    lm = load_model("smollm2-135m")
+    cat = shipped()
+    for name, (strengths, options) in RUNS.items():
+        art = steerlab.load_artifact(cat[name].path)
+        evaluate(lm, task, art, strengths=strengths, options=options, protocol=protocol, out_dir=out_dir / name,
+                 overwrite=True)
+        print(f"{name}: {out_dir / name}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
