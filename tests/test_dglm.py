@@ -267,6 +267,35 @@ def test_train_decoder_leaves_the_model_as_it_was(tiny_llama) -> None:
     assert float(torch.nn.functional.cosine_similarity(own[0], own[1], dim=0)) < 0.99
 
 
+def test_train_decoder_warm_starts_from_trained_parts_exactly(tiny_llama) -> None:
+    """A warm start begins at the given generator and LoRA (at learning rate 0 it ends there, bit
+    for bit), then trains on; shapes it cannot take are refused."""
+    from steerlab.methods.dglm.decoder import PromptGeneratorConfig, train_decoder
+
+    pairs = [Pair(t[: len(t) // 2], t[len(t) // 2:], "toy", "train") for t in CORPUS * 2]
+    g = torch.Generator().manual_seed(0)
+    data = PairSet(pairs, torch.randn(len(pairs), 16, generator=g), torch.randn(len(pairs), 16, generator=g), {})
+    config = PromptGeneratorConfig(dim=16, hidden=tiny_llama.hidden_size, k=2, width=32, noise_features=8)
+    kw = {"batch_size": 2, "r": 2, "progress": False}
+    gen, factors, _ = train_decoder(tiny_llama, data, config, n_steps=3, lr=1e-2, **kw)
+    same_gen, same_factors, record = train_decoder(tiny_llama, data, None, n_steps=1, lr=0.0, lora_lr=0.0,
+                                                   init=(gen, factors), **kw)
+    assert record["warm_start"]
+    assert all(torch.equal(v, same_gen.state_dict()[k]) for k, v in gen.state_dict().items())
+    assert all(torch.equal(factors[n][i], same_factors[n][i]) for n in factors for i in (0, 1))
+    fresh, _, _ = train_decoder(tiny_llama, data, config, n_steps=1, lr=0.0, lora_lr=0.0, **kw)
+    assert not torch.equal(fresh.base, gen.base)  # without init the run starts elsewhere
+    moved, _, _ = train_decoder(tiny_llama, data, None, n_steps=2, lr=1e-2, init=(gen, factors), **kw)
+    assert not torch.equal(moved.base, gen.base)
+    with pytest.raises(SteerlabError, match="rank 2; asked for r=4"):
+        train_decoder(tiny_llama, data, None, n_steps=1, init=(gen, factors), **{**kw, "r": 4})
+    with pytest.raises(SteerlabError, match="prompt generator is"):
+        train_decoder(tiny_llama, data, PromptGeneratorConfig(dim=16, hidden=tiny_llama.hidden_size, k=3),
+                      n_steps=1, init=(gen, factors), **kw)
+    with pytest.raises(SteerlabError, match="other modules"):
+        train_decoder(tiny_llama, data, None, n_steps=1, init=(gen, dict(list(factors.items())[1:])), **kw)
+
+
 def test_dglm_rows_mix_with_other_rows_and_match_their_solo_runs(tiny_llama) -> None:
     import dataclasses
 
@@ -466,3 +495,41 @@ def test_assemble_computes_the_guidance_covariance_from_the_pairs(tiny_llama, tm
                        capsys)
     assert code == 0, err
     assert torch.equal(load_artifact(tmp_path / "kept").guide_cov, cov)
+
+
+def test_train_decoder_cli_continues_an_artifact(tiny_llama, tmp_path, capsys, monkeypatch) -> None:
+    """`train-decoder --init-from ART`: the new artifact starts from ART's generator and LoRA (at
+    learning rate 0 it is ART's decoder side exactly) and records where it came from."""
+    import steerlab.methods.dglm.data as data_mod
+    from steerlab.core.artifact import load_artifact
+    from steerlab.methods.dglm.train import DiffusionModel
+    from tests.conformance.factories import tiny_dglm
+    from tests.test_cli import run
+
+    g = torch.Generator().manual_seed(0)
+    pairs = [Pair(t[: len(t) // 2], t[len(t) // 2:], "toy", "train") for t in CORPUS * 2]
+    data = PairSet(pairs, torch.randn(len(pairs), 384, generator=g), torch.randn(len(pairs), 384, generator=g),
+                   {"digest": "toy"})
+    monkeypatch.setattr(data_mod, "build_pairs", lambda *a, **k: data)
+    monkeypatch.setattr("steerlab.cli.dglm.load", lambda name: tiny_llama)
+    art = tiny_dglm(tiny_llama).artifact
+    art.lora_scaling = 2.0
+    art.save(tmp_path / "base")
+    DiffusionModel(art.diffusion, {"data": {"encoder": "all-minilm-l6-v2"}}).save(tmp_path / "diff")
+    probe = tmp_path / "probe"
+    from steerlab.scoring.probes import EmbeddingProbe
+
+    EmbeddingProbe("all-minilm-l6-v2", torch.randn(384).numpy(), 0.0, torch.zeros(384).numpy(),
+                   torch.ones(384).numpy()).save(probe)
+    code, _, err = run(["dglm", "train-decoder", "--diffusion", str(tmp_path / "diff"), "--out", str(tmp_path / "new"),
+                        "--init-from", str(tmp_path / "base"), "--n-steps", "1", "--batch-size", "2", "--lr", "0",
+                        "--probe", f"sentiment={probe}"], capsys)
+    assert code == 0, err
+    new = load_artifact(tmp_path / "new")
+    assert all(torch.equal(v, new.generator.state_dict()[k]) for k, v in art.generator.state_dict().items())
+    assert all(torch.equal(art.lora[n][i], new.lora[n][i]) for n in art.lora for i in (0, 1))
+    assert new.meta["training"]["decoder"]["init_from"]["artifact"] == "tiny-dglm"
+    assert new.guide_cov is not None  # train-decoder stores the pairs' covariance
+    code, _, err = run(["dglm", "train-decoder", "--diffusion", str(tmp_path / "diff"), "--out", str(tmp_path / "x"),
+                        "--init-from", str(tmp_path / "diff"), "--probe", f"sentiment={probe}"], capsys)
+    assert code != 0 and "is not an artifact directory" in err and not (tmp_path / "x").exists()

@@ -98,6 +98,9 @@ def train_decoder_cmd(
     checkpoint_dir: Path | None = typer.Option(None, help="Checkpoints every 100 steps and on Ctrl-C; a rerun of "
                                                           "the same command resumes (default: OUT.ckpt)."),
     restart: bool = typer.Option(False, help="Train from step 0 even if a checkpoint of another run is there."),
+    init_from: Path | None = typer.Option(None, "--init-from", help="A DGLM artifact whose prompt generator and "
+                                                                     "LoRA to continue training (a longer run with "
+                                                                     "a new schedule; its k and r are kept)."),
     name: str = typer.Option("dglm", help="The artifact's name."),
     overwrite: bool = OVERWRITE,
 ) -> None:
@@ -113,16 +116,30 @@ def train_decoder_cmd(
     check_dir_target(out_dir, ARTIFACT_FILES, overwrite=overwrite, what="artifact")
     specs = _probe_specs(probe or [f"sentiment={shipped_probe_path('sentiment')}"])  # checked before loading
     dm = DiffusionModel.load(diffusion)
+    init = None
+    if init_from is not None:
+        from steerlab.core.artifact import load_artifact
+
+        base = load_artifact(init_from)
+        if not isinstance(base, DGLMArtifact):
+            raise SteerlabError(f"{init_from} is a {base.method} artifact, not DGLM")
+        if base.lora_scaling != 2.0:
+            raise SteerlabError(f"{init_from}'s LoRA scaling is {base.lora_scaling}; train-decoder trains at 2 "
+                                "(alpha 2r)")
+        init = (base.generator, base.lora)
+        r = next(iter(base.lora.values()))[0].shape[0] if base.lora else r
     encoder = str(dm.meta.get("data", {}).get("encoder") or "all-minilm-l6-v2")
     probes = _load_probes(specs, encoder)
     lm = load(model)
     data = build_pairs(lm.tokenizer, lm.name, encoder=encoder)
-    config = PromptGeneratorConfig(dim=dm.config.dim, hidden=lm.hidden_size, k=k)
+    config = init[0].config if init else PromptGeneratorConfig(dim=dm.config.dim, hidden=lm.hidden_size, k=k)
     ckpt = checkpoint_dir or out_dir.with_name(out_dir.name + ".ckpt")
     generator, factors, record = train_decoder(lm, data, config, n_steps=n_steps, batch_size=batch_size, lr=lr,
                                                lora_lr=lora_lr, prefix_drop=prefix_drop, r=r, lora_alpha=2.0 * r,
-                                               seed=seed,
-                                               checkpoint_dir=ckpt, restart=restart)
+                                               seed=seed, checkpoint_dir=ckpt, restart=restart, init=init)
+    if init_from is not None:
+        record["init_from"] = {"artifact": str(base.name), "decoder": {k: v for k, v in base.meta.get(
+            "training", {}).get("decoder", {}).items() if k != "history"}}
     art = DGLMArtifact(dm.model, generator, factors, 2.0, probes, encoder, lm.fingerprint,
                        {"name": name, "training": {"decoder": record, "diffusion": dm.meta.get("training", {})},
                         "diffusion_validation": dm.meta.get("validation", {}), "provenance": data.provenance},

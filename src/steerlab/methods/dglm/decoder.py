@@ -114,7 +114,8 @@ def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig 
                   n_steps: int = 400, batch_size: int = 8, lr: float = 1e-3, lora_lr: float | None = None,
                   prefix_drop: float = 0.0, r: int = 8, lora_alpha: float = 16.0, seed: int = 0,
                   checkpoint_dir: str | Path | None = None,
-                  checkpoint_every: int = 100, restart: bool = False, progress: bool = True
+                  checkpoint_every: int = 100, restart: bool = False, progress: bool = True,
+                  init: tuple[PromptGenerator, dict[str, tuple[Tensor, Tensor]]] | None = None
                   ) -> tuple[PromptGenerator, dict[str, tuple[Tensor, Tensor]], dict[str, Any]]:
     """Train the prompt generator and a LoRA on ``lm``'s attention on ``data``'s training split.
     Returns the generator, the LoRA factors by module name (A (r, in), B (out, r)) and a record of
@@ -129,13 +130,20 @@ def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig 
     ``checkpoint_dir``: every ``checkpoint_every`` steps (and on Ctrl-C) the generator, the LoRA
     and the optimiser's moments are saved there (:mod:`steerlab.core.checkpoint`, safetensors); a
     later call of the same run resumes from it, drawing the very batches it would have drawn (each
-    step's draws are seeded by the step), so long CPU runs can span sessions."""
+    step's draws are seeded by the step), so long CPU runs can span sessions.
+
+    ``init``: a trained generator and LoRA factors (an artifact's) to start from instead of a fresh
+    initialisation — a longer run continues an earlier one with a new schedule (``n_steps`` fixes
+    the learning-rate schedule, so a checkpoint cannot simply be extended). The generator's config
+    and the factors' rank take precedence; ``config`` and ``r``, when they disagree, are refused."""
     positive_int("n_steps", n_steps)
     positive_int("batch_size", batch_size)
     positive_int("checkpoint_every", checkpoint_every)
     if not 0.0 <= prefix_drop <= 1.0:
         raise SteerlabError(f"prefix_drop is a probability in [0, 1], got {prefix_drop}")
     train = data.split("train")
+    if init is not None:
+        config, r = _init_shapes(init, config, r)
     config = config or PromptGeneratorConfig(dim=int(train.continuation.shape[1]), hidden=lm.hidden_size)
     if config.dim != train.continuation.shape[1] or config.hidden != lm.hidden_size:
         raise SteerlabError(f"the prompt generator maps {config.dim} -> {config.hidden}; the data is "
@@ -146,9 +154,12 @@ def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig 
         check_dir_target(ckpt, CHECKPOINT_FILES, overwrite=True, what="DGLM decoder checkpoint")
     run = {"config": config.to_dict(), "n_steps": n_steps, "batch_size": batch_size, "lr": lr, "lora_lr": lora_lr,
            "prefix_drop": prefix_drop, "r": r, "lora_alpha": lora_alpha, "seed": seed,
-           "data": data.provenance.get("digest"), "model": lm.name}
+           "data": data.provenance.get("digest"), "model": lm.name,
+           "init": _digest_init(init) if init is not None else None}
     torch.manual_seed(seed)
     gen_module = PromptGenerator(config, embed_scale(lm)).to(lm.device)
+    if init is not None:
+        gen_module.load_state_dict(init[0].state_dict())
     peft = peft_module()
     model = lm.model
     grads = {n: p.requires_grad for n, p in model.named_parameters()}
@@ -161,6 +172,8 @@ def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig 
     start = done = 0
     try:
         lora = lora_modules(pm)
+        if init is not None:
+            _load_lora(lora, init[1])
         params = {**{f"lora.{n}": p for n, p in pm.named_parameters() if p.requires_grad},
                   **{f"generator.{n}": p for n, p in gen_module.named_parameters()}}
         opt = torch.optim.AdamW([{"params": [p for n, p in params.items() if n.startswith("lora.")], "lr": lora_lr},
@@ -212,9 +225,53 @@ def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig 
         model.train(was_training)
     gen_module.eval()
     record = {"n_steps": n_steps, "batch_size": batch_size, "lr": lr, "lora_lr": lora_lr, "prefix_drop": prefix_drop,
-              "resumed_from_step": start,
+              "resumed_from_step": start, "warm_start": init is not None,
               "r": r, "lora_alpha": lora_alpha, "seed": seed,
               "seconds": round(time.perf_counter() - t0, 1), "loss_first": history[0][1],
               "loss_last_20": sum(x for _, x in history[-20:]) / len(history[-20:]),
               "history": [[round(s, 3), round(x, 4)] for s, x in history]}
     return gen_module.cpu(), factors, record
+
+
+def _init_shapes(init: tuple[PromptGenerator, dict[str, tuple[Tensor, Tensor]]],
+                 config: PromptGeneratorConfig | None, r: int) -> tuple[PromptGeneratorConfig, int]:
+    """The generator config and LoRA rank a warm start fixes; a disagreeing request is refused."""
+    gen, factors = init
+    if config is not None and config != gen.config:
+        raise SteerlabError(f"the warm start's prompt generator is {gen.config}; asked for {config}")
+    ranks = {a.shape[0] for a, _ in factors.values()}
+    if len(ranks) != 1:
+        raise SteerlabError(f"the warm start's LoRA factors have mixed ranks {sorted(ranks)}")
+    (rank,) = ranks
+    if r != rank:
+        raise SteerlabError(f"the warm start's LoRA has rank {rank}; asked for r={r}")
+    return gen.config, rank
+
+
+def _load_lora(modules: dict[str, Any], factors: dict[str, tuple[Tensor, Tensor]]) -> None:
+    """Copy trained factors (A (r, in), B (out, r)) into PEFT's freshly made LoRA modules."""
+    if set(modules) != set(factors):
+        diff = sorted(set(modules) ^ set(factors))
+        raise SteerlabError(f"the warm start adapts other modules than this model's attention: {diff[:3]}")
+    with torch.no_grad():
+        for name, m in modules.items():
+            a, b = factors[name]
+            wa, wb = m.lora_A["default"].weight, m.lora_B["default"].weight
+            if a.shape != wa.shape or b.shape != wb.shape:
+                raise SteerlabError(f"the warm start's LoRA on {name} is {tuple(a.shape)}/{tuple(b.shape)}; "
+                                    f"this model needs {tuple(wa.shape)}/{tuple(wb.shape)}")
+            wa.copy_(a.to(wa))
+            wb.copy_(b.to(wb))
+
+
+def _digest_init(init: tuple[PromptGenerator, dict[str, tuple[Tensor, Tensor]]]) -> str:
+    """A digest of the warm start's weights: a checkpoint resumes only the run that started from them."""
+    import hashlib
+
+    h = hashlib.sha256()
+    tensors = [*init[0].state_dict().items(), *((f"{n}.{i}", t) for n, ab in sorted(init[1].items())
+                                                for i, t in enumerate(ab))]
+    for name, t in sorted(tensors, key=lambda kv: kv[0]):
+        h.update(name.encode())
+        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
