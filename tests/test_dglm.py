@@ -533,3 +533,28 @@ def test_train_decoder_cli_continues_an_artifact(tiny_llama, tmp_path, capsys, m
     code, _, err = run(["dglm", "train-decoder", "--diffusion", str(tmp_path / "diff"), "--out", str(tmp_path / "x"),
                         "--init-from", str(tmp_path / "diff"), "--probe", f"sentiment={probe}"], capsys)
     assert code != 0 and "is not an artifact directory" in err and not (tmp_path / "x").exists()
+
+
+def test_short_prefix_rows_keep_only_the_prefix_end(tiny_llama, monkeypatch) -> None:
+    from steerlab.methods.dglm import decoder as D
+
+    texts = [" ".join(["word"] * 40 + ["end"]) + " and then the continuation follows here"] * 4
+    pairs = [Pair(t[: t.index(" and then")], t[t.index(" and then"):], "toy", "train") for t in texts]
+    g = torch.Generator().manual_seed(0)
+    data = PairSet(pairs, torch.randn(4, 16, generator=g), torch.randn(4, 16, generator=g), {})
+    config = D.PromptGeneratorConfig(dim=16, hidden=tiny_llama.hidden_size, k=2, width=32, noise_features=8)
+    seen: list[list[int]] = []
+    real = D.batch_inputs
+
+    def spy(lm, soft, prefixes, continuations):  # type: ignore[no-untyped-def]
+        seen.extend(prefixes)
+        return real(lm, soft, prefixes, continuations)
+
+    monkeypatch.setattr(D, "batch_inputs", spy)
+    end = tiny_llama.tokenizer(" end", add_special_tokens=False)["input_ids"]
+    for share, short in ((0.0, False), (1.0, True)):
+        seen.clear()
+        D.train_decoder(tiny_llama, data, config, n_steps=3, batch_size=4, r=2, short_prefix=share, progress=False)
+        assert all(4 <= len(p) <= 16 for p in seen) == short and all(p[-len(end):] == end for p in seen)
+    with pytest.raises(SteerlabError, match="short_prefix"):
+        D.train_decoder(tiny_llama, data, config, n_steps=1, short_prefix=1.5, progress=False)

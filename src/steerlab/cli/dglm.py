@@ -92,6 +92,8 @@ def train_decoder_cmd(
     lora_lr: float | None = typer.Option(None, help="The decoder LoRA's learning rate (default lr / 5)."),
     prefix_drop: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of rows trained without their prefix "
                                                                   "(the soft prompt alone carries the text)."),
+    short_prefix: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of rows with a prefix whose prefix is "
+                                                                    "cut to its last 4-16 tokens (short prompts)."),
     k: int = typer.Option(8, min=1, help="Soft-prompt vectors."),
     r: int = typer.Option(8, min=1, help="LoRA rank on the decoder's attention."),
     seed: int = typer.Option(0),
@@ -135,7 +137,8 @@ def train_decoder_cmd(
     config = init[0].config if init else PromptGeneratorConfig(dim=dm.config.dim, hidden=lm.hidden_size, k=k)
     ckpt = checkpoint_dir or out_dir.with_name(out_dir.name + ".ckpt")
     generator, factors, record = train_decoder(lm, data, config, n_steps=n_steps, batch_size=batch_size, lr=lr,
-                                               lora_lr=lora_lr, prefix_drop=prefix_drop, r=r, lora_alpha=2.0 * r,
+                                               lora_lr=lora_lr, prefix_drop=prefix_drop,
+                                               short_prefix=short_prefix, r=r, lora_alpha=2.0 * r,
                                                seed=seed, checkpoint_dir=ckpt, restart=restart, init=init)
     if init_from is not None:
         record["init_from"] = {"artifact": str(base.name), "decoder": {k: v for k, v in base.meta.get(

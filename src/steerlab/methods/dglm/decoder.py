@@ -112,7 +112,8 @@ def batch_inputs(lm: LoadedModel, soft: Tensor, prefixes: list[list[int]], conti
 @holds_model_lock
 def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig | None = None, *,
                   n_steps: int = 400, batch_size: int = 8, lr: float = 1e-3, lora_lr: float | None = None,
-                  prefix_drop: float = 0.0, r: int = 8, lora_alpha: float = 16.0, seed: int = 0,
+                  prefix_drop: float = 0.0, short_prefix: float = 0.0, r: int = 8, lora_alpha: float = 16.0,
+                  seed: int = 0,
                   checkpoint_dir: str | Path | None = None,
                   checkpoint_every: int = 100, restart: bool = False, progress: bool = True,
                   init: tuple[PromptGenerator, dict[str, tuple[Tensor, Tensor]]] | None = None
@@ -126,6 +127,10 @@ def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig 
     where the soft prompt is the only source of what to write. With the prefix always present it
     already predicts most of the continuation, and the generator can settle on one constant
     "domain" prompt that ignores the embedding; reconstruction rows make encoding the embedding pay.
+
+    ``short_prefix``: the share of the rows that keep a prefix whose prefix is cut to its last
+    4–16 tokens. Users prompt with a few words, the pairs have 32-token prefixes; these rows teach
+    the decoder to continue a short prompt fluently into its proposal.
 
     ``checkpoint_dir``: every ``checkpoint_every`` steps (and on Ctrl-C) the generator, the LoRA
     and the optimiser's moments are saved there (:mod:`steerlab.core.checkpoint`, safetensors); a
@@ -141,6 +146,8 @@ def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig 
     positive_int("checkpoint_every", checkpoint_every)
     if not 0.0 <= prefix_drop <= 1.0:
         raise SteerlabError(f"prefix_drop is a probability in [0, 1], got {prefix_drop}")
+    if not 0.0 <= short_prefix <= 1.0:
+        raise SteerlabError(f"short_prefix is a probability in [0, 1], got {short_prefix}")
     train = data.split("train")
     if init is not None:
         config, r = _init_shapes(init, config, r)
@@ -153,7 +160,7 @@ def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig 
     if ckpt is not None:
         check_dir_target(ckpt, CHECKPOINT_FILES, overwrite=True, what="DGLM decoder checkpoint")
     run = {"config": config.to_dict(), "n_steps": n_steps, "batch_size": batch_size, "lr": lr, "lora_lr": lora_lr,
-           "prefix_drop": prefix_drop, "r": r, "lora_alpha": lora_alpha, "seed": seed,
+           "prefix_drop": prefix_drop, "short_prefix": short_prefix, "r": r, "lora_alpha": lora_alpha, "seed": seed,
            "data": data.provenance.get("digest"), "model": lm.name,
            "init": _digest_init(init) if init is not None else None}
     torch.manual_seed(seed)
@@ -197,6 +204,8 @@ def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig 
                 keep = [rng.random() >= prefix_drop for _ in idx]
                 pre = [tok(train.pairs[i].prefix, add_special_tokens=False)["input_ids"] if k else []
                        for i, k in zip(idx, keep)]
+                if short_prefix:  # drawn after the batch's other draws: runs without it are unchanged
+                    pre = [p[-rng.randint(4, 16):] if p and rng.random() < short_prefix else p for p in pre]
                 cont = [tok(train.pairs[i].continuation, add_special_tokens=False)["input_ids"] for i in idx]
                 e = train.continuation[torch.tensor(idx)].to(lm.device)  # (B, D)
                 sigma2 = torch.rand(batch_size, generator=g, device=lm.device)
@@ -225,6 +234,7 @@ def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig 
         model.train(was_training)
     gen_module.eval()
     record = {"n_steps": n_steps, "batch_size": batch_size, "lr": lr, "lora_lr": lora_lr, "prefix_drop": prefix_drop,
+              "short_prefix": short_prefix,
               "resumed_from_step": start, "warm_start": init is not None,
               "r": r, "lora_alpha": lora_alpha, "seed": seed,
               "seconds": round(time.perf_counter() - t0, 1), "loss_first": history[0][1],
