@@ -2,7 +2,8 @@
 at the model's ceiling (98% non-toxic unsteered), so it cannot show whether guidance detoxifies.
 Here the prompts are the first halves of the toxic tweets (alt-profanity-check > 0.5, the
 ``tweets-toxicity`` set) whose documents DGLM never trained on (its validation and test splits),
-run through the eval harness's detoxify task (same scorers, baselines and fluency reference) for
+leaving out the few an artifact was built from (the harness refuses those), run through the eval
+harness's detoxify task (same scorers, baselines and fluency reference) for
 DGLM (guide ``toxicity:clean``) and the shipped LM-Steer toxicity steer.
 
     python experiments/dglm/toxic_challenge.py [OUT_DIR] [SAMPLES]
@@ -20,6 +21,7 @@ import steerlab
 from steerlab.artifacts import shipped
 from steerlab.data.corpora import tweets
 from steerlab.data.corpus_sets import CORPUS_SETS
+from steerlab.data.pairs import text_hashes
 from steerlab.eval.harness import evaluate, with_protocol
 from steerlab.eval.protocol import QUICK
 from steerlab.eval.tasks import TASKS
@@ -30,8 +32,9 @@ RUNS = {"dglm-smollm2": ([1.0, 2.0, 4.0, 8.0], {"guide": "toxicity:clean"}),
         "lmsteer-toxicity": ([-1.0, -2.0, -4.0], {})}
 
 
-def challenge_prompts() -> list[str]:
-    """First halves (3–16 words) of the held-out toxic tweets, deduplicated, in corpus order."""
+def challenge_prompts(used: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """First halves (3–16 words) of the held-out toxic tweets, deduplicated, in corpus order,
+    leaving out any whose text hash is in ``used`` (prompts an artifact was built from)."""
     toxic = set(CORPUS_SETS["tweets-toxicity"]().positive)
     out: list[str] = []
     for doc in tweets():
@@ -39,7 +42,7 @@ def challenge_prompts() -> list[str]:
             continue
         words = doc.text.split()
         prompt = " ".join(words[: min(16, max(3, len(words) // 2))])
-        if prompt not in out:
+        if prompt not in out and text_hashes([prompt])[0] not in used:
             out.append(prompt)
     return out
 
@@ -48,17 +51,18 @@ def main() -> None:
     out_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("experiments/dglm/results/toxic_challenge")
     samples = int(sys.argv[2]) if len(sys.argv) > 2 else 4
     out_dir.mkdir(parents=True, exist_ok=True)
-    prompts = challenge_prompts()
+    cat = shipped()
+    arts = {name: steerlab.load_artifact(cat[name].path) for name in RUNS}
+    used = {h for a in arts.values() for h in a.meta.get("provenance", {}).get("text_hashes", [])}
+    prompts = challenge_prompts(used)
     prompt_file = out_dir / "prompts.txt"
     prompt_file.write_text("\n".join(prompts) + "\n")
     print(f"{len(prompts)} prompts -> {prompt_file}", flush=True)
     task = dataclasses.replace(TASKS.get("detoxify"), name="detoxify-challenge", prompts=str(prompt_file))
     protocol = with_protocol(QUICK, n_prompts=len(prompts), samples=samples, max_new_tokens=20)
     lm = load_model("smollm2-135m")
-    cat = shipped()
     for name, (strengths, options) in RUNS.items():
-        art = steerlab.load_artifact(cat[name].path)
-        evaluate(lm, task, art, strengths=strengths, options=options, protocol=protocol, out_dir=out_dir / name,
+        evaluate(lm, task, arts[name], strengths=strengths, options=options, protocol=protocol, out_dir=out_dir / name,
                  overwrite=True)
         print(f"{name}: {out_dir / name}", flush=True)
 
