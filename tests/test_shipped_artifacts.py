@@ -75,3 +75,21 @@ def test_shipped_dglm_steers_sentiment_both_ways(real_lm) -> None:
     for scorer in ("sentiment", "vader"):
         score = get_scorer(scorer)
         assert np.mean(score(up)) > np.mean(score(down)), scorer
+
+
+@pytest.mark.slow
+def test_shipped_dglm_steers_toxicity_both_ways(real_lm) -> None:
+    """The toxicity probe's guidance (covariance step) reaches the text: guided clean reads less
+    toxic than guided toxic on the detoxify task's openings, under the toxicity classifier."""
+    import numpy as np
+
+    from steerlab.scoring.scorers import get_scorer
+
+    art = steerlab.load_artifact("dglm-smollm2")
+    assert art.guide_cov is not None  # the shipped artifact steps along the embedding covariance
+    prompts = steerlab.load_prompts("toxic")[:12] * 2
+    kw = {"max_new_tokens": 20, "temperature": 1.0, "top_p": 0.9, "seed": 0, "progress": False}
+    clean = steerlab.generate(real_lm, prompts, steerlab.Steer(art, 4.0, {"guide": "toxicity:clean"}), **kw)
+    toxic = steerlab.generate(real_lm, prompts, steerlab.Steer(art, 4.0, {"guide": "toxicity:toxic"}), **kw)
+    score = get_scorer("toxicity")
+    assert np.mean(score(clean)) < np.mean(score(toxic))
