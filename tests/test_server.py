@@ -237,7 +237,8 @@ def test_transport_errors_auth_and_limits(world) -> None:
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
     r = httpx.get(live.url + "/health")
     assert r.status_code == 200 and r.json()["status"] == "ok"
-    r = httpx.get(live.url + "/metrics")
+    assert httpx.get(live.url + "/metrics").status_code == 401  # traffic figures need the key
+    r = live.http.get("/metrics")
     assert r.status_code == 200 and "steerlab_queue_depth" in r.text and "steerlab_request_seconds" in r.text
     r = live.http.post("/v1/chat/completions", json={"model": world["lm"].name, "messages": []})
     assert r.status_code == 400

@@ -255,6 +255,24 @@ def test_vllm_refuses_bad_steering_at_admission(vllm_result: dict[str, Any]) -> 
 
 @pytest.mark.slow
 @needs_vllm
+def test_vllm_default_mode_never_drops_steering(tmp_path: Path) -> None:
+    """A plain ``LLM(model)`` (vLLM's default compiled mode) is switched to eager with a warning, so
+    steering runs and equals the eager engine's; with STEERLAB_VLLM_COMPILED=refuse the engine stays
+    compiled and a steered request is refused naming enforce_eager, an unsteered one admitted."""
+    from steerlab.models.packaged import PACKAGED, converted_dir
+
+    items = [[PROMPTS[0], None], [PROMPTS[0], SPECS[1]], [PROMPTS[1], SPECS[5]], [PROMPTS[2], SPECS[7]]]
+    got = _run_driver("vllm_driver.py", {"model": str(converted_dir(PACKAGED["smollm2-135m"])), "max_tokens": MAX_TOKENS,
+                                         "default_mode": True, "solo": items}, tmp_path)
+    assert got["eager"] and got["warned"]
+    assert got["solo"] == _hf(items)
+    assert got["solo"][1] != got["solo"][0]  # the vector really steers
+    assert got["refuse_compiled"] and got["unsteered_admitted"]
+    assert got["refused"] and "enforce_eager" in got["refused"]
+
+
+@pytest.mark.slow
+@needs_vllm
 def test_two_data_parallel_replicas_in_ray_equal_steerlab_engine(tmp_path: Path) -> None:
     from steerlab.models.packaged import PACKAGED, converted_dir
 

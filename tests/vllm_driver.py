@@ -21,6 +21,8 @@ from typing import Any
 
 def main() -> None:
     job = json.loads(open(sys.argv[1]).read())
+    if job.get("default_mode"):
+        return default_mode(job)
     from vllm import SamplingParams
 
     from steerlab.core.steerer import Steer
@@ -85,6 +87,49 @@ def serve(engine: Any, model: str, bodies: list[dict[str, Any]], max_tokens: int
             out.append(r.json()["choices"][0]["text"] if r.status_code == 200
                        else [r.status_code, r.json()["error"]["message"]])
     return out
+
+
+def default_mode(job: dict[str, Any]) -> None:
+    """vLLM's own ``LLM`` in its default (compiled) mode, as a user who follows vLLM's docs builds
+    it: the plugin switches it to eager, so steering runs. Then, with
+    ``STEERLAB_VLLM_COMPILED=refuse``, a compiled config is kept and steered requests are refused
+    at admission. Output: {"solo": [text, ...], "eager": bool, "refuse_compiled": bool,
+    "refused": message or null, "unsteered_admitted": bool}."""
+    import logging
+
+    from vllm import LLM, SamplingParams
+    from vllm.engine.arg_utils import EngineArgs
+
+    from steerlab.vllm.admission import SteeringAdmission
+
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    logging.getLogger("steerlab.vllm").addHandler(Keep())
+    llm = LLM(model=job["model"], dtype="float32", max_model_len=512, kv_cache_memory_bytes=1 << 30)
+    result: dict[str, Any] = {"eager": bool(llm.llm_engine.vllm_config.model_config.enforce_eager)}
+    result["solo"] = []
+    for prompt, steering in job["solo"]:
+        params = SamplingParams(max_tokens=job["max_tokens"], temperature=0.0,
+                                extra_args={"steering": steering} if steering is not None else None)
+        result["solo"].append(llm.generate([prompt], [params], use_tqdm=False)[0].outputs[0].text)
+    result["warned"] = any("enforce_eager=True" in m for m in seen)
+    os.environ["STEERLAB_VLLM_COMPILED"] = "refuse"
+    config = EngineArgs(model=job["model"], dtype="float32", max_model_len=512).create_engine_config()
+    result["refuse_compiled"] = int(config.compilation_config.mode) != 0
+    try:
+        SteeringAdmission.validate_params(SamplingParams(extra_args={"steering": job["solo"][1][1]}))
+        result["refused"] = None
+    except ValueError as e:
+        result["refused"] = str(e)
+    SteeringAdmission.validate_params(SamplingParams(max_tokens=4))  # unsteered: admitted
+    result["unsteered_admitted"] = True
+    sys.stdout.write("\nRESULT " + json.dumps(result) + "\n")
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

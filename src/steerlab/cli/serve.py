@@ -27,6 +27,12 @@ def serve(
     max_prompt_tokens: int = typer.Option(2048, help="Longest prompt accepted, in tokens."),
     max_body_bytes: int = typer.Option(1_000_000, help="Largest request body."),
     request_timeout: float = typer.Option(300.0, help="Seconds before a request is cancelled (408)."),
+    max_prompts: int = typer.Option(32, help="Prompts in one /v1/completions request."),
+    max_stop_chars: int = typer.Option(256, help="Characters per stop sequence (at most 4 sequences)."),
+    shutdown_grace: float = typer.Option(30.0, help="Seconds requests in flight may finish after SIGTERM or "
+                                                    "Ctrl-C; the rest then end with an error."),
+    public_metrics: bool = typer.Option(False, "--public-metrics",
+                                        help="Serve /metrics without the API key (it needs the key otherwise)."),
     engine: str = typer.Option("hf", help="Generation engine: hf (steerlab's own) or vllm (vLLM's continuous "
                                          "batching with the steerlab plugin; needs steerlab[vllm])."),
 ) -> None:
@@ -51,12 +57,17 @@ def serve(
         named[name] = folder
     config = ServerConfig(host=host, port=port, api_key=api_key, max_batch=max_batch, max_queue=max_queue,
                           max_tokens=max_tokens, max_prompt_tokens=max_prompt_tokens, max_body_bytes=max_body_bytes,
-                          request_timeout=request_timeout, default_steering=parse_default_steer(default_steer))
+                          request_timeout=request_timeout, max_prompts=max_prompts, max_stop_chars=max_stop_chars,
+                          shutdown_grace=shutdown_grace, public_metrics=public_metrics,
+                          default_steering=parse_default_steer(default_steer))
     store = ArtifactStore(named, allow_paths=False)
     for name in named:
         store.get(name)  # verify at start
     if engine not in ("hf", "vllm"):
         raise typer.BadParameter(f"engine must be hf or vllm, got {engine!r}", param_hint="--engine")
+    from steerlab.server.lifecycle import bind, graceful_server
+
+    sock = bind(host, port)  # a port in use is reported now, not after the model has loaded
     lm = load(model)
     gen_engine = None
     if engine == "vllm":
@@ -70,7 +81,9 @@ def serve(
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         console.print("[yellow]warning: listening beyond this machine without --api-key[/yellow]")
     console.print(f"serving {lm.name} at http://{host}:{port}/ (console), API at /v1, docs at /docs")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    server = graceful_server(uvicorn.Config(app, host=host, port=port, log_level="warning"), app.state.drain,
+                             shutdown_grace)
+    server.run(sockets=[sock])
 
 
 def register(app: typer.Typer) -> None:

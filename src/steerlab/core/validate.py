@@ -54,6 +54,31 @@ def positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
     return int(value)
 
 
+SEED_RANGE = (-(2**63), 2**64 - 1)
+"""Seeds torch's generators accept (negative ones are mapped to positive ones by torch)."""
+
+
+def seed_value(name: str, value: Any) -> int | None:
+    """``value`` as a seed torch accepts (or None), else a :class:`SteerlabError` naming ``name``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SteerlabError(f"{name} must be an integer, got {value!r}")
+    low, high = SEED_RANGE
+    if not low <= value <= high:
+        raise SteerlabError(f"{name} must be between {low} and {high}, got {value}")
+    return int(value)
+
+
+def offset_seed(seed: int | None, offset: int) -> int | None:
+    """The seed of choice ``offset`` of a request seeded ``seed``: ``seed + offset``, wrapped
+    into :data:`SEED_RANGE` so every choice of a valid seed is valid too."""
+    if seed is None:
+        return None
+    low, high = SEED_RANGE
+    return (seed + offset - low) % (high - low + 1) + low
+
+
 def check_tensor_values(name: str, t: Tensor, *, max_abs: float = MAX_MAGNITUDE) -> None:
     """Raise :class:`~steerlab.errors.ArtifactError` if a floating tensor holds NaN, inf or an
     element beyond ``max_abs``."""

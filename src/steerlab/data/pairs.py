@@ -8,7 +8,7 @@ Labels accepted for the positive class: 1, true, "positive", "pos", "1"; negativ
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -86,44 +86,48 @@ def json_line(line: str, where: str) -> Any:
 def load_contrast(path: str | Path, name: str | None = None) -> ContrastSet:
     """Read a paired or labelled jsonl file."""
     p = Path(path)
-    text = read_text(p)
+    rows = [(f"{p}:{lineno}", json_line(line, f"{p}:{lineno}"))
+            for lineno, line in enumerate(read_text(p).splitlines(), start=1) if line.strip()]
+    return contrast_from_rows(rows, name=name or p.stem, source=str(p))
+
+
+def contrast_from_rows(rows: Sequence[tuple[str, Any]], *, name: str, source: str) -> ContrastSet:
+    """Contrastive data from jsonl-shaped rows, each ``(where, row)``: every row either paired
+    (``{"positive", "negative"}``) or labelled (``{"text", "label"}``), one form throughout."""
     pos: list[str] = []
     neg: list[str] = []
     kinds = set()
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        row = json_line(line, f"{p}:{lineno}")
+    for where, row in rows:
         if not isinstance(row, dict):
-            raise DataError(f"{p}:{lineno}: each line must be a JSON object")
+            raise DataError(f"{where}: each line must be a JSON object")
         if "positive" in row or "negative" in row:
             kinds.add("paired")
             a, b = row.get("positive"), row.get("negative")
             if not isinstance(a, str) or not isinstance(b, str) or not a.strip() or not b.strip():
-                raise DataError(f"{p}:{lineno}: 'positive' and 'negative' must be non-empty strings")
+                raise DataError(f"{where}: 'positive' and 'negative' must be non-empty strings")
             pos.append(a)
             neg.append(b)
         elif "text" in row and "label" in row:
             kinds.add("labelled")
             text, raw_label = row["text"], row["label"]
             if not isinstance(text, str) or not text.strip():
-                raise DataError(f"{p}:{lineno}: 'text' must be a non-empty string")
+                raise DataError(f"{where}: 'text' must be a non-empty string")
             if not isinstance(raw_label, (str, int, bool)):
-                raise DataError(f"{p}:{lineno}: unknown label {raw_label!r} (use positive/negative or 1/0)")
+                raise DataError(f"{where}: unknown label {raw_label!r} (use positive/negative or 1/0)")
             label = str(raw_label).strip().lower()
             if label in _POS:
                 pos.append(text)
             elif label in _NEG:
                 neg.append(text)
             else:
-                raise DataError(f"{p}:{lineno}: unknown label {row['label']!r} (use positive/negative or 1/0)")
+                raise DataError(f"{where}: unknown label {row['label']!r} (use positive/negative or 1/0)")
         else:
-            raise DataError(f"{p}:{lineno}: expected keys positive/negative or text/label, got {sorted(row)}")
+            raise DataError(f"{where}: expected keys positive/negative or text/label, got {sorted(row)}")
     if len(kinds) > 1:
-        raise DataError(f"{p}: mixes paired and labelled lines; use one form per file")
+        raise DataError(f"{source}: mixes paired and labelled lines; use one form per file")
     if not pos and not neg:
-        raise DataError(f"{p}: is empty")
-    return ContrastSet(pos, neg, paired=kinds == {"paired"}, name=name or p.stem, source=str(p))
+        raise DataError(f"{source}: is empty")
+    return ContrastSet(pos, neg, paired=kinds == {"paired"}, name=name, source=source)
 
 
 def as_contrast(data: Any) -> ContrastSet:
@@ -143,8 +147,12 @@ def as_contrast(data: Any) -> ContrastSet:
         return load_contrast(data)
     if isinstance(data, Sequence) and data and all(isinstance(x, (tuple, list)) and len(x) == 2 for x in data):
         return ContrastSet([str(a) for a, _ in data], [str(b) for _, b in data], paired=True)
+    if isinstance(data, Sequence) and data and all(isinstance(x, Mapping) for x in data):
+        return contrast_from_rows([(f"row {i}", dict(x)) for i, x in enumerate(data)], name="contrast",
+                                  source="rows")
     raise DataError(f"cannot read contrastive data from {type(data).__name__}; pass a jsonl path, "
-                    f"a built-in name ({', '.join(BUILTIN)}, or a corpus set) or a list of (positive, negative) pairs")
+                    f"a built-in name ({', '.join(BUILTIN)}, or a corpus set), a list of (positive, negative) "
+                    "pairs or a list of jsonl-shaped rows ({'positive', 'negative'} or {'text', 'label'})")
 
 
 def text_hashes(texts: Sequence[str]) -> list[str]:

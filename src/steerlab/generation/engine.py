@@ -38,10 +38,11 @@ from torch import Tensor
 from transformers.generation import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from steerlab.core.steerer import Steer, SteeringHandle, check, patch
-from steerlab.core.validate import finite, positive_int
+from steerlab.core.validate import finite, positive_int, seed_value
 from steerlab.errors import SteerlabError
 from steerlab.generation.decode import eos_ids, with_soft_prompts
 from steerlab.generation.guidance import guided_log_probs
+from steerlab.generation.stops import StopScanner
 from steerlab.models.loading import LoadedModel
 
 
@@ -77,6 +78,7 @@ class Job:
             raise SteerlabError(f"top_p must be in (0, 1], got {self.top_p!r}")
         positive_int("top_k", self.top_k, minimum=0)
         finite("guidance", self.guidance, max_abs=1e3)
+        seed_value("seed", self.seed)
         self.stop = tuple(s for s in self.stop if s)
 
 
@@ -157,6 +159,19 @@ class _Seq:
     sent: str = ""  # text emitted so far
     done: str | None = None  # finish reason once finished
     warpers: LogitsProcessorList | None = None  # sampling warpers, built on the first sampled token
+    stops: StopScanner = field(default_factory=lambda: StopScanner(()))  # the job's stop strings, scanned
+
+
+@dataclass
+class _Prepared:
+    """A job taken from the queue, ready to prefill: its rows' token ids, steering and soft
+    prompts (one per branch: the conditioned row, then the guidance reference), and its state."""
+
+    stream: Stream
+    seq: _Seq
+    ids: list[list[int]]
+    steering: list[tuple[Steer, ...]]
+    soft: list[Tensor | None]
 
 
 @dataclass
@@ -330,47 +345,57 @@ class Engine(EngineThread):
         return taken
 
     def _admit(self) -> None:
-        streams = self._take()
-        if not streams:
+        """Prefill the jobs taken from the queue. A job whose own preparation fails (its text, its
+        seed) fails alone; if the batched prefill fails, each job is prefilled alone so that only
+        the one that raised fails and the others go on."""
+        ready = [p for p in map(self._prepare, self._take()) if p is not None]
+        if not ready:
             return
         try:
-            self._prefill(streams)
-        except Exception as exc:  # the new jobs fail; the running batch is untouched
-            for st in streams:
-                if not st.finished.is_set():
-                    self.stats.jobs_failed += 1
-                    st._emit(Event("error", error=exc))
+            self._prefill(ready)
+        except Exception as exc:  # the new jobs' prefill failed; the running batch is untouched
+            if len(ready) == 1:
+                self._fail_new(ready[0], exc)
+                return
+            for item in ready:
+                try:
+                    self._prefill([item])
+                except Exception as solo:  # noqa: BLE001 - this job alone
+                    self._fail_new(item, solo)
 
-    def _prefill(self, streams: list[Stream]) -> None:
-        """Prefill ``streams`` as one batch under their own steering, sample each one's first
+    def _fail_new(self, item: _Prepared, exc: Exception) -> None:
+        if not item.stream.finished.is_set():
+            self.stats.jobs_failed += 1
+            item.stream._emit(Event("error", error=exc))
+
+    def _prepare(self, stream: Stream) -> _Prepared | None:
+        """One job's model rows (token ids, steering, soft prompt per branch) and its generator;
+        None (the job has failed alone) if any of it cannot be built."""
+        job, tok = stream.job, self.lm.tokenizer
+        try:
+            texts = [job.text] + ([job.reference_text if job.reference_text is not None else job.text]
+                                  if job.guidance != 1.0 else [])
+            ids = [list(tok(t, add_special_tokens=job.add_special_tokens)["input_ids"]) for t in texts]
+            if not all(ids):
+                raise SteerlabError("a prompt has no tokens: give some text to continue")
+            seed = job.seed if job.seed is not None else next(self._seeds)
+            gen = torch.Generator(device=self.lm.device).manual_seed(int(seed))
+        except Exception as exc:  # noqa: BLE001 - the job fails alone
+            self.stats.jobs_failed += 1
+            stream._emit(Event("error", error=exc))
+            return None
+        steering = [tuple(job.steering), tuple(job.reference_steering)][:len(ids)]
+        soft = [job.soft_prompt, job.reference_soft_prompt][:len(ids)]
+        seq = _Seq(stream, gen, prompt_tokens=len(ids[0]), stops=StopScanner(job.stop))
+        return _Prepared(stream, seq, ids, steering, soft)
+
+    def _prefill(self, items: list[_Prepared]) -> None:
+        """Prefill ``items`` as one batch under their own steering, sample each one's first
         token, and merge their rows into the running batch."""
-        tok = self.lm.tokenizer
-        texts: list[list[int]] = []
-        steering: list[tuple[Steer, ...]] = []
-        soft: list[Tensor | None] = []
-        owners: list[tuple[int, int]] = []  # new row -> (index in streams, branch)
-        for i, st in enumerate(streams):
-            job = st.job
-            texts.append(tok(job.text, add_special_tokens=job.add_special_tokens)["input_ids"])
-            steering.append(tuple(job.steering))
-            soft.append(job.soft_prompt)
-            owners.append((i, 0))
-            if job.guidance != 1.0:
-                ref = job.reference_text if job.reference_text is not None else job.text
-                texts.append(tok(ref, add_special_tokens=job.add_special_tokens)["input_ids"])
-                steering.append(tuple(job.reference_steering))
-                soft.append(job.reference_soft_prompt)
-                owners.append((i, 1))
-        bad = [streams[owners[r][0]] for r, ids in enumerate(texts) if not ids]
-        for st in set(bad):
-            st._emit(Event("error", error=SteerlabError("a prompt has no tokens: give some text to continue")))
-        keep = [r for r in range(len(texts)) if streams[owners[r][0]] not in bad]
-        if not keep:
-            return
-        texts = [texts[r] for r in keep]
-        steering = [steering[r] for r in keep]
-        soft = [soft[r] for r in keep]
-        owners = [owners[r] for r in keep]
+        texts = [ids for it in items for ids in it.ids]
+        steering = [st for it in items for st in it.steering]
+        soft = [sp for it in items for sp in it.soft]
+        new_rows = [(it.seq, branch) for it in items for branch in range(len(it.ids))]
         t = max(len(x) for x in texts)
         n = len(texts)
         ids = torch.full((n, t), self._pad_id, dtype=torch.long)
@@ -399,17 +424,10 @@ class Engine(EngineThread):
             handle.remove()
         self.stats.prefills += 1
         logits = out.logits[:, -1, :]  # (N, V)
-        seqs: dict[int, _Seq] = {}
-        for r, (i, branch) in enumerate(owners):
-            if branch == 0:  # the conditioned row: its prompt is the job's
-                st = streams[i]
-                seed = st.job.seed if st.job.seed is not None else next(self._seeds)
-                seqs[i] = _Seq(st, torch.Generator(device=dev).manual_seed(int(seed)), prompt_tokens=len(texts[r]))
-        new_rows = [(seqs[i], b) for i, b in owners]
         first = self._choose(logits, new_rows)  # (N,)
         plen = mask.sum(dim=1)  # (N,)
         self._merge(out.past_key_values, mask, t - plen, plen, plen.clone(), first, new_rows)
-        self._seqs += [seqs[i] for i in sorted(seqs)]
+        self._seqs += [it.seq for it in items]
         self._dirty = True
 
     def _merge(self, cache: Any, mask: Tensor, pad: Tensor, plen: Tensor, next_pos: Tensor, feed: Tensor,
@@ -482,11 +500,15 @@ class Engine(EngineThread):
                 self._fail(seq, SteerlabError("steering produced non-finite logits for this request; "
                                               "lower the strength"))
                 continue
-            token = self._sample(scores, seq)
-            feed[cond] = token
-            if job.guidance != 1.0:
-                feed[ref] = token
-            self._accept(seq, token)
+            try:
+                token = self._sample(scores, seq)
+                feed[cond] = token
+                if job.guidance != 1.0:
+                    feed[ref] = token
+                self._accept(seq, token)
+            except Exception as exc:  # noqa: BLE001 - sampling or decoding this job failed: it alone
+                if seq.done is None:
+                    self._fail(seq, exc)
         return feed
 
     def _sample(self, scores: Tensor, seq: _Seq) -> int:
@@ -509,21 +531,18 @@ class Engine(EngineThread):
         self.stats.tokens += 1
         is_eos = token in self._eos and not job.ignore_eos
         text = self.lm.tokenizer.decode(seq.tokens if not is_eos else seq.tokens[:-1], skip_special_tokens=True)
+        settled = text.rstrip("\ufffd")  # a partial character waits for its next token
         reason = None
-        if job.stop:
-            cut = min((i for i in (text.find(s, max(0, len(seq.sent) - len(s))) for s in job.stop) if i >= 0),
-                      default=-1)
-            if cut >= 0:
-                text, reason = text[:cut], "stop"
+        cut = seq.stops.feed(settled) if job.stop else -1
+        if cut >= 0:
+            text, reason = settled[:cut], "stop"
         if reason is None and is_eos:
             reason = "stop"
         if reason is None and len(seq.tokens) >= job.max_new_tokens:
             reason = "length"
         safe = text
-        if reason is None:  # hold back a partial character (U+FFFD) and a possible start of a stop string
-            safe = safe.rstrip("\ufffd")
-            hold = max((k for s in job.stop for k in range(1, len(s)) if safe.endswith(s[:k])), default=0)
-            safe = safe[:len(safe) - hold]
+        if reason is None:  # hold back a partial character and a possible start of a stop string
+            safe = settled[:len(settled) - seq.stops.held]
         if len(safe) > len(seq.sent) and safe.startswith(seq.sent):
             seq.stream._emit(Event("token", text=safe[len(seq.sent):], ids=(token,)))
             seq.sent = safe

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import torch
 
 from steerlab.core.steerer import patch, per_row, rewrite_prompts, soft_prompts, with_option
-from steerlab.core.validate import finite, positive_int
+from steerlab.core.validate import finite, offset_seed, positive_int, seed_value
 from steerlab.errors import SteerlabError
 from steerlab.generation.decode import decode
 from steerlab.generation.guidance import check_scale, guided_merge
@@ -95,6 +95,7 @@ def generate(
     if not 0 < finite("top_p", top_p) <= 1:
         raise SteerlabError(f"top_p must be in (0, 1], got {top_p!r}")
     positive_int("top_k", top_k, minimum=0)
+    seed_value("seed", seed)
     scale = check_scale(guidance)
     if guidance_reference is not None and scale == 1.0:
         raise SteerlabError("guidance_reference (--guidance-attr) needs guidance != 1 (1 = no guidance)")
@@ -139,7 +140,7 @@ def _generate(lm: LoadedModel, prompt_list: list[str], steering: Any, *, single:
             shared = all(r is chunk_rows[0] for r in chunk_rows)
             steer_arg = tuple(chunk_rows[0]) if shared else [tuple(r) for r in chunk_rows]
             if seed is not None:
-                torch.manual_seed(seed + start)
+                torch.manual_seed(offset_seed(seed, start))
             if scale != 1.0:  # conditioned rows, then their references, in one batch
                 steer_arg = [tuple(r) for r in chunk_rows] + [tuple(ref_rows[i]) for i in idx]
                 shared = False

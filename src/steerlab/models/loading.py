@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from steerlab.core.fingerprint import ModelFingerprint, config_hash, weights_hash
-from steerlab.errors import LayerError, ModelNotFoundError
+from steerlab.errors import LayerError, ModelMismatchError, ModelNotFoundError
 from steerlab.models.layout import SITES, Layout, get_module, guess_layout
 from steerlab.models.packaged import DEFAULT_MODEL, PACKAGED, converted_dir
 
@@ -110,16 +110,22 @@ class LoadedModel:
         block = self.layers[idx]
         if site == "block":
             return block
-        if site == "mlp":
-            return get_module(block, self.layout.mlp)
-        if site == "attn":
-            return get_module(block, self.layout.attn)
+        if site in ("mlp", "attn"):
+            path = self.layout.mlp if site == "mlp" else self.layout.attn
+            if not path:
+                raise LayerError(f"{self.name} ({self.model_type}) has no separate {site} module in its decoder "
+                                 "layers; steer site 'block', or pass layout= naming it")
+            return get_module(block, path)
         raise LayerError(f"unknown site {site!r}; known sites: {', '.join(SITES)}")
 
 
 def wrap_model(model: Any, tokenizer: Any, name: str | None = None,
                layout: Layout | None = None) -> LoadedModel:
-    """Wrap an already-loaded transformers model and tokenizer (e.g. a tiny test model)."""
+    """Wrap an already-loaded transformers model and tokenizer (e.g. a tiny test model).
+
+    Refuses a tokenizer that can produce ids the model has no embedding for (a larger
+    vocabulary), which would otherwise fail deep inside the first forward pass."""
+    _check_vocab(model, tokenizer)
     _prepare_tokenizer(tokenizer)
     model.eval()
     return LoadedModel(model, tokenizer, layout or guess_layout(model),
@@ -189,6 +195,19 @@ def _is_converted(name: str) -> bool:
 def _looks_like_hub_id(s: str) -> bool:
     parts = s.split("/")
     return len(parts) == 2 and all(parts) and not s.startswith((".", "/", "~"))
+
+
+def _check_vocab(model: Any, tokenizer: Any) -> None:
+    """The tokenizer's ids must index the model's input embeddings."""
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    rows = getattr(embeddings, "num_embeddings", None)
+    if rows is None:
+        return
+    size = len(tokenizer)
+    if size > int(rows):
+        raise ModelMismatchError(f"the tokenizer has {size} tokens but the model embeds only {rows}: ids "
+                                 f"{rows}..{size - 1} would fail inside the model; use the model's own tokenizer "
+                                 "(or resize its embeddings)")
 
 
 def _prepare_tokenizer(tokenizer: Any) -> None:

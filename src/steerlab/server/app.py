@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from steerlab.errors import SteerlabError
 from steerlab.generation.engine import Engine, Event, Job, QueueFull, ServingEngine, Stream
 from steerlab.models.loading import LoadedModel
 from steerlab.server.config import ServerConfig
+from steerlab.server.errors import ApiError, engine_error, install_handlers
+from steerlab.server.lifecycle import Drain
 from steerlab.server.metrics import Metrics
 from steerlab.server.schemas import (
     AddArtifact,
@@ -43,20 +43,7 @@ from steerlab.service.resolve import ArtifactStore, explain, resolve
 from steerlab.service.spec import GenerationRequest, SteerSpec
 
 STATIC = "static"
-
-
-class ApiError(Exception):
-    """A request the server refuses: HTTP status, OpenAI error type and message."""
-
-    def __init__(self, status: int, message: str, *, type_: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.type, self.param, self.code = status, message, type_, param, code
-        self.headers = headers or {}
-
-    def response(self) -> JSONResponse:
-        return JSONResponse({"error": {"message": self.message, "type": self.type, "param": self.param,
-                                       "code": self.code}}, status_code=self.status, headers=self.headers)
+SHUTTING_DOWN = "the server is shutting down; this request was cancelled (retry on another replica)"
 
 
 def create_app(lm: LoadedModel, *, config: ServerConfig | None = None, store: ArtifactStore | None = None,
@@ -80,19 +67,10 @@ def create_app(lm: LoadedModel, *, config: ServerConfig | None = None, store: Ar
 
     app = FastAPI(title="steerlab", version=_version(), lifespan=lifespan,
                   description="OpenAI-compatible completions with per-request steering.")
+    drain = Drain()  # started by the server's exit signal (see steerlab.server.lifecycle)
     app.state.engine, app.state.store, app.state.config, app.state.lm = engine, store, config, lm
-
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return exc.response()
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _validation_error(exc).response()
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return ApiError(exc.status_code, str(exc.detail), code=None).response()
+    app.state.drain = drain
+    install_handlers(app)
 
     @app.middleware("http")
     async def _limits(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -108,15 +86,17 @@ def create_app(lm: LoadedModel, *, config: ServerConfig | None = None, store: Ar
             request._body = body  # starlette re-reads a consumed body from here
         started = time.perf_counter()
         response = await call_next(request)
-        metrics.request(request.url.path, response.status_code, time.perf_counter() - started)
+        route = request.scope.get("route")  # the matched route's template: unknown paths share one label
+        metrics.request(getattr(route, "path", None), response.status_code, time.perf_counter() - started)
         return response
 
     async def auth(request: Request) -> None:
         if config.api_key is None:
             return
-        given = request.headers.get("authorization", "")
+        given = request.headers.get("authorization", "")  # decoded as latin-1: any bytes are a str
         scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip(), config.api_key):
+        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode("latin-1"),
+                                                                     config.api_key.encode("utf-8")):
             raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
                            code="invalid_api_key")
 
@@ -134,7 +114,7 @@ def create_app(lm: LoadedModel, *, config: ServerConfig | None = None, store: Ar
                              "queue": engine.stats.queued, "batch_rows": engine.stats.batch_rows},
                             status_code=200 if ok else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", dependencies=[] if config.public_metrics else [Depends(auth)])
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
@@ -166,13 +146,8 @@ def create_app(lm: LoadedModel, *, config: ServerConfig | None = None, store: Ar
         if body.name in store.names():
             raise ApiError(409, f"an artifact named {body.name!r} is already loaded; remove it first",
                            param="name", code="conflict")
+        _check_artifact_dir(Path(body.path))
         path = Path(body.path)
-        if not path.is_dir():
-            raise ApiError(400, f"{body.path!r} is not a directory on the server", param="path")
-        others = sorted(p.name for p in path.iterdir() if not p.name.endswith((".json", ".safetensors")))
-        if others:
-            raise ApiError(400, f"an artifact directory holds only JSON and safetensors files; found {others}",
-                           param="path")
         try:
             await asyncio.to_thread(store.add, body.name, path)
             art = store.get(body.name)
@@ -186,6 +161,9 @@ def create_app(lm: LoadedModel, *, config: ServerConfig | None = None, store: Ar
 
     @app.delete("/v1/steering/artifacts/{name}", dependencies=[Depends(admin)])
     async def remove_artifact(name: str) -> dict[str, Any]:
+        if store.is_shipped(name):
+            raise ApiError(409, f"{name!r} is a shipped artifact; shipped artifacts are always loaded",
+                           param="name", code="conflict")
         try:
             store.remove(name)
         except SteerlabError as exc:
@@ -198,6 +176,9 @@ def create_app(lm: LoadedModel, *, config: ServerConfig | None = None, store: Ar
         prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
         if not prompts:
             raise ApiError(400, "prompt must not be empty", param="prompt")
+        if len(prompts) > config.max_prompts:
+            raise ApiError(400, f"at most {config.max_prompts} prompts per request, got {len(prompts)}",
+                           param="prompt")
         return await _serve(request, body, prompts, chat=body.chat, kind="text_completion",
                             max_tokens=body.max_tokens)
 
@@ -213,7 +194,8 @@ def create_app(lm: LoadedModel, *, config: ServerConfig | None = None, store: Ar
         except SteerlabError as exc:
             raise ApiError(400, str(exc), param="messages") from None
         return await _serve(request, body, [conversation], chat=True, kind="chat.completion",
-                            max_tokens=body.max_completion_tokens or body.max_tokens)
+                            max_tokens=body.max_tokens if body.max_completion_tokens is None
+                            else body.max_completion_tokens)
 
     async def _serve(request: Request, body: Any, inputs: list[Any], *, chat: bool | None, kind: str,
                      max_tokens: int | None) -> Response:
@@ -225,6 +207,15 @@ def create_app(lm: LoadedModel, *, config: ServerConfig | None = None, store: Ar
             raise ApiError(400, problem)
         if not 1 <= body.n <= config.max_n:
             raise ApiError(400, f"n must be between 1 and {config.max_n}", param="n")
+        if len(inputs) * body.n > config.max_queue:
+            raise ApiError(400, f"{len(inputs)} prompts x n={body.n} is more completions than this server "
+                                f"queues ({config.max_queue}); send fewer", param="n")
+        stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+        if len(stops) > config.max_stop:
+            raise ApiError(400, f"at most {config.max_stop} stop sequences, got {len(stops)}", param="stop")
+        if any(len(x) > config.max_stop_chars for x in stops):
+            raise ApiError(400, f"a stop sequence may have at most {config.max_stop_chars} characters",
+                           param="stop")
         max_tokens = max_tokens if max_tokens is not None else config.max_tokens
         if not 1 <= max_tokens <= config.max_tokens:
             raise ApiError(400, f"max_tokens must be between 1 and {config.max_tokens}", param="max_tokens")
@@ -272,6 +263,8 @@ def create_app(lm: LoadedModel, *, config: ServerConfig | None = None, store: Ar
             for i, (_stream, q) in enumerate(streams):
                 while finals[i] is None:
                     left = deadline - time.monotonic()
+                    if drain.expired:
+                        raise ApiError(503, SHUTTING_DOWN, type_="server_error", code="shutting_down")
                     if left <= 0:
                         raise ApiError(408, f"the request took over {timeout:g} s and was cancelled; lower "
                                             "max_tokens or n", type_="timeout")
@@ -284,7 +277,7 @@ def create_app(lm: LoadedModel, *, config: ServerConfig | None = None, store: Ar
                     if ev.kind == "token":
                         texts[i].append(ev.text)
                     elif ev.kind == "error":
-                        raise _engine_error(ev)
+                        raise engine_error(ev.error)
                     else:
                         finals[i] = ev
         finally:
@@ -326,11 +319,16 @@ def create_app(lm: LoadedModel, *, config: ServerConfig | None = None, store: Ar
                 for i in range(len(streams)):
                     yield chunk(i, "", None, first=True)
             while left:
+                if drain.expired:
+                    yield ApiError(503, SHUTTING_DOWN, type_="server_error", code="shutting_down").event()
+                    break
                 try:
-                    i, ev = await asyncio.wait_for(merged.get(), timeout=max(0.01, deadline - time.monotonic()))
+                    i, ev = await asyncio.wait_for(merged.get(),
+                                                   timeout=min(0.5, max(0.01, deadline - time.monotonic())))
                 except asyncio.TimeoutError:
-                    err = ApiError(408, "the request timed out and was cancelled", type_="timeout")
-                    yield f"data: {json.dumps({'error': {'message': err.message, 'type': err.type}})}\n\n"
+                    if time.monotonic() < deadline:
+                        continue
+                    yield ApiError(408, "the request timed out and was cancelled", type_="timeout").event()
                     break
                 if ev.kind == "token":
                     yield chunk(i, ev.text, None)
@@ -339,8 +337,7 @@ def create_app(lm: LoadedModel, *, config: ServerConfig | None = None, store: Ar
                     completion += ev.completion_tokens
                     yield chunk(i, None, ev.finish_reason)
                 else:
-                    err = _engine_error(ev)
-                    yield f"data: {json.dumps({'error': {'message': err.message, 'type': err.type}})}\n\n"
+                    yield engine_error(ev.error).event()
                     break
             if include_usage and not left:
                 usage = {"prompt_tokens": usage_in, "completion_tokens": completion,
@@ -434,13 +431,6 @@ def _check_lengths(lm: LoadedModel, jobs: list[Job], config: ServerConfig, max_t
     return counts
 
 
-def _engine_error(ev: Event) -> ApiError:
-    exc = ev.error
-    if isinstance(exc, SteerlabError):
-        return ApiError(400, str(exc), param="steering")
-    return ApiError(500, f"generation failed: {type(exc).__name__}", type_="server_error")
-
-
 def _param_of(message: str) -> str | None:
     for name in ("attributes", "guidance", "strength", "temperature", "top_p", "top_k", "seed", "stop",
                  "max_new_tokens"):
@@ -451,17 +441,17 @@ def _param_of(message: str) -> str | None:
     return None
 
 
-def _validation_error(exc: RequestValidationError) -> ApiError:
-    errors = exc.errors()
-    if not errors:
-        return ApiError(400, "invalid request")
-    first = errors[0]
-    loc = [str(x) for x in first.get("loc", ()) if x != "body"]
-    where = ".".join(loc) or "body"
-    if first.get("type") == "extra_forbidden":
-        return ApiError(400, f"unknown field {where!r}", param=where)
-    if first.get("type") == "json_invalid":
-        return ApiError(400, "the body is not valid JSON", param=None)
-    if first.get("type") == "missing":
-        return ApiError(400, f"missing field {where!r}", param=where)
-    return ApiError(400, f"{where}: {first.get('msg', 'invalid value')}", param=where)
+def _check_artifact_dir(path: Path) -> None:
+    """An admin's artifact path: a real directory (not a link) holding only JSON and safetensors
+    files. Errors never list what the folder holds."""
+    try:
+        if path.is_symlink():
+            raise ApiError(400, "the path is a symbolic link; give the artifact's own directory", param="path")
+        if not path.is_dir():
+            raise ApiError(400, "the path is not a directory on the server", param="path")
+        others = sum(1 for p in path.iterdir() if not p.name.endswith((".json", ".safetensors")))
+    except OSError as exc:
+        raise ApiError(400, f"the path cannot be read: {exc.strerror or type(exc).__name__}", param="path") from None
+    if others:
+        raise ApiError(400, f"an artifact directory holds only JSON and safetensors files; this one holds {others} "
+                            "other entries", param="path")

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from steerlab.core.validate import finite, positive_int
 from steerlab.errors import SteerlabError
 from steerlab.service.spec import SteerSpec
 
@@ -22,9 +23,23 @@ class ServerConfig:
     max_tokens: int = 512  # cap on max_tokens per choice
     max_prompt_tokens: int = 2048
     max_n: int = 8
+    max_prompts: int = 32  # prompts in one /v1/completions request
+    max_stop: int = 4  # stop sequences per request (OpenAI's limit)
+    max_stop_chars: int = 256  # characters per stop sequence
     max_body_bytes: int = 1_000_000
     request_timeout: float = 300.0  # seconds a request may take before it is cancelled
+    shutdown_grace: float = 30.0  # seconds in-flight requests may finish after SIGTERM, then cancelled
+    public_metrics: bool = False  # /metrics without the API key (traffic and token counts)
     default_steering: list[SteerSpec] = field(default_factory=list)  # used when a request has no 'steering'
+
+    def __post_init__(self) -> None:
+        if self.api_key is not None and not self.api_key.strip():
+            raise SteerlabError("the API key is empty: give a non-empty --api-key (or none, to serve without one)")
+        for name in ("max_batch", "max_queue", "max_tokens", "max_prompt_tokens", "max_n", "max_prompts",
+                     "max_stop", "max_stop_chars", "max_body_bytes"):
+            positive_int(name, getattr(self, name))
+        finite("request_timeout", self.request_timeout, low=0.001, max_abs=1e7)
+        finite("shutdown_grace", self.shutdown_grace, low=0.0, max_abs=1e7)
 
 
 def parse_default_steer(values: list[str]) -> list[SteerSpec]:

@@ -27,12 +27,12 @@ class Metrics:
                                  buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
                                  registry=self.registry)
 
-    def request(self, path: str, status: int, seconds: float) -> None:
-        route = path if path.startswith("/v1/") or path in ("/", "/health", "/metrics") else "other"
-        if route.startswith("/v1/steering/artifacts/"):
-            route = "/v1/steering/artifacts/{name}"
-        self.requests.labels(route, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+    def request(self, route: str | None, status: int, seconds: float) -> None:
+        """Count a request under its route's template (``None``: no route matched, one label for all
+        unknown paths, so a scan of made-up paths cannot grow the series)."""
+        label = route or "unmatched"
+        self.requests.labels(label, str(status)).inc()
+        self.latency.labels(label).observe(seconds)
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest

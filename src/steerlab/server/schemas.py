@@ -11,7 +11,44 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def refuse_surrogates(data: Any) -> None:
+    """Raise pydantic's ``invalid_unicode`` error (with the place, e.g. ``messages[0].content``)
+    if any string or key in ``data`` holds a lone surrogate: JSON can spell one (``"\\ud800"``)
+    but no tokenizer can encode it."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise PydanticCustomError("invalid_unicode", "{where} is not valid Unicode text",
+                                          {"where": where or "body"}) from None
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                name = str(k).encode("utf-8", "backslashreplace").decode("utf-8")  # printable even if bad
+                at = f"{where}.{name}" if where else name
+                stack += [(at, k), (at, v)]
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(value))
+
+
+class Body(BaseModel):
+    """A request body: unknown fields refused, every string valid Unicode."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_text(cls, data: Any) -> Any:
+        refuse_surrogates(data)
+        return data
 
 
 class StreamOptions(BaseModel):
@@ -19,10 +56,8 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class SteeringFields(BaseModel):
+class SteeringFields(Body):
     """What every generation request may add to OpenAI's fields."""
-
-    model_config = ConfigDict(extra="forbid")
 
     steering: list[dict[str, Any] | str] | None = Field(
         default=None, description="Steers: [{artifact, strength, ...options}]; null = unsteered; "
@@ -44,7 +79,7 @@ class _Common(SteeringFields):
     stream: bool = False
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=INT64[0], le=INT64[1], description="A 64-bit signed integer.")
     user: str | None = None
     presence_penalty: float | None = 0.0
     frequency_penalty: float | None = 0.0
@@ -88,20 +123,17 @@ class ChatCompletionRequest(_Common):
     parallel_tool_calls: bool | None = None
 
 
-class ExplainRequest(BaseModel):
+class ExplainRequest(Body):
     """Which tokens of ``text`` a steer explains (LM-Steer): the steer as in ``steering``."""
-
-    model_config = ConfigDict(extra="forbid")
     steer: dict[str, Any] | str
     text: str = Field(min_length=1, max_length=20_000)
 
 
-class AddArtifact(BaseModel):
+class AddArtifact(Body):
     """An admin call: load the artifact directory ``path`` (on the server) under ``name``."""
 
-    model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    path: str = Field(min_length=1)
+    path: str = Field(min_length=1, max_length=4096)
 
 
 def unsupported(req: _Common) -> str | None:

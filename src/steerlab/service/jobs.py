@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from steerlab.core.steerer import Steer, rewrite_prompts, soft_prompts, with_option
+from steerlab.core.validate import offset_seed
 from steerlab.errors import SteerlabError
 from steerlab.generation.engine import Job
 from steerlab.generation.generate import conditioned_texts
@@ -82,7 +83,7 @@ def build_jobs(lm: LoadedModel, resolved: Resolved, inputs: Sequence[str | Seque
         for i in range(n):
             seed = kw.get("seed")
             jobs.append(Job(text, tuple(row), max_new_tokens=kw["max_new_tokens"], temperature=kw["temperature"],
-                            top_p=kw["top_p"], top_k=kw["top_k"], seed=None if seed is None else seed + i,
+                            top_p=kw["top_p"], top_k=kw["top_k"], seed=offset_seed(seed, i),
                             stop=tuple(kw.get("stop") or ()), add_special_tokens=special, ignore_eos=ignore_eos,
                             guidance=scale, reference_text=ref, reference_steering=tuple(ref_row),
                             soft_prompt=soft, reference_soft_prompt=ref_soft))

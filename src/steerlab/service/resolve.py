@@ -61,13 +61,20 @@ class ArtifactStore:
         with self._lock:
             self._named.pop(name, None)
 
+    def is_shipped(self, name: str) -> bool:
+        """Whether ``name`` is a shipped artifact (not a user's artifact of the same name)."""
+        from steerlab.artifacts import shipped as shipped_artifacts
+
+        entry = shipped_artifacts().get(name)
+        return entry is not None and self._named.get(name) == entry.path
+
     def info(self, name: str) -> dict[str, Any]:
         """Catalogue facts about a shipped name (description, recommended setting), else {}."""
         from steerlab.artifacts import shipped as shipped_artifacts
 
-        entry = shipped_artifacts().get(name)
-        if entry is None or self._named.get(name) != entry.path:
+        if not self.is_shipped(name):
             return {}
+        entry = shipped_artifacts()[name]
         return {"description": entry.description, "recommended": entry.recommended, "companions": entry.companions}
 
     def get(self, ref: str) -> Artifact:

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from steerlab.core.validate import finite, positive_int
+from steerlab.core.validate import finite, positive_int, seed_value
 from steerlab.errors import SteerlabError
 
 _STEER_KEYS = ("artifact", "strength", "options")
@@ -106,8 +106,7 @@ class GenerationRequest:
         if not 0 < finite("top_p", self.top_p) <= 1:
             raise SteerlabError(f"top_p must be in (0, 1], got {self.top_p!r}")
         positive_int("top_k", self.top_k, minimum=0)
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
-            raise SteerlabError(f"seed must be an integer, got {self.seed!r}")
+        seed_value("seed", self.seed)
         if self.stop is not None:
             if isinstance(self.stop, str):
                 object.__setattr__(self, "stop", [self.stop])

@@ -32,6 +32,7 @@ from safetensors.torch import save_file
 
 from steerlab.core.artifact import Artifact
 from steerlab.core.steerer import Steer, Steerer, get_steerer, per_row, with_option
+from steerlab.core.validate import offset_seed
 from steerlab.errors import SteerlabError
 from steerlab.generation.generate import conditioned_texts
 from steerlab.models.layout import Layout
@@ -123,7 +124,7 @@ class VllmEngine:
             hooked, lora = self.split(steers)
             requests.append({"prompt_token_ids": self.tokenize(text, not chat)})
             params.append(self.sampling_params(max_new_tokens, temperature, top_p, top_k,
-                                               None if seed is None else seed + i, stop, ignore_eos, hooked))
+                                               offset_seed(seed, i), stop, ignore_eos, hooked))
             loras.append(lora)
         outs = self.llm.generate(requests, params, lora_request=loras if any(loras) else None, use_tqdm=progress)
         texts_out = [o.outputs[0].text for o in outs]

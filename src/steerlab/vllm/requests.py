@@ -116,6 +116,7 @@ class ServedModel:
     name: str
     config: Any  # the transformers config vLLM read
     model_dir: str | None
+    compiled: bool = False  # the engine runs compiled (kept by STEERLAB_VLLM_COMPILED=refuse): no steering
 
     @property
     def num_layers(self) -> int:
@@ -144,6 +145,10 @@ def request_steers(specs: list[SteerSpec], store: PluginStore, served: Any = Non
     """Steers for one request, checked: known artifacts, a method that runs inside vLLM (steering
     through hooks alone), valid options, and — given ``served`` (a :class:`ServedModel` or the
     worker's model view) — each steerer's own check of the artifact against the served model."""
+    if specs and getattr(served, "compiled", False):
+        raise SteerlabError("this vLLM engine runs compiled (torch.compile / CUDA graphs), where steering does not "
+                            "run; start it with enforce_eager=True (--enforce-eager), or unset "
+                            "STEERLAB_VLLM_COMPILED=refuse to let steerlab switch it to eager")
     steers = []
     for spec in specs:
         art = store.get(spec.artifact)
