@@ -262,8 +262,9 @@ def test_vllm_default_mode_never_drops_steering(tmp_path: Path) -> None:
     from steerlab.models.packaged import PACKAGED, converted_dir
 
     items = [[PROMPTS[0], None], [PROMPTS[0], SPECS[1]], [PROMPTS[1], SPECS[5]], [PROMPTS[2], SPECS[7]]]
-    got = _run_driver("vllm_driver.py", {"model": str(converted_dir(PACKAGED["smollm2-135m"])), "max_tokens": MAX_TOKENS,
-                                         "default_mode": True, "solo": items}, tmp_path)
+    model = str(converted_dir(PACKAGED["smollm2-135m"]))
+    got = _run_driver("vllm_driver.py", {"model": model, "max_tokens": MAX_TOKENS, "default_mode": True,
+                                         "solo": items}, tmp_path)
     assert got["eager"] and got["warned"]
     assert got["solo"] == _hf(items)
     assert got["solo"][1] != got["solo"][0]  # the vector really steers
