@@ -151,13 +151,33 @@ def _run_driver(script: str, job: dict[str, Any], work: Path) -> dict[str, Any]:
     return dict(json.loads(lines[-1][len("RESULT "):]))
 
 
+def _fresh(n: int) -> list[list[Any]]:
+    """``n`` specs never seen before: random strengths, layers, sites, operators and positions."""
+    import random
+
+    rng = random.Random(7)
+    out = []
+    for i in range(n):
+        spec: dict[str, Any] = {"artifact": rng.choice(["sentiment-vec", "formality-vec"]),
+                                "strength": round(rng.uniform(-6, 6), 3),
+                                "layers": sorted(rng.sample(range(4, 26), rng.randint(1, 3))),
+                                "positions": rng.choice(["all", "prompt", "generated", rng.randint(1, 6)]),
+                                "operator": rng.choice(["add", "add", "ablate", "clamp"])}
+        if spec["operator"] != "add":
+            spec["strength"] = round(rng.uniform(0.2, 1.0), 3)
+        row = [spec] + ([{"artifact": "lmsteer-sentiment", "strength": round(rng.uniform(-4, 4), 3)}] if i % 3 == 0
+                        else [])
+        out.append([PROMPTS[i % 4], row])
+    return out
+
+
 @pytest.fixture(scope="module")
 def vllm_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from steerlab.models.packaged import PACKAGED, converted_dir
 
     work = tmp_path_factory.mktemp("vllm")
     model = str(converted_dir(PACKAGED["smollm2-135m"]))
-    job = {"model": model, "max_tokens": MAX_TOKENS,
+    job = {"model": model, "max_tokens": MAX_TOKENS, "fresh": _fresh(100),
            "solo": [[PROMPTS[i % 4], s] for i, s in enumerate(SPECS)]
            + [[PROMPTS[i % 4], s] for i, s in enumerate(MIXED)],
            "batch": [[PROMPTS[i % 4], s] for i, s in enumerate(MIXED)],
@@ -255,21 +275,31 @@ def test_vllm_refuses_bad_steering_at_admission(vllm_result: dict[str, Any]) -> 
 
 @pytest.mark.slow
 @needs_vllm
-def test_vllm_default_mode_never_drops_steering(tmp_path: Path) -> None:
-    """A plain ``LLM(model)`` (vLLM's default compiled mode) is switched to eager with a warning, so
-    steering runs and equals the eager engine's; with STEERLAB_VLLM_COMPILED=refuse the engine stays
-    compiled and a steered request is refused naming enforce_eager, an unsteered one admitted."""
-    from steerlab.models.packaged import PACKAGED, converted_dir
+def test_vllm_compiles_by_default_and_new_specs_never_recompile(vllm_result: dict[str, Any]) -> None:
+    """The driver's engine runs vLLM's default compiled mode (steering inside the graph); after
+    warm-up, 100 requests with specs never seen before (sites, operators, positions, layers,
+    LM-Steer) change no compilation counter, and they steer (most texts differ)."""
+    assert vllm_result["compiled"]
+    before, after = vllm_result["compiles"]
+    assert before == after, {k: (before.get(k), after.get(k)) for k in set(before) | set(after)
+                             if before.get(k) != after.get(k)}
+    assert before.get("vllm.num_graphs_seen", 0) + before.get("vllm.num_aot_artifacts_loaded", 0) >= 1  # compiled once
+    fresh = vllm_result["fresh"]
+    assert len(set(fresh[:100])) > 60
+    assert fresh[100:] == fresh[:20]  # one by one equals in a batch of 100
 
-    items = [[PROMPTS[0], None], [PROMPTS[0], SPECS[1]], [PROMPTS[1], SPECS[5]], [PROMPTS[2], SPECS[7]]]
-    model = str(converted_dir(PACKAGED["smollm2-135m"]))
-    got = _run_driver("vllm_driver.py", {"model": model, "max_tokens": MAX_TOKENS, "default_mode": True,
-                                         "solo": items}, tmp_path)
-    assert got["eager"] and got["warned"]
-    assert got["solo"] == _hf(items)
-    assert got["solo"][1] != got["solo"][0]  # the vector really steers
-    assert got["refuse_compiled"] and got["unsteered_admitted"]
-    assert got["refused"] and "enforce_eager" in got["refused"]
+
+@pytest.mark.slow
+@needs_vllm
+def test_vllm_eager_mode_equals_compiled_mode(vllm_result: dict[str, Any], tmp_path: Path) -> None:
+    """enforce_eager=True gives the compiled engine's texts, for every option and for the mixed
+    batch of 32 specs."""
+    job = vllm_result["job"]
+    got = _run_driver("vllm_driver.py", {"model": job["model"], "max_tokens": MAX_TOKENS, "eager": True,
+                                         "solo": job["solo"], "batch": job["batch"]}, tmp_path)
+    assert not got["compiled"]
+    assert got["solo"] == vllm_result["solo"]
+    assert got["batch"] == vllm_result["batch"]
 
 
 @pytest.mark.slow

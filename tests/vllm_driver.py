@@ -1,14 +1,17 @@
 """Runs steerlab's vLLM plugin on vLLM's offline engine and prints what it generated, as JSON; run
-by tests/test_vllm.py in the vLLM environment (``.venv-vllm``), one process, eager mode:
+by tests/test_vllm.py in the vLLM environment (``.venv-vllm``), one process, vLLM's default
+compiled mode (``"eager": true`` in the job: ``enforce_eager``):
 
     OMP_NUM_THREADS=1 VLLM_ENABLE_V1_MULTIPROCESSING=0 python tests/vllm_driver.py JOB.json
 
 JOB: {"model": DIR, "max_tokens": N, "solo": [[prompt, steering], ...], "batch": [[prompt, steering], ...],
       "sequence": [[prompt, steering], ...], "refused": [steering, ...],
-      "engine": [{"prompts": [...], "steering": [row steering, ...], "chat": bool, "attributes": ...}, ...]}.
+      "engine": [{"prompts": [...], "steering": [row steering, ...], "chat": bool, "attributes": ...}, ...],
+      "fresh": [[prompt, steering], ...] (run after warm-up, counting compilations), "eager": bool}.
 Output: {"solo": [text, ...], "batch": [...], "sequence": [...] (one request at a time, in order,
 sharing the prefix cache), "refused": [error message or null, ...], "engine": [[text, ...], ...]
-(through :class:`steerlab.vllm.engine.VllmEngine`)}.
+(through :class:`steerlab.vllm.engine.VllmEngine`), "compiled": bool (the engine's mode),
+"compiles": [counters before, counters after] the "fresh" requests}.
 """
 
 from __future__ import annotations
@@ -21,8 +24,6 @@ from typing import Any
 
 def main() -> None:
     job = json.loads(open(sys.argv[1]).read())
-    if job.get("default_mode"):
-        return default_mode(job)
     from vllm import SamplingParams
 
     from steerlab.core.steerer import Steer
@@ -30,7 +31,8 @@ def main() -> None:
     from steerlab.vllm.engine import VllmEngine
 
     engine = VllmEngine(job["model"], dtype="float32", max_model_len=512, enable_lora=True, max_lora_rank=8,
-                        max_num_seqs=64, enable_prefix_caching=True, kv_cache_memory_bytes=1 << 30)
+                        max_num_seqs=64, enable_prefix_caching=True, kv_cache_memory_bytes=1 << 30,
+                        enforce_eager=bool(job.get("eager")))
     llm = engine.llm
     store = ArtifactStore()
 
@@ -56,6 +58,13 @@ def main() -> None:
                                                 chat=case.get("chat", False), attributes=case.get("attributes"),
                                                 progress=False))
     result["server"] = serve(engine, job["model"], job.get("server", []), job["max_tokens"])
+    from steerlab.vllm.requests import is_compiled
+
+    result["compiled"] = is_compiled(llm.llm_engine.vllm_config)
+    before = compile_counts()
+    result["fresh"] = run(job.get("fresh", []))  # new specs in one batch, then one by one
+    result["fresh"] += [run([item])[0] for item in job.get("fresh", [])[:20]]
+    result["compiles"] = [before, compile_counts()]
     for steering in job.get("refused", []):
         try:
             run([["Hello", steering]])
@@ -89,47 +98,17 @@ def serve(engine: Any, model: str, bodies: list[dict[str, Any]], max_tokens: int
     return out
 
 
-def default_mode(job: dict[str, Any]) -> None:
-    """vLLM's own ``LLM`` in its default (compiled) mode, as a user who follows vLLM's docs builds
-    it: the plugin switches it to eager, so steering runs. Then, with
-    ``STEERLAB_VLLM_COMPILED=refuse``, a compiled config is kept and steered requests are refused
-    at admission. Output: {"solo": [text, ...], "eager": bool, "refuse_compiled": bool,
-    "refused": message or null, "unsteered_admitted": bool}."""
-    import logging
+def compile_counts() -> dict[str, int]:
+    """vLLM's and Dynamo's compilation counters (graphs traced, backend and inductor compiles)."""
+    import dataclasses
 
-    from vllm import LLM, SamplingParams
-    from vllm.engine.arg_utils import EngineArgs
+    from torch._dynamo.utils import counters
+    from vllm.compilation.counter import compilation_counter
 
-    from steerlab.vllm.admission import SteeringAdmission
-
-    seen: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            seen.append(record.getMessage())
-
-    logging.getLogger("steerlab.vllm").addHandler(Keep())
-    llm = LLM(model=job["model"], dtype="float32", max_model_len=512, kv_cache_memory_bytes=1 << 30)
-    result: dict[str, Any] = {"eager": bool(llm.llm_engine.vllm_config.model_config.enforce_eager)}
-    result["solo"] = []
-    for prompt, steering in job["solo"]:
-        params = SamplingParams(max_tokens=job["max_tokens"], temperature=0.0,
-                                extra_args={"steering": steering} if steering is not None else None)
-        result["solo"].append(llm.generate([prompt], [params], use_tqdm=False)[0].outputs[0].text)
-    result["warned"] = any("enforce_eager=True" in m for m in seen)
-    os.environ["STEERLAB_VLLM_COMPILED"] = "refuse"
-    config = EngineArgs(model=job["model"], dtype="float32", max_model_len=512).create_engine_config()
-    result["refuse_compiled"] = int(config.compilation_config.mode) != 0
-    try:
-        SteeringAdmission.validate_params(SamplingParams(extra_args={"steering": job["solo"][1][1]}))
-        result["refused"] = None
-    except ValueError as e:
-        result["refused"] = str(e)
-    SteeringAdmission.validate_params(SamplingParams(max_tokens=4))  # unsteered: admitted
-    result["unsteered_admitted"] = True
-    sys.stdout.write("\nRESULT " + json.dumps(result) + "\n")
-    sys.stdout.flush()
-    os._exit(0)
+    out = {f"vllm.{k}": int(v) for k, v in dataclasses.asdict(compilation_counter).items() if isinstance(v, int)}
+    out.update({f"dynamo.{k}": int(v) for k, v in counters["stats"].items()})
+    out.update({f"frames.{k}": int(v) for k, v in counters["frames"].items()})
+    return out
 
 
 if __name__ == "__main__":

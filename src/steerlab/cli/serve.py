@@ -35,6 +35,8 @@ def serve(
                                         help="Serve /metrics without the API key (it needs the key otherwise)."),
     engine: str = typer.Option("hf", help="Generation engine: hf (steerlab's own) or vllm (vLLM's continuous "
                                          "batching with the steerlab plugin; needs steerlab[vllm])."),
+    vllm_eager: bool = typer.Option(False, "--vllm-eager", help="With --engine vllm: skip vLLM's compilation "
+                                                                "(starts sooner, decodes slower; same results)."),
 ) -> None:
     """Serve MODEL over an OpenAI-compatible API (/v1/completions, /v1/chat/completions) where each
     request carries its own steering, with a web console at /."""
@@ -75,8 +77,8 @@ def serve(
         from steerlab.vllm.serving import VllmServingEngine
 
         with console.status("starting vLLM"):
-            gen_engine = VllmServingEngine(VllmEngine(model, dtype="float32", enable_lora=True,
-                                                      max_num_seqs=max_batch), max_queue=max_queue)
+            gen_engine = VllmServingEngine(VllmEngine(model, dtype="float32", enable_lora=True, max_num_seqs=max_batch,
+                                                      enforce_eager=vllm_eager or None), max_queue=max_queue)
     app = create_app(lm, config=config, store=store, engine=gen_engine)
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         console.print("[yellow]warning: listening beyond this machine without --api-key[/yellow]")

@@ -32,6 +32,7 @@ from steerlab.core.validate import finite
 from steerlab.errors import SteerlabError
 
 if TYPE_CHECKING:
+    from steerlab.core.site_ops import SiteOp
     from steerlab.models.loading import LoadedModel
 
 A = TypeVar("A", bound=Artifact)
@@ -118,6 +119,16 @@ class Steerer(ABC, Generic[A, O]):
         """The LoRA this method adds to the model's linear layers, as ``(factors by module name
         (A (r, in), B (out, r)), scaling)``, or None. Engines with native multi-LoRA (vLLM) apply
         it themselves instead of this method's hooks; default: none."""
+        return None
+
+    head_only: ClassVar[bool] = False
+    """True for methods whose hooks act on the LM head alone (LM-Steer): engines that compile the
+    decoder stack (vLLM) still run them, since the head runs outside the compiled graph."""
+
+    def site_ops(self, lm: LoadedModel, artifact: A, options: O) -> list[SiteOp] | None:
+        """The application as table-driven ops on decoder sites (:mod:`steerlab.core.site_ops`),
+        which engines run inside a compiled graph; None (the default) when the method steers only
+        through its hooks."""
         return None
 
     explains: ClassVar[bool] = False

@@ -44,8 +44,9 @@ class VllmEngine:
     """One vLLM ``LLM`` with steerlab's plugin, and :meth:`generate` with steerlab's contract.
 
     ``model``: a packaged name (its safetensors conversion is used) or a model folder. Other
-    keyword arguments go to ``vllm.LLM`` (``enforce_eager`` is always on: hooks do not run inside
-    captured graphs). ``enable_lora`` is needed for methods with adapters (SteerLM).
+    keyword arguments go to ``vllm.LLM``. vLLM's default compiled mode steers inside the graph;
+    ``enforce_eager=True`` (default: ``$STEERLAB_VLLM_EAGER``) skips compiling and gives the same
+    results. ``enable_lora`` is needed for methods with adapters (SteerLM).
 
     Artifacts passed as objects are saved once into a private temporary folder (removed with the
     engine) that is appended to ``$STEERLAB_ARTIFACTS`` for this process, so the worker can load
@@ -53,7 +54,7 @@ class VllmEngine:
 
     def __init__(self, model: str = "smollm2-135m", *, dtype: str = "bfloat16", max_model_len: int = 2048,
                  enable_lora: bool = False, max_lora_rank: int = 64, max_loras: int = 4, seed: int = 0,
-                 **llm_kwargs: Any) -> None:
+                 enforce_eager: bool | None = None, **llm_kwargs: Any) -> None:
         os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")  # keep stdout for the caller's output
         from vllm import LLM
 
@@ -70,7 +71,9 @@ class VllmEngine:
             llm_kwargs.setdefault("kv_cache_memory_bytes", 2 << 30)
         lora_kwargs: dict[str, Any] = ({"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": max_loras}
                                        if enable_lora else {})
-        self.llm = LLM(model=path, dtype=dtype, enforce_eager=True, max_model_len=max_model_len, seed=seed,
+        if enforce_eager is None:  # compiling pays off on long runs; STEERLAB_VLLM_EAGER=1 skips it
+            enforce_eager = os.environ.get("STEERLAB_VLLM_EAGER", "").strip().lower() in ("1", "true", "yes")
+        self.llm = LLM(model=path, dtype=dtype, max_model_len=max_model_len, seed=seed, enforce_eager=enforce_eager,
                        **lora_kwargs, **llm_kwargs)
         self.enable_lora = enable_lora
         self.name = model

@@ -12,29 +12,24 @@ starts (frontend, engine core, workers), possibly more than once; each step here
    transformers config and folder), so admission checks artifacts against it (fingerprint, layers).
 4. The model runner: steering hooks the V1 runner; ``VLLM_USE_V2_MODEL_RUNNER`` defaults to 0
    where the user has not chosen.
-5. The execution mode: steering hooks run only in eager mode (a compiled or captured graph never
-   calls them). An engine asked for vLLM's default compiled mode is switched to
-   ``enforce_eager=True`` when its config is built, with a warning saying so; with
-   ``STEERLAB_VLLM_COMPILED=refuse`` it stays compiled and every steered request is refused at
-   admission (HTTP 400 naming ``enforce_eager``), while unsteered requests are served as usual.
-   Steering is never silently dropped.
+5. The compile cache: the steering tables' layout and capacities join vLLM's ``additional_config``,
+   which vLLM hashes into the key of its compiled-graph cache, so a graph compiled without
+   steerlab's ops (or with other capacities) is never reused by an engine that steers.
+6. The execution mode: nothing is forced. In vLLM's default compiled mode (torch.compile, CUDA
+   graphs on a GPU) activation steering runs inside the graph (:mod:`steerlab.vllm.graph`),
+   LM-Steer at ``compute_logits``; ``enforce_eager=True`` gives the same results.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 import os
 from typing import Any
 
-from steerlab.vllm.requests import SERVED, ServedModel, steering_digest
+from steerlab.vllm.requests import SERVED, ServedModel, is_compiled, steering_digest
 
 EXTENSION = "steerlab.vllm.worker.SteeringWorkerExtension"
 _MARK = "_steerlab_patched"
-COMPILED_ENV = "STEERLAB_VLLM_COMPILED"
-"""``eager`` (default): switch compiled engines to eager so steering runs; ``refuse``: keep vLLM's
-compiled mode and refuse steered requests."""
-log = logging.getLogger("steerlab.vllm")
 
 
 def register() -> None:
@@ -53,43 +48,20 @@ def _patch_engine_config() -> None:
 
     @functools.wraps(original)
     def create_engine_config(self: Any, *args: Any, **kwargs: Any) -> Any:
-        choice = compiled_choice()
-        if not self.enforce_eager and choice == "eager":
-            log.warning("steerlab: steering runs in vLLM's eager mode only; this engine is switched to "
-                        "enforce_eager=True. Set %s=refuse to keep the compiled mode (steered requests "
-                        "are then refused).", COMPILED_ENV)
-            self.enforce_eager = True
+        if isinstance(self.additional_config, dict):  # vLLM hashes it into its compile cache's key
+            from steerlab.vllm.graph import graph_signature
+
+            self.additional_config = {**self.additional_config, "steerlab_graph": graph_signature()}
         config = original(self, *args, **kwargs)
         if not config.parallel_config.worker_extension_cls:  # travels with the config to every worker
             config.parallel_config.worker_extension_cls = EXTENSION
         model = config.model_config
         name = model.served_model_name if isinstance(model.served_model_name, str) else str(model.model)
-        compiled = is_compiled(config)
-        if compiled:
-            log.warning("steerlab: this engine runs compiled (%s=refuse); steered requests will be refused "
-                        "with a message naming enforce_eager", COMPILED_ENV)
-        SERVED.append(ServedModel(name, model.hf_text_config, str(model.model), compiled=compiled))
+        SERVED.append(ServedModel(name, model.hf_text_config, str(model.model), compiled=is_compiled(config)))
         return config
 
     setattr(create_engine_config, _MARK, True)
     EngineArgs.create_engine_config = create_engine_config
-
-
-def compiled_choice() -> str:
-    """What to do with an engine built for vLLM's compiled mode: ``eager`` or ``refuse``."""
-    from steerlab.errors import SteerlabError
-
-    choice = os.environ.get(COMPILED_ENV, "eager").strip().lower() or "eager"
-    if choice not in ("eager", "refuse"):
-        raise SteerlabError(f"{COMPILED_ENV} must be 'eager' or 'refuse', got {choice!r}")
-    return choice
-
-
-def is_compiled(config: Any) -> bool:
-    """Whether a vLLM config runs the model through torch.compile or captured CUDA graphs, where
-    per-request hooks never run."""
-    cc = config.compilation_config
-    return int(getattr(cc, "mode", 0) or 0) != 0 or str(getattr(cc.cudagraph_mode, "name", "NONE")) != "NONE"
 
 
 def _patch_load_model() -> None:

@@ -116,7 +116,7 @@ class ServedModel:
     name: str
     config: Any  # the transformers config vLLM read
     model_dir: str | None
-    compiled: bool = False  # the engine runs compiled (kept by STEERLAB_VLLM_COMPILED=refuse): no steering
+    compiled: bool = False  # the engine runs compiled: hook-only methods other than the head's are refused
 
     @property
     def num_layers(self) -> int:
@@ -141,14 +141,17 @@ SERVED: list[ServedModel] = []
 admission checks against the latest, the one a process serves."""
 
 
+def is_compiled(config: Any) -> bool:
+    """Whether a vLLM config runs the model through torch.compile or captured CUDA graphs, where
+    per-call hooks on decoder modules never run."""
+    cc = config.compilation_config
+    return int(getattr(cc, "mode", 0) or 0) != 0 or str(getattr(cc.cudagraph_mode, "name", "NONE")) != "NONE"
+
+
 def request_steers(specs: list[SteerSpec], store: PluginStore, served: Any = None) -> list[Steer]:
     """Steers for one request, checked: known artifacts, a method that runs inside vLLM (steering
     through hooks alone), valid options, and — given ``served`` (a :class:`ServedModel` or the
     worker's model view) — each steerer's own check of the artifact against the served model."""
-    if specs and getattr(served, "compiled", False):
-        raise SteerlabError("this vLLM engine runs compiled (torch.compile / CUDA graphs), where steering does not "
-                            "run; start it with enforce_eager=True (--enforce-eager), or unset "
-                            "STEERLAB_VLLM_COMPILED=refuse to let steerlab switch it to eager")
     steers = []
     for spec in specs:
         art = store.get(spec.artifact)
@@ -160,6 +163,17 @@ def request_steers(specs: list[SteerSpec], store: PluginStore, served: Any = Non
         steers.append(Steer(art, spec.strength, dict(spec.options)))
     planned = plan([steers])  # parses every option: unknown names and bad values fail here
     if served is not None:
+        ops = []
         for steerer, app in planned:
             steerer.validate(served, app)
+            site_ops = steerer.site_ops(served, app.artifact, app.options)
+            if site_ops is not None:
+                ops += site_ops
+            elif getattr(served, "compiled", False) and not steerer.head_only:
+                raise SteerlabError(f"{app.artifact.name!r} ({steerer.name}) steers through decoder hooks, which "
+                                    "do not run in vLLM's compiled graph; start the engine with "
+                                    "enforce_eager=True (--enforce-eager) to use it")
+        from steerlab.vllm.graph import Capacity, check_program
+
+        check_program(ops, Capacity.from_env(requests=1, tokens=1))
     return steers

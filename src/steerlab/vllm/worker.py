@@ -1,20 +1,19 @@
 """The worker side: steer each token of a vLLM step with its own request's steering.
 
 :class:`SteeringWorkerExtension` is mixed into vLLM's worker class by the plugin. After the model
-loads it wraps two calls of the model runner:
+loads — before vLLM compiles it or captures CUDA graphs — steering attaches to the model runner:
 
-- ``_model_forward``: before the decoder runs, the step's requests (the runner's input batch, in
-  order, with ``query_start_loc`` giving each one's tokens) are grouped by steering with
-  :func:`steerlab.core.steerer.plan`, their strengths spread to their tokens, and every method's
-  hooks installed for this step only (:mod:`steerlab.vllm.view` for the shapes); they are removed
-  after the forward, whatever happens;
-- ``compute_logits``: the same for the rows vLLM samples from (one per request), so LM-Steer's
-  head-side transform sees each request's own strength.
-
-Decode steps (one token per request) of an unchanged batch are the common case: there a token
-row is its request's row, so one set of hooks serves the forward and the logits alike, and it is
-kept installed (switched off between calls) until a request joins or leaves; only the tracker's
-positions move. Unsteered steps cost a tuple comparison.
+- **In the graph** (:mod:`steerlab.vllm.graph`): every decoder site gets a table op, traced into
+  vLLM's compiled forward. Methods that describe themselves as site ops
+  (:meth:`~steerlab.core.steerer.Steerer.site_ops`: activation vectors, every site, operator and
+  position rule) run there: a request's rows are written when it joins, and before each forward
+  ``_model_forward`` writes each token's row from the runner's host arrays. The same path runs in
+  eager mode, so both modes give the same results.
+- **At the head**: methods whose hooks act on the LM head alone (LM-Steer) keep hooks on
+  ``compute_logits``, which vLLM runs outside the compiled graph; their strengths are spread per
+  request (``query_start_loc`` gives each one's tokens) and the hooks are kept across the decode
+  steps of an unchanged batch. In eager mode any other hook method runs the same way; in compiled
+  mode it is refused at admission (its hooks would not run).
 """
 
 from __future__ import annotations
@@ -29,10 +28,12 @@ import torch
 from torch import Tensor
 
 from steerlab.core.positions import PositionTracker
-from steerlab.core.steerer import Application, Steer, Steerer, install_planned, plan
+from steerlab.core.site_ops import SiteOp
+from steerlab.core.steerer import Application, Steer, Steerer, get_steerer, install_planned, plan
 from steerlab.errors import SteerlabError
 from steerlab.models.loading import LoadedModel
-from steerlab.vllm.requests import PluginStore, parse_steering, request_steers
+from steerlab.vllm.graph import Capacity, GraphPlanner, GraphTables, wrap_sites
+from steerlab.vllm.requests import PluginStore, is_compiled, parse_steering, request_steers
 from steerlab.vllm.view import VllmHookSet, VllmView, loaded_view
 
 log = logging.getLogger("steerlab.vllm")
@@ -50,7 +51,13 @@ class StepSteering:
         self.view = VllmView(model, self._compute_logits)
         config = runner.vllm_config.model_config
         self.lm: LoadedModel = loaded_view(self.view, str(config.served_model_name or config.model), str(config.model))
-        self._steers: dict[str, list[Steer]] = {}  # request id -> its steers (validated once)
+        self.compiled = is_compiled(runner.vllm_config)
+        dtype = next(self.view.parameters()).dtype
+        cap = Capacity.from_env(requests=int(runner.max_num_reqs), tokens=int(runner.max_num_tokens))
+        self.tables = GraphTables(self.lm.num_layers, self.lm.hidden_size, cap, dtype, self.lm.device)
+        wrap_sites(self.tables, self.lm.site_module, self.lm.num_layers)
+        self.graph = GraphPlanner(self.tables)
+        self._steers: dict[str, list[Steer]] = {}  # request id -> its hook steers (validated once)
         self._last: tuple[list[tuple[Steerer, Application]], Tensor, Tensor] | None = None
         self._plan: tuple[tuple[str, ...], list[tuple[Steerer, Application]], Tensor] | None = None
         # (request ids, their plan, prompt lengths): decode steps repeat the same batch, so the
@@ -61,11 +68,25 @@ class StepSteering:
         model.compute_logits = self.logits
 
     def steers_of(self, req_id: str) -> list[Steer]:
+        """The request's hook steers; its site-op steers are written into the graph tables here,
+        once, when it is first seen."""
         hit = self._steers.get(req_id)
         if hit is None:
             state = self.runner.requests[req_id]
             extra = getattr(state.sampling_params, "extra_args", None) if state.sampling_params else None
-            hit = request_steers(parse_steering(extra), self.store, self.lm)
+            hit, ops = [], []
+            for st in request_steers(parse_steering(extra), self.store, self.lm):
+                steerer = get_steerer(st.artifact.method)
+                site_ops: list[SiteOp] | None = steerer.site_ops(self.lm, st.artifact,
+                                                                 steerer.parse_options(st.options))
+                if site_ops is None:
+                    if self.compiled and not steerer.head_only:  # admission refuses these first
+                        raise SteerlabError(f"{st.artifact.method!r} steers through decoder hooks, which do not run "
+                                            "in vLLM's compiled graph; use enforce_eager=True")
+                    hit.append(st)
+                else:
+                    ops += [(st.artifact, op, float(st.strength)) for op in site_ops]
+            self.graph.join(req_id, ops, int(state.num_prompt_tokens))
             self._steers[req_id] = hit
         return hit
 
@@ -75,6 +96,15 @@ class StepSteering:
         ids = list(batch.req_ids[:n])
         qsl = np.asarray(self.runner.query_start_loc.np[: n + 1], dtype=np.int64)
         return ids, qsl
+
+    def _fill_graph(self, ids: list[str], qsl: np.ndarray, positions: Tensor | None) -> None:
+        """Each token's table row for this step, from the runner's host arrays (no device sync)."""
+        counts = np.diff(qsl)  # (R,) tokens of each request this step
+        token_req = np.repeat(np.arange(len(ids)), counts)  # (T,)
+        computed = self.runner.input_batch.num_computed_tokens_cpu[: len(ids)]  # (R,)
+        pos = computed[token_req] + (np.arange(token_req.shape[0]) - qsl[token_req])  # (T,) absolute positions
+        padded = int(positions.shape[0]) if positions is not None else int(token_req.shape[0])
+        self.graph.fill(ids, token_req, pos.astype(np.int64), padded)
 
     def _drop_kept(self) -> None:
         if self._kept is not None:
@@ -86,6 +116,7 @@ class StepSteering:
         ids, qsl = self._batch()
         if not ids:
             self._drop_kept()
+            self.graph.fill([], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0)
             return self._forward(*args, **kwargs)
         key = tuple(ids)
         if self._plan is None or self._plan[0] != key:
@@ -93,10 +124,12 @@ class StepSteering:
             live = set(ids)
             for gone in [r for r in self._steers if r not in live]:
                 del self._steers[gone]
+                self.graph.leave(gone)
             rows = [self.steers_of(r) for r in ids]
             prompt_lens = torch.tensor([self.runner.requests[r].num_prompt_tokens for r in ids])  # (R,)
             self._plan = (key, plan(rows) if any(rows) else [], prompt_lens)  # strengths per request (R,)
         _, planned, prompt_len = self._plan
+        self._fill_graph(ids, qsl, kwargs.get("positions"))
         if not planned:
             return self._forward(*args, **kwargs)
         positions: Tensor = kwargs["positions"]  # (T,) absolute position of each token (T may be padded)

@@ -27,13 +27,17 @@ def add(h: Tensor, v: Tensor, s: Tensor, c: float) -> Tensor:
     return h + s * v
 
 
+def project(h: Tensor, v: Tensor, s: Tensor, c: float) -> Tensor:
+    """``h + s·(c − h·û)·û``: ablate is ``c = 0``, clamp is ``c`` = the target projection."""
+    u = v / v.norm()
+    return h + s * (c - (h @ u).unsqueeze(-1)) * u
+
+
 @OPERATORS.decorator("ablate")
 def ablate(h: Tensor, v: Tensor, s: Tensor, c: float) -> Tensor:
-    u = v / v.norm()
-    return h - s * (h @ u).unsqueeze(-1) * u
+    return project(h, v, s, 0.0)
 
 
 @OPERATORS.decorator("clamp")
 def clamp(h: Tensor, v: Tensor, s: Tensor, c: float) -> Tensor:
-    u = v / v.norm()
-    return h + s * (c - (h @ u).unsqueeze(-1)) * u
+    return project(h, v, s, c)

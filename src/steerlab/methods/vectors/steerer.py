@@ -18,12 +18,13 @@ from torch import Tensor
 
 from steerlab.core.hooks import HookSet, output_hidden, replace_hidden
 from steerlab.core.positions import PositionRule, PositionTracker, position_mask, validate_positions
+from steerlab.core.site_ops import SiteOp
 from steerlab.core.steerer import Application, Steerer
 from steerlab.core.validate import finite
 from steerlab.data.pairs import ContrastSet, as_contrast, text_hashes
 from steerlab.errors import LayerError, SteerlabError
 from steerlab.methods.vectors.aggregators import AGGREGATORS
-from steerlab.methods.vectors.operators import OPERATORS
+from steerlab.methods.vectors.operators import OPERATORS, project
 from steerlab.methods.vectors.vector import SteeringVector
 from steerlab.models.layout import SITES
 from steerlab.models.loading import LoadedModel
@@ -95,54 +96,63 @@ class VectorSteerer(Steerer[SteeringVector, VectorOptions]):
                 raise SteerlabError(f"{opts.operator} needs a direction; vector {vec.name!r} is zero at "
                                     f"layer(s) {zero}")
 
+    def site_ops(self, lm: LoadedModel, artifact: SteeringVector, options: VectorOptions) -> list[SiteOp]:
+        """The application as table-driven ops (see :mod:`steerlab.core.site_ops`): ``add`` adds
+        the direction, ``ablate`` projects it out (target 0), ``clamp`` projects to the target."""
+        ops = []
+        for layer in lm.check_layers(options.layers) if options.layers is not None else artifact.layers:
+            v = artifact.directions[layer]
+            if options.operator == "add":
+                ops.append(SiteOp(artifact.site, layer, "add", v, options.positions))
+                continue
+            c = 0.0 if options.operator == "ablate" else options.clamp_value
+            if c is None:
+                c = float(artifact.meta["stats"][str(layer)]["pos_proj"])
+            ops.append(SiteOp(artifact.site, layer, "project", v, options.positions, float(c)))
+        return ops
+
     def install(self, lm: LoadedModel, apps: Sequence[Application], hooks: HookSet,
                 tracker: PositionTracker) -> None:
         dtype, device = next(lm.model.parameters()).dtype, lm.device
         Site = tuple[str, int]  # (site name, layer)
-        adds: dict[tuple[Site, PositionRule], Tensor] = {}  # fused (B, H) delta per site and rule
-        others: dict[Site, list[tuple[Any, Tensor, Tensor, PositionRule, float]]] = defaultdict(list)
+        adds: dict[Site, dict[PositionRule, Tensor]] = defaultdict(dict)  # fused (B, H) delta per site and rule
+        projections: dict[Site, list[tuple[Tensor, Tensor, PositionRule, float]]] = defaultdict(list)
         for app in apps:
-            vec: SteeringVector = app.artifact  # type: ignore[assignment]
-            opts: VectorOptions = app.options
             s = app.strengths.to(device=device, dtype=dtype)  # (B,)
-            for layer in lm.check_layers(opts.layers) if opts.layers is not None else vec.layers:
-                site = (vec.site, layer)
-                v = vec.directions[layer].to(device=device, dtype=dtype)  # (H,)
-                if opts.operator == "add":
-                    key = (site, opts.positions)
+            for op in self.site_ops(lm, app.artifact, app.options):  # type: ignore[arg-type]
+                site = (op.site, op.layer)
+                v = op.direction.to(device=device, dtype=dtype)  # (H,)
+                if op.kind == "add":
                     delta = s.unsqueeze(1) * v  # (B, H)
-                    adds[key] = adds[key] + delta if key in adds else delta
+                    rules = adds[site]
+                    rules[op.positions] = rules[op.positions] + delta if op.positions in rules else delta
                 else:
-                    c = opts.clamp_value
-                    if c is None:
-                        c = float(vec.meta["stats"][str(layer)]["pos_proj"])
-                    others[site].append((OPERATORS.get(opts.operator), v, s, opts.positions, float(c)))
-        by_site: dict[Site, list[tuple[PositionRule, Tensor]]] = defaultdict(list)
-        for (site, rule), delta in adds.items():
-            by_site[site].append((rule, delta))
-        modules = {site: lm.site_module(site[1], site[0]) for site in {*by_site, *others}}
+                    projections[site].append((v, s, op.positions, op.target))
+        modules = {site: lm.site_module(site[1], site[0]) for site in {*adds, *projections}}
         for site, module in modules.items():
-            hooks.forward_hook(module, _make_hook(tracker, by_site.get(site, []), others.get(site, [])))
+            hooks.forward_hook(module, _make_hook(tracker, list(adds.get(site, {}).items()),
+                                                  projections.get(site, [])))
 
 
 def _make_hook(tracker: PositionTracker, adds: list[tuple[PositionRule, Tensor]],
-               others: list[tuple[Any, Tensor, Tensor, PositionRule, float]]) -> Any:
+               projections: list[tuple[Tensor, Tensor, PositionRule, float]]) -> Any:
     def hook(module: Any, args: Any, output: Any) -> Any:
         h = output_hidden(output)  # (B, T, H)
+        total: Tensor | None = None  # every add at this site, summed, then added once
         for rule, delta in adds:  # delta (B|1, H)
             _check_rows(delta.shape[0], h.shape[0])
             mask = position_mask(tracker, rule)  # (B, T) or None
-            if mask is None:
-                h = h + delta.unsqueeze(1)
-            else:
-                h = h + delta.unsqueeze(1) * mask.unsqueeze(-1).to(h.dtype)
-        for op, v, s, rule, c in others:
+            d = delta.unsqueeze(1) if mask is None else delta.unsqueeze(1) * mask.unsqueeze(-1).to(h.dtype)
+            total = d if total is None else total + d
+        if total is not None:
+            h = h + total
+        for v, s, rule, c in projections:
             _check_rows(s.shape[0], h.shape[0])
             mask = position_mask(tracker, rule)
             scale = s.view(-1, 1, 1)  # (B|1, 1, 1)
             if mask is not None:
                 scale = scale * mask.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
-            h = op(h, v, scale, c)
+            h = project(h, v, scale, c)
         return replace_hidden(output, h)
 
     return hook

@@ -1,0 +1,420 @@
+"""Steering inside vLLM's compiled graph: fixed tables, filled in place, read by ops that Dynamo
+traces once.
+
+vLLM compiles the decoder stack (torch.compile) and, on a GPU, replays it as CUDA graphs, so a
+hook added for one step never runs there. As vLLM's multi-LoRA does, steering here is part of the
+forward itself. After the model loads (before vLLM compiles or captures it), every steerable site
+— each decoder layer's output (``block``), its MLP and its attention — gets a wrapper that runs
+:meth:`GraphTables.steer`; that op reads persistent buffers whose addresses never change:
+
+- ``variant`` (max tokens,): each token's row in the tables (0 = unsteered, a zero row). A row is
+  one request in one *segment* of positions (a position rule such as ``generated`` or ``k`` splits
+  a request's tokens into segments with different active ops);
+- per site: ``dirs`` / ``units`` (layers, D, H): the directions of up to D artifacts (raw and unit
+  length), ``coef`` (layers, rows, D): each row's add strength per direction, and ``pidx`` /
+  ``ps`` / ``pc`` (layers, rows, P): up to P projections per row (direction index, strength,
+  target), run in order after the add;
+- for ``block``: ``on`` (layers, rows): whether a row steers that layer, so an unsteered token's
+  ``(hidden, residual)`` pair passes through bit for bit, and a steered one is collapsed into the
+  residual stream (as the eager hooks and transformers compute it).
+
+An unsteered token costs a gather of a zero row and a multiply by zero; nothing branches on data.
+The host side (:class:`GraphPlanner`) writes a request's rows when it joins, frees them when it
+leaves, and each step writes ``variant`` from numpy arrays of the step's tokens. New artifacts and
+new specs only write into the tables, so nothing recompiles; capacities are set once, when the
+worker attaches (environment variables below), and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from steerlab.core.hooks import output_hidden, replace_hidden
+from steerlab.core.positions import PositionRule
+from steerlab.core.site_ops import SiteOp
+from steerlab.errors import SteerlabError
+
+log = logging.getLogger("steerlab.vllm")
+
+SITES = ("block", "mlp", "attn")
+ARTIFACTS_ENV = "STEERLAB_VLLM_GRAPH_ARTIFACTS"  # D: artifacts whose directions the tables hold at once
+PROJECTIONS_ENV = "STEERLAB_VLLM_GRAPH_PROJECTIONS"  # P: projections (ablate / clamp) per token and site
+SEGMENTS_ENV = "STEERLAB_VLLM_GRAPH_SEGMENTS"  # S: position segments per request
+SITES_ENV = "STEERLAB_VLLM_GRAPH_SITES"  # which sites get table ops (each costs graph size and a little time)
+
+
+def _env_int(name: str, default: int, minimum: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SteerlabError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SteerlabError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Sizes of the tables, fixed when the worker attaches."""
+
+    artifacts: int = 32
+    projections: int = 2
+    segments: int = 4
+    requests: int = 256  # vLLM's max_num_seqs: requests steered at once
+    tokens: int = 8192  # vLLM's max_num_batched_tokens: tokens in one step
+    sites: tuple[str, ...] = SITES
+
+    @property
+    def rows(self) -> int:
+        return 1 + self.requests * self.segments
+
+    @classmethod
+    def from_env(cls, requests: int, tokens: int) -> Capacity:
+        raw = os.environ.get(SITES_ENV)
+        sites = SITES if raw is None else tuple(x.strip() for x in raw.split(",") if x.strip())
+        unknown = sorted(set(sites) - set(SITES))
+        if unknown:
+            raise SteerlabError(f"{SITES_ENV} takes sites among {', '.join(SITES)}, got {unknown}")
+        return cls(artifacts=_env_int(ARTIFACTS_ENV, 32, 1), projections=_env_int(PROJECTIONS_ENV, 2, 0),
+                   segments=_env_int(SEGMENTS_ENV, 4, 1), requests=requests, tokens=tokens, sites=sites)
+
+
+GRAPH_LAYOUT = 1  # bump when the tables or the ops change shape or meaning
+
+
+def graph_signature() -> dict[str, Any]:
+    """What a compiled graph with steerlab's table ops depends on (for vLLM's compile-cache key)."""
+    from steerlab._version import __version__
+
+    cap = Capacity.from_env(requests=0, tokens=0)
+    return {"layout": GRAPH_LAYOUT, "steerlab": __version__, "artifacts": cap.artifacts,
+            "projections": cap.projections, "segments": cap.segments, "sites": list(cap.sites)}
+
+
+def thresholds(rules: Sequence[PositionRule], prompt_len: int) -> list[int]:
+    """The positions where a set of position rules changes what is active, sorted."""
+    cuts = {prompt_len if r in ("prompt", "generated") else int(r) for r in rules if r != "all"}
+    return sorted(cuts)
+
+
+def rule_active(rule: PositionRule, pos: int, prompt_len: int) -> bool:
+    """Whether ``rule`` steers the token at position ``pos`` (see
+    :func:`steerlab.core.positions.position_mask`)."""
+    if rule == "all":
+        return pos >= 0
+    if rule == "prompt":
+        return 0 <= pos < prompt_len
+    if rule == "generated":
+        return pos >= prompt_len
+    return pos >= int(rule)
+
+
+def check_program(ops: Sequence[SiteOp], cap: Capacity) -> None:
+    """Refuse (before it runs) a request the tables cannot hold: too many distinct position
+    cuts, projections at one site, or artifacts."""
+    missing = sorted({op.site for op in ops} - set(cap.sites))
+    if missing:
+        raise SteerlabError(f"site(s) {missing} are not steered inside this vLLM engine's graph (set {SITES_ENV} to "
+                            f"include them; it has {', '.join(cap.sites) or 'none'})")
+    ints = {op.positions for op in ops if op.positions not in ("all", "prompt", "generated")}
+    cuts = len(ints) + any(op.positions in ("prompt", "generated") for op in ops)
+    if cuts + 1 > cap.segments:
+        raise SteerlabError(f"this steering splits positions at {cuts} points; the compiled vLLM tables hold "
+                            f"{cap.segments - 1} (set {SEGMENTS_ENV} higher)")
+    per_site: dict[tuple[str, int], int] = {}
+    for op in ops:
+        if op.kind == "project":
+            key = (op.site, op.layer)
+            per_site[key] = per_site.get(key, 0) + 1
+    worst = max(per_site.values(), default=0)
+    if worst > cap.projections:
+        raise SteerlabError(f"this steering runs {worst} projections (ablate / clamp) at one site; the compiled vLLM "
+                            f"tables hold {cap.projections} (set {PROJECTIONS_ENV} higher)")
+
+
+class GraphTables(nn.Module):
+    """The persistent buffers and the op every wrapped site runs (see the module docstring)."""
+
+    variant: Tensor
+    on: Tensor
+
+    def __init__(self, num_layers: int, hidden: int, cap: Capacity, dtype: torch.dtype,
+                 device: torch.device) -> None:
+        super().__init__()
+        self.cap, self.num_layers, self.hidden = cap, num_layers, hidden
+        self.wrapped: set[tuple[str, int]] = set()  # (site, layer) whose module runs the table op
+        L, D, P, V = num_layers, cap.artifacts, cap.projections, cap.rows  # noqa: N806
+
+        def buf(name: str, shape: tuple[int, ...], kind: torch.dtype) -> None:
+            self.register_buffer(name, torch.zeros(shape, dtype=kind, device=device), persistent=False)
+
+        buf("variant", (cap.tokens,), torch.long)
+        buf("on", (L, V), torch.bool)  # layer-major: a layer's rows are one contiguous table to gather from
+        for site in SITES:
+            buf(f"{site}_dirs", (L, D, hidden), dtype)
+            buf(f"{site}_units", (L, D, hidden), dtype)
+            buf(f"{site}_coef", (L, V, D), dtype)
+            buf(f"{site}_pidx", (L, V, max(P, 1)), torch.long)
+            buf(f"{site}_ps", (L, V, max(P, 1)), dtype)
+            buf(f"{site}_pc", (L, V, max(P, 1)), dtype)
+
+    def table(self, site: str, kind: str) -> Tensor:
+        """A site's buffer: ``dirs``, ``units``, ``coef``, ``pidx``, ``ps`` or ``pc``."""
+        return cast(Tensor, getattr(self, f"{site}_{kind}"))
+
+    def steer(self, site: str, layer: int, hidden: Tensor) -> Tensor:
+        """``hidden`` (T, H) — or (B, T, H), read as B·T tokens — with every token's row of ops
+        applied (tokens ≤ capacity)."""
+        h = hidden.reshape(-1, hidden.shape[-1])  # (T, H)
+        v = self.variant[: h.shape[0]]  # (T,)
+        coef = self.table(site, "coef")[layer][v]  # (T, D)
+        h = h + coef @ self.table(site, "dirs")[layer]  # (T, D) @ (D, H)
+        units = self.table(site, "units")[layer]  # (D, H)
+        pidx, ps, pc = (self.table(site, k)[layer][v] for k in ("pidx", "ps", "pc"))  # (T, P) each
+        for j in range(self.cap.projections):
+            u = units[pidx[:, j]]  # (T, H)
+            dot = (h * u).sum(dim=-1, keepdim=True)  # (T, 1)
+            h = h + ps[:, j:j + 1] * (pc[:, j:j + 1] - dot) * u
+        return h.view(hidden.shape)
+
+    def steer_block(self, layer: int, out: Any) -> Any:
+        """A decoder layer's output: ``(hidden, residual)`` (their sum is the residual stream) or
+        the stream itself."""
+        if isinstance(out, Tensor):
+            return self.steer("block", layer, out)
+        if len(out) != 2 or out[1] is None or out[1].shape != out[0].shape:  # a (hidden, extras...) tuple
+            return (self.steer("block", layer, out[0]), *out[1:])
+        hidden, residual = out  # vLLM's pair: the residual stream is their sum
+        on = self.on[layer][self.variant[: hidden.shape[0]]].unsqueeze(-1)  # (T, 1)
+        steered = self.steer("block", layer, hidden + residual)
+        return torch.where(on, steered, hidden), torch.where(on, torch.zeros_like(residual), residual)
+
+
+def wrap_sites(tables: GraphTables, site_module: Any, num_layers: int) -> None:
+    """Make every site module's forward (of the capacity's sites) end with its table op
+    (``site_module(layer, site)`` returns the module). Idempotent per module."""
+    for layer in range(num_layers):
+        for site in tables.cap.sites:
+            try:
+                module = site_module(layer, site)
+            except SteerlabError:  # a site this architecture lacks stays unwrapped (refused when asked)
+                continue
+            tables.wrapped.add((site, layer))
+            if getattr(module, "_steerlab_graph", False):
+                continue
+            module.forward = _wrapped(tables, module.forward, site, layer)
+            module._steerlab_graph = True
+
+
+def _wrapped(tables: GraphTables, inner: Any, site: str, layer: int) -> Any:
+    """``inner`` (a module's forward) followed by the site's table op."""
+    if site == "block":
+        def block(*args: Any, **kwargs: Any) -> Any:
+            return tables.steer_block(layer, inner(*args, **kwargs))
+
+        return block
+
+    def sub(*args: Any, **kwargs: Any) -> Any:
+        out = inner(*args, **kwargs)
+        return replace_hidden(out, tables.steer(site, layer, output_hidden(out)))
+
+    return sub
+
+
+@dataclass
+class _Joined:
+    """A request's place in the tables."""
+
+    block: int  # first row (0: unsteered, no rows)
+    cuts: np.ndarray  # (S - 1,) positions where its segment changes, padded with a huge number
+    slots: list[int] = field(default_factory=list)  # direction slots it holds
+
+
+class GraphPlanner:
+    """The host side: direction slots per artifact, rows per request, ``variant`` per step."""
+
+    BIG = np.iinfo(np.int64).max // 2
+
+    def __init__(self, tables: GraphTables) -> None:
+        self.tables = tables
+        cap = tables.cap
+        self.cap = cap
+        self._slot_of: dict[int, int] = {}  # id(artifact) -> slot
+        self._slot_refs = [0] * cap.artifacts
+        self._slot_owner: list[Any] = [None] * cap.artifacts  # keeps the artifact (so its id stays unique)
+        self._lru: list[int] = []  # free-able slots, least recently released first
+        self._written: dict[int, dict[tuple[str, int], Tensor]] = {}  # slot -> (site, layer) directions it holds
+        self._free_blocks = list(range(cap.requests - 1, -1, -1))
+        self._joined: dict[str, _Joined] = {}
+        self._host = torch.zeros(cap.tokens, dtype=torch.long)
+        self._dirty = 0  # tokens of ``variant`` that may be non-zero
+        log.info("steerlab: steering runs inside vLLM's graph: %d layers x %s; tables for %d artifacts, %d "
+                 "projections per site, %d segments per request, %d requests, %d tokens per step",
+                 tables.num_layers, "/".join(SITES), cap.artifacts, cap.projections, cap.segments, cap.requests,
+                 cap.tokens)
+
+    # ------------------------------------------------------------------ rows
+    def join(self, req_id: str, ops: Sequence[tuple[Any, SiteOp, float]], prompt_len: int) -> None:
+        """Write the rows of a request whose steering is ``ops`` — (artifact, op, strength) in
+        application order."""
+        if req_id in self._joined:
+            return
+        if not ops:
+            self._joined[req_id] = _Joined(0, np.full(self.cap.segments - 1, self.BIG, dtype=np.int64))
+            return
+        check_program([op for _, op, _ in ops], self.cap)
+        unwrapped = sorted({(op.site, op.layer) for _, op, _ in ops} - self.tables.wrapped)
+        if unwrapped:
+            raise SteerlabError(f"this model has no module for site {unwrapped[0][0]!r} at layer {unwrapped[0][1]}")
+        if not self._free_blocks:
+            raise SteerlabError(f"more than {self.cap.requests} steered requests at once")
+        slots: dict[int, int] = {}
+        try:
+            for art, _, _ in ops:
+                if id(art) not in slots:
+                    slots[id(art)] = self._acquire(art, [op for a, op, _ in ops if a is art])
+        except BaseException:
+            for slot in slots.values():
+                self._release(slot)
+            raise
+        cuts = thresholds([op.positions for _, op, _ in ops], prompt_len)
+        block = 1 + self._free_blocks.pop() * self.cap.segments
+        self._write_rows(block, ops, slots, cuts, prompt_len)
+        padded = np.full(self.cap.segments - 1, self.BIG, dtype=np.int64)
+        padded[:len(cuts)] = cuts
+        self._joined[req_id] = _Joined(block, padded, list(slots.values()))
+
+    def leave(self, req_id: str) -> None:
+        joined = self._joined.pop(req_id, None)
+        if joined is None or joined.block == 0:
+            return
+        for slot in joined.slots:
+            self._release(slot)
+        self._free_blocks.append((joined.block - 1) // self.cap.segments)
+
+    def live(self) -> set[str]:
+        return set(self._joined)
+
+    def _write_rows(self, block: int, ops: Sequence[tuple[Any, SiteOp, float]], slots: dict[int, int],
+                    cuts: list[int], prompt_len: int) -> None:
+        t, S, L, D, P = self.tables, self.cap.segments, self.tables.num_layers, self.cap.artifacts, self.cap.projections  # noqa: N806
+        dtype = t.table("block", "coef").dtype
+        coef = {s: torch.zeros(S, L, D) for s in SITES}  # float32 on the host, cast once
+        pidx = {s: torch.zeros(S, L, max(P, 1), dtype=torch.long) for s in SITES}
+        ps = {s: torch.zeros(S, L, max(P, 1)) for s in SITES}
+        pc = {s: torch.zeros(S, L, max(P, 1)) for s in SITES}
+        on = torch.zeros(S, L, dtype=torch.bool)
+        reps = [cuts[0] - 1 if cuts else 0] + cuts  # a position inside each segment
+        for seg, pos in enumerate(reps[:S]):
+            used: dict[tuple[str, int], int] = {}
+            for art, op, strength in ops:
+                if not rule_active(op.positions, pos, prompt_len) or strength == 0:
+                    continue
+                slot = slots[id(art)]
+                if op.site == "block":
+                    on[seg, op.layer] = True
+                if op.kind == "add":
+                    coef[op.site][seg, op.layer, slot] += strength
+                else:
+                    j = used.get((op.site, op.layer), 0)
+                    used[(op.site, op.layer)] = j + 1
+                    pidx[op.site][seg, op.layer, j], ps[op.site][seg, op.layer, j] = slot, strength
+                    pc[op.site][seg, op.layer, j] = op.target
+        rows = slice(block, block + S)
+        dev = t.variant.device
+        t.on[:, rows] = on.T.to(dev)
+        for s in SITES:  # host (S, L, ...) -> table (L, S, ...)
+            t.table(s, "coef")[:, rows] = coef[s].transpose(0, 1).to(device=dev, dtype=dtype)
+            t.table(s, "pidx")[:, rows] = pidx[s].transpose(0, 1).to(dev)
+            t.table(s, "ps")[:, rows] = ps[s].transpose(0, 1).to(device=dev, dtype=dtype)
+            t.table(s, "pc")[:, rows] = pc[s].transpose(0, 1).to(device=dev, dtype=dtype)
+
+    # ----------------------------------------------------------- directions
+    def _acquire(self, art: Any, ops: Sequence[SiteOp]) -> int:
+        """A direction slot holding ``art``'s directions at (at least) the sites and layers of ``ops``."""
+        slot = self._slot_of.get(id(art))
+        if slot is None or self._slot_owner[slot] is not art:
+            unused = [s for s in range(self.cap.artifacts) if self._slot_owner[s] is None]
+            free = [s for s in self._lru if self._slot_refs[s] == 0]
+            if unused:
+                slot = unused[0]
+            elif free:
+                slot = free[0]
+                self._slot_of.pop(id(self._slot_owner[slot]), None)
+            else:
+                raise SteerlabError(f"the running requests steer with {self.cap.artifacts} artifacts already, all "
+                                    f"the compiled vLLM tables hold (set {ARTIFACTS_ENV} higher)")
+            self._clear_slot(slot)
+            self._slot_of[id(art)], self._slot_owner[slot] = slot, art
+            log.info("steerlab: %r takes slot %d of %d in the steering tables", getattr(art, "name", art), slot,
+                     self.cap.artifacts)
+        self._write_directions(slot, ops)
+        if slot in self._lru:
+            self._lru.remove(slot)
+        self._slot_refs[slot] += 1
+        return slot
+
+    def _release(self, slot: int) -> None:
+        self._slot_refs[slot] -= 1
+        if self._slot_refs[slot] == 0:
+            self._lru.append(slot)
+
+    def _clear_slot(self, slot: int) -> None:
+        t = self.tables
+        for s in SITES:
+            t.table(s, "dirs")[:, slot] = 0
+            t.table(s, "units")[:, slot] = 0
+        self._written[slot] = {}
+
+    def _write_directions(self, slot: int, ops: Sequence[SiteOp]) -> None:
+        """Write the directions of ``ops`` the slot does not hold yet (an artifact's directions are
+        written as requests first use each site and layer)."""
+        t = self.tables
+        dtype, dev = t.table("block", "dirs").dtype, t.variant.device
+        held = self._written.setdefault(slot, {})
+        for op in ops:
+            key = (op.site, op.layer)
+            if key in held:
+                if held[key] is not op.direction and not torch.equal(held[key], op.direction):
+                    raise SteerlabError("an artifact's ops must use one direction per site and layer")
+                continue
+            held[key] = op.direction
+            v = op.direction.to(device=dev, dtype=dtype)  # (H,), in the model's dtype as the hooks use it
+            t.table(op.site, "dirs")[op.layer, slot] = v
+            norm = v.norm()
+            t.table(op.site, "units")[op.layer, slot] = v / norm if float(norm) > 0 else v
+
+    # ------------------------------------------------------------------ step
+    def fill(self, req_ids: Sequence[str], token_req: np.ndarray, positions: np.ndarray, padded: int) -> None:
+        """Write ``variant`` for one step: ``token_req`` (T,) each token's index into ``req_ids``,
+        ``positions`` (T,) its absolute position; tokens ``T..padded`` (graph padding) get row 0."""
+        n_tok = int(token_req.shape[0])
+        blocks = np.array([self._joined[r].block if r in self._joined else 0 for r in req_ids], dtype=np.int64)
+        host = self._host.numpy()
+        if not blocks.any():
+            if self._dirty:  # clear what earlier steps wrote
+                self.tables.variant[: self._dirty].zero_()
+                self._dirty = 0
+            return
+        cuts = np.stack([self._joined[r].cuts if r in self._joined else
+                         np.full(self.cap.segments - 1, self.BIG, dtype=np.int64) for r in req_ids])  # (R, S-1)
+        tok_block = blocks[token_req]  # (T,)
+        seg = (positions[:, None] >= cuts[token_req]).sum(axis=1)  # (T,)
+        host[:n_tok] = np.where(tok_block > 0, tok_block + seg, 0)
+        end = max(padded, n_tok)
+        host[n_tok:end] = 0
+        upto = max(end, self._dirty)
+        host[end:upto] = 0
+        self.tables.variant[:upto].copy_(self._host[:upto], non_blocking=True)
+        self._dirty = end
