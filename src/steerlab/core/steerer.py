@@ -121,6 +121,10 @@ class Steerer(ABC, Generic[A, O]):
         it themselves instead of this method's hooks; default: none."""
         return None
 
+    adapter_follows_strength: ClassVar[bool] = True
+    """Whether the steer's strength scales :meth:`adapter` (SteerLM) or only switches it on (DGLM,
+    whose strength steers the proposal)."""
+
     head_only: ClassVar[bool] = False
     """True for methods whose hooks act on the LM head alone (LM-Steer): engines that compile the
     decoder stack (vLLM) still run them, since the head runs outside the compiled graph."""

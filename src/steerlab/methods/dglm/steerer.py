@@ -20,7 +20,7 @@ Options (per steer, so DGLM rows mix with any other rows in one batch)::
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,8 +79,13 @@ class DGLMSteerer(Steerer[DGLMArtifact, DGLMOptions]):
     suggested_strengths = (1.0, 2.0, 4.0)
     steers_prompt = True  # through soft prompts: hooks alone (bare apply/patch) would drop them
 
+    adapter_follows_strength = False  # the LoRA is on for every steered row; the strength steers the proposal
+
     def fit(self, lm: LoadedModel, data: Any, **config: Any) -> DGLMArtifact:
         raise SteerlabError("DGLM trains in stages: steerlab dglm build-pairs, train-diffusion, train-decoder")
+
+    def adapter(self, artifact: DGLMArtifact) -> tuple[Mapping[str, tuple[Tensor, Tensor]], float]:
+        return artifact.lora, artifact.lora_scaling
 
     def validate(self, lm: LoadedModel, app: Application, *, allow_mismatch: bool = False) -> None:
         super().validate(lm, app, allow_mismatch=allow_mismatch)
