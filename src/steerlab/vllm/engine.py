@@ -12,12 +12,10 @@ Per row, steering splits three ways, by what each method says of itself (no bran
 - everything else (hooks) goes to the plugin's worker in ``extra_args["steering"]``, naming
   artifacts this engine saved into its own folder of ``$STEERLAB_ARTIFACTS``.
 
-- soft prompts (``Steerer.soft_prompt``, DGLM's) go in as prompt embeddings: the soft vectors
-  before the prompt's token embeddings (read from the checkpoint), exactly as steerlab's engine
-  places them (``enable_prompt_embeds=True``); DGLM's LoRA rides vLLM's multi-LoRA like SteerLM's.
-
 Not available on vLLM (refused with a clear error): classifier-free guidance (``guidance`` ≠ 1),
-two LoRA adapters on one row, ``allow_mismatch``.
+soft prompts (DGLM: its soft prompts would go in as prompt embeddings and its LoRA through vLLM's
+multi-LoRA, but vLLM 0.32 cannot combine the two — with prompt embeddings on, every LoRA request
+fails in vLLM's LoRA embedding layer), two LoRA adapters on one row, ``allow_mismatch``.
 """
 
 from __future__ import annotations
@@ -35,7 +33,7 @@ import torch
 from safetensors.torch import save_file
 
 from steerlab.core.artifact import Artifact
-from steerlab.core.steerer import Steer, Steerer, get_steerer, per_row, soft_prompts, with_option
+from steerlab.core.steerer import Steer, Steerer, get_steerer, per_row, with_option
 from steerlab.core.validate import offset_seed
 from steerlab.errors import SteerlabError
 from steerlab.generation.generate import conditioned_texts
@@ -58,7 +56,7 @@ class VllmEngine:
 
     def __init__(self, model: str = "smollm2-135m", *, dtype: str = "bfloat16", max_model_len: int = 2048,
                  enable_lora: bool = False, max_lora_rank: int = 64, max_loras: int = 4, seed: int = 0,
-                 enforce_eager: bool | None = None, enable_prompt_embeds: bool = False, **llm_kwargs: Any) -> None:
+                 enforce_eager: bool | None = None, **llm_kwargs: Any) -> None:
         os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")  # keep stdout for the caller's output
         from vllm import LLM
 
@@ -78,9 +76,8 @@ class VllmEngine:
         if enforce_eager is None:  # compiling pays off on long runs; STEERLAB_VLLM_EAGER=1 skips it
             enforce_eager = os.environ.get("STEERLAB_VLLM_EAGER", "").strip().lower() in ("1", "true", "yes")
         self.llm = LLM(model=path, dtype=dtype, max_model_len=max_model_len, seed=seed, enforce_eager=enforce_eager,
-                       enable_prompt_embeds=enable_prompt_embeds, **lora_kwargs, **llm_kwargs)
-        self.enable_lora, self.enable_prompt_embeds, self.model_dir = enable_lora, enable_prompt_embeds, path
-        self._embed_lm: LoadedModel | None = None
+                       **lora_kwargs, **llm_kwargs)
+        self.enable_lora = enable_lora
         self.name = model
         tokenizer = self.llm.get_tokenizer()
         self._text_lm = LoadedModel(model=None, tokenizer=tokenizer, layout=Layout("", "", "", "", "", "", ""),
@@ -127,53 +124,16 @@ class VllmEngine:
         if attributes is not None:
             rows = with_option(rows, "attributes", attributes)
         texts = conditioned_texts(self._text_lm, prompt_list, rows, chat=chat, system=system)
-        soft = self.soft_prompts(prompt_list, rows)
         requests, params, loras = [], [], []
         for i, (text, steers) in enumerate(zip(texts, rows)):
             hooked, lora = self.split(steers)
-            requests.append(self.prompt(self.tokenize(text, not chat), soft[i]))
+            requests.append({"prompt_token_ids": self.tokenize(text, not chat)})
             params.append(self.sampling_params(max_new_tokens, temperature, top_p, top_k,
                                                offset_seed(seed, i), stop, ignore_eos, hooked))
             loras.append(lora)
         outs = self.llm.generate(requests, params, lora_request=loras if any(loras) else None, use_tqdm=progress)
         texts_out = [o.outputs[0].text for o in outs]
         return texts_out[0] if single else texts_out
-
-    def soft_prompts(self, prompts: Sequence[str], rows: Sequence[Sequence[Steer]]) -> list[torch.Tensor | None]:
-        """Each row's soft prompt (k, H), as steerlab's engine makes it, or None."""
-        if not any(type(get_steerer(st.artifact.method)).soft_prompt is not Steerer.soft_prompt
-                   for row in rows for st in row if st.strength != 0):
-            return [None] * len(rows)
-        return soft_prompts(self.embeddings(), prompts, rows)
-
-    def embeddings(self) -> LoadedModel:
-        """The served model's token embeddings (read once from its checkpoint), as a model that soft
-        prompts and prompt embeddings are built from."""
-        if self._embed_lm is None:
-            from steerlab.vllm.view import _checkpoint_tensor
-
-            weight = None
-            for key in ("model.embed_tokens.weight", "embed_tokens.weight", "transformer.wte.weight"):
-                weight = _checkpoint_tensor(self.model_dir, key)
-                if weight is not None:
-                    break
-            if weight is None:
-                raise SteerlabError(f"no token embedding found in {self.model_dir}; soft prompts need one")
-            dtype = self.llm.llm_engine.vllm_config.model_config.dtype
-            self._embed_lm = LoadedModel(model=_Embeddings(weight.to(dtype)), tokenizer=self._text_lm.tokenizer,
-                                         layout=Layout("", "", "", "", "", "", "embed"), name=self.name)
-        return self._embed_lm
-
-    def prompt(self, ids: list[int], soft: torch.Tensor | None) -> dict[str, Any]:
-        """vLLM's prompt for one row: its token ids, or — with a soft prompt (k, H) — the soft
-        vectors followed by the tokens' embeddings (``prompt_embeds``, (k + n, H))."""
-        if soft is None:
-            return {"prompt_token_ids": ids}
-        if not self.enable_prompt_embeds:
-            raise SteerlabError("this steer makes soft prompts: create VllmEngine(..., enable_prompt_embeds=True)")
-        table = self.embeddings().model.embed
-        tokens = table(torch.tensor(ids, dtype=torch.long))  # (n, H)
-        return {"prompt_embeds": torch.cat([soft.to(dtype=tokens.dtype, device=tokens.device), tokens], dim=0)}
 
     def tokenize(self, text: str, add_special_tokens: bool) -> list[int]:
         """Token ids of an already conditioned text, as steerlab's engine tokenises it."""
@@ -197,6 +157,10 @@ class VllmEngine:
             if st.strength == 0:
                 continue
             steerer = get_steerer(st.artifact.method)
+            if type(steerer).soft_prompt is not Steerer.soft_prompt:  # the method makes soft prompts
+                raise SteerlabError(f"{st.artifact.name!r} ({st.artifact.method}) steers through soft prompts, which "
+                                    "the vLLM engine cannot carry with its LoRA: vLLM 0.32 fails every LoRA request "
+                                    "once prompt embeddings are on; use steerlab's own engine (--engine hf)")
             adapter = steerer.adapter(st.artifact)
             if adapter is not None:
                 if lora is not None:
@@ -206,17 +170,6 @@ class VllmEngine:
                 continue
             hooked.append({"artifact": self._name(st.artifact), "strength": st.strength, **dict(st.options)})
         return hooked, lora
-
-
-class _Embeddings(torch.nn.Module):
-    """Just the token embedding table (what soft prompts and prompt embeddings need)."""
-
-    def __init__(self, weight: torch.Tensor) -> None:
-        super().__init__()
-        self.embed = torch.nn.Embedding.from_pretrained(weight, freeze=True)
-
-    def get_input_embeddings(self) -> torch.nn.Module:
-        return self.embed
 
 
 def export_peft_lora(folder: Path, factors: Mapping[str, tuple[torch.Tensor, torch.Tensor]], scaling: float,

@@ -46,6 +46,9 @@ class VllmServingEngine(EngineThread):
             raise QueueFull(f"the queue is full ({self.max_queue} waiting); retry later")
         if job.guidance != 1.0:
             raise SteerlabError("classifier-free guidance (guidance != 1) is not available on the vLLM engine")
+        if job.soft_prompt is not None:
+            raise SteerlabError("soft prompts (DGLM) are not available on the vLLM engine: vLLM 0.32 cannot combine "
+                                "prompt embeddings with the LoRA they come with")
         hooked, lora = self.engine.split(job.steering)
         params = self.engine.sampling_params(job.max_new_tokens, job.temperature, job.top_p, job.top_k, job.seed,
                                              job.stop, job.ignore_eos, hooked)
@@ -57,9 +60,8 @@ class VllmServingEngine(EngineThread):
         ids = self.engine.tokenize(job.text, job.add_special_tokens)
         if not ids:
             raise SteerlabError("a prompt has no tokens: give some text to continue")
-        prompt = self.engine.prompt(ids, job.soft_prompt)  # a soft prompt (DGLM) goes in as prompt embeddings
         stream = Stream(job, on_event)
-        self._incoming.put((f"steerlab-{next(self._ids)}", stream, prompt, params, lora))
+        self._incoming.put((f"steerlab-{next(self._ids)}", stream, {"prompt_token_ids": ids}, params, lora))
         self.stats.queued = self._incoming.qsize()
         self._wake.set()
         return stream
