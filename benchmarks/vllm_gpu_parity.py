@@ -38,7 +38,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as work:
             job = Path(work) / "job.json"
             job.write_text(json.dumps({"model": model, "max_tokens": MAX_TOKENS, "solo": solo, "batch": batch,
-                                       "eager": mode == "eager"}))
+                                       "eager": mode == "eager", "lora": False}))
             env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "STEERLAB_ARTIFACTS": str(Path(work) / "a")}
             proc = subprocess.run([sys.executable, str(ROOT / "tests" / "vllm_driver.py"), str(job)],
                                   capture_output=True, text=True, env=env, cwd=work, timeout=240)

@@ -175,22 +175,32 @@ def _fresh(n: int) -> list[list[Any]]:
     return out
 
 
+CORE = {"max_tokens": MAX_TOKENS,
+        "solo": [[PROMPTS[i % 4], s] for i, s in enumerate(SPECS)] + [[PROMPTS[i % 4], s] for i, s in enumerate(MIXED)],
+        "batch": [[PROMPTS[i % 4], s] for i, s in enumerate(MIXED)],
+        "sequence": [[LONG, STRONG], [LONG, None], [LONG, SPECS[6]], [LONG, STRONG]],
+        "refused": [[{"artifact": "no-such-thing"}], [{"artifact": "steerlm-smollm2"}],
+                    [{"artifact": "sentiment-vec", "layers": [99]}],
+                    [{"artifact": "sentiment-vec", "strength": 1, "colour": "red"}]]}
+
+
 @pytest.fixture(scope="module")
 def vllm_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The engine with LoRA on (SteerLM), steerlab's front ends over it. vLLM's CPU backend runs
+    LoRA engines eagerly (it turns compilation off whenever LoRA is enabled)."""
     from steerlab.models.packaged import PACKAGED, converted_dir
 
-    work = tmp_path_factory.mktemp("vllm")
-    model = str(converted_dir(PACKAGED["smollm2-135m"]))
-    job = {"model": model, "max_tokens": MAX_TOKENS, "fresh": _fresh(100),
-           "solo": [[PROMPTS[i % 4], s] for i, s in enumerate(SPECS)]
-           + [[PROMPTS[i % 4], s] for i, s in enumerate(MIXED)],
-           "batch": [[PROMPTS[i % 4], s] for i, s in enumerate(MIXED)],
-           "sequence": [[LONG, STRONG], [LONG, None], [LONG, SPECS[6]], [LONG, STRONG]],
-           "engine": ENGINE, "server": SERVER,
-           "refused": [[{"artifact": "no-such-thing"}], [{"artifact": "steerlm-smollm2"}],
-                       [{"artifact": "sentiment-vec", "layers": [99]}],
-                       [{"artifact": "sentiment-vec", "strength": 1, "colour": "red"}]]}
-    return {"job": job, **_run_driver("vllm_driver.py", job, work)}
+    job = {"model": str(converted_dir(PACKAGED["smollm2-135m"])), **CORE, "engine": ENGINE, "server": SERVER}
+    return {"job": job, **_run_driver("vllm_driver.py", job, tmp_path_factory.mktemp("vllm"))}
+
+
+@pytest.fixture(scope="module")
+def vllm_compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """vLLM's default mode (compiled: steering inside the graph), no LoRA; then 100 new specs."""
+    from steerlab.models.packaged import PACKAGED, converted_dir
+
+    job = {"model": str(converted_dir(PACKAGED["smollm2-135m"])), **CORE, "lora": False, "fresh": _fresh(100)}
+    return {"job": job, **_run_driver("vllm_driver.py", job, tmp_path_factory.mktemp("vllm-compiled"))}
 
 
 def _hf(items: list[list[Any]]) -> list[str]:
@@ -211,28 +221,38 @@ def _hf(items: list[list[Any]]) -> list[str]:
 
 @pytest.mark.slow
 @needs_vllm
-def test_vllm_greedy_equals_steerlab_engine_for_every_method_and_option(vllm_result: dict[str, Any]) -> None:
+@pytest.mark.parametrize("mode", ["compiled", "eager"])
+def test_vllm_greedy_equals_steerlab_engine_for_every_method_and_option(mode: str, vllm_compiled: dict[str, Any],
+                                                                        vllm_result: dict[str, Any]) -> None:
+    run = vllm_compiled if mode == "compiled" else vllm_result
+    assert run["compiled"] == (mode == "compiled")
     n = len(SPECS)
-    got = vllm_result["solo"][:n]
-    want = _hf(vllm_result["job"]["solo"][:n])
+    got = run["solo"][:n]
+    want = _hf(run["job"]["solo"][:n])
     for spec, g, w in zip(SPECS, got, want):
-        assert g == w, f"steering {spec}: vLLM {g!r} vs steerlab {w!r}"
+        assert g == w, f"steering {spec}: vLLM ({mode}) {g!r} vs steerlab {w!r}"
     assert len(set(got)) >= n - 1  # the steers really change the text
 
 
 @pytest.mark.slow
 @needs_vllm
-def test_vllm_32_different_specs_in_one_batch_equal_their_solo_runs(vllm_result: dict[str, Any]) -> None:
-    solo = vllm_result["solo"][len(SPECS):]
-    assert vllm_result["batch"] == solo
+@pytest.mark.parametrize("mode", ["compiled", "eager"])
+def test_vllm_32_different_specs_in_one_batch_equal_their_solo_runs(mode: str, vllm_compiled: dict[str, Any],
+                                                                    vllm_result: dict[str, Any]) -> None:
+    run = vllm_compiled if mode == "compiled" else vllm_result
+    solo = run["solo"][len(SPECS):]
+    assert run["batch"] == solo
     assert len(set(solo)) > 8
 
 
 @pytest.mark.slow
 @needs_vllm
-def test_vllm_prefix_cache_never_serves_a_steered_prefix(vllm_result: dict[str, Any]) -> None:
-    seq = vllm_result["sequence"]
-    want = _hf(vllm_result["job"]["sequence"][:3])
+@pytest.mark.parametrize("mode", ["compiled", "eager"])
+def test_vllm_prefix_cache_never_serves_a_steered_prefix(mode: str, vllm_compiled: dict[str, Any],
+                                                         vllm_result: dict[str, Any]) -> None:
+    run = vllm_compiled if mode == "compiled" else vllm_result
+    seq = run["sequence"]
+    want = _hf(run["job"]["sequence"][:3])
     assert seq[:3] == want  # unsteered after steered on the same long prompt: still unsteered
     assert seq[3] == seq[0]  # the same steering reuses its own cached prefix and gives the same text
     assert seq[0] != seq[1]
@@ -279,31 +299,29 @@ def test_vllm_refuses_bad_steering_at_admission(vllm_result: dict[str, Any]) -> 
 
 @pytest.mark.slow
 @needs_vllm
-def test_vllm_compiles_by_default_and_new_specs_never_recompile(vllm_result: dict[str, Any]) -> None:
-    """The driver's engine runs vLLM's default compiled mode (steering inside the graph); after
-    warm-up, 100 requests with specs never seen before (sites, operators, positions, layers,
-    LM-Steer) change no compilation counter, and they steer (most texts differ)."""
-    assert vllm_result["compiled"]
-    before, after = vllm_result["compiles"]
+def test_vllm_compiles_by_default_and_new_specs_never_recompile(vllm_compiled: dict[str, Any]) -> None:
+    """vLLM's default mode compiles (steering inside the graph); after warm-up, 100 requests with
+    specs never seen before (sites, operators, positions, layers, LM-Steer) change no compilation
+    counter, and they steer (most texts differ); one by one they equal the batch."""
+    assert vllm_compiled["compiled"]
+    before, after = vllm_compiled["compiles"]
     assert before == after, {k: (before.get(k), after.get(k)) for k in set(before) | set(after)
                              if before.get(k) != after.get(k)}
-    assert before.get("vllm.num_graphs_seen", 0) + before.get("vllm.num_aot_artifacts_loaded", 0) >= 1  # compiled once
-    fresh = vllm_result["fresh"]
+    assert before.get("vllm.num_graphs_seen", 0) >= 1  # it compiled once, at start
+    fresh = vllm_compiled["fresh"]
     assert len(set(fresh[:100])) > 60
-    assert fresh[100:] == fresh[:20]  # one by one equals in a batch of 100
+    assert fresh[100:] == fresh[:20]
 
 
 @pytest.mark.slow
 @needs_vllm
-def test_vllm_eager_mode_equals_compiled_mode(vllm_result: dict[str, Any], tmp_path: Path) -> None:
-    """enforce_eager=True gives the compiled engine's texts, for every option and for the mixed
-    batch of 32 specs."""
-    job = vllm_result["job"]
-    got = _run_driver("vllm_driver.py", {"model": job["model"], "max_tokens": MAX_TOKENS, "eager": True,
-                                         "solo": job["solo"], "batch": job["batch"]}, tmp_path)
-    assert not got["compiled"]
-    assert got["solo"] == vllm_result["solo"]
-    assert got["batch"] == vllm_result["batch"]
+def test_vllm_eager_mode_equals_compiled_mode(vllm_compiled: dict[str, Any], vllm_result: dict[str, Any]) -> None:
+    """The same steering, compiled and eager: the same texts, for every option, the mixed batch of
+    32 specs and the prefix-cache sequence; both refuse the same bad steering."""
+    assert vllm_compiled["solo"] == vllm_result["solo"]
+    assert vllm_compiled["batch"] == vllm_result["batch"]
+    assert vllm_compiled["sequence"] == vllm_result["sequence"]
+    assert [bool(x) for x in vllm_compiled["refused"]] == [True] * 4
 
 
 @pytest.mark.slow

@@ -7,7 +7,8 @@ compiled mode (``"eager": true`` in the job: ``enforce_eager``):
 JOB: {"model": DIR, "max_tokens": N, "solo": [[prompt, steering], ...], "batch": [[prompt, steering], ...],
       "sequence": [[prompt, steering], ...], "refused": [steering, ...],
       "engine": [{"prompts": [...], "steering": [row steering, ...], "chat": bool, "attributes": ...}, ...],
-      "fresh": [[prompt, steering], ...] (run after warm-up, counting compilations), "eager": bool}.
+      "fresh": [[prompt, steering], ...] (run after warm-up, counting compilations), "eager": bool,
+      "lora": bool (default true)}.
 Output: {"solo": [text, ...], "batch": [...], "sequence": [...] (one request at a time, in order,
 sharing the prefix cache), "refused": [error message or null, ...], "engine": [[text, ...], ...]
 (through :class:`steerlab.vllm.engine.VllmEngine`), "compiled": bool (the engine's mode),
@@ -30,9 +31,10 @@ def main() -> None:
     from steerlab.service.resolve import ArtifactStore
     from steerlab.vllm.engine import VllmEngine
 
-    engine = VllmEngine(job["model"], dtype="float32", max_model_len=512, enable_lora=True, max_lora_rank=8,
-                        max_num_seqs=64, enable_prefix_caching=True, kv_cache_memory_bytes=1 << 30,
-                        enforce_eager=bool(job.get("eager")))
+    lora = job.get("lora", True)  # vLLM's CPU backend runs LoRA engines eagerly
+    engine = VllmEngine(job["model"], dtype="float32", max_model_len=512, enable_lora=lora,
+                        **({"max_lora_rank": 8} if lora else {}), max_num_seqs=64, enable_prefix_caching=True,
+                        kv_cache_memory_bytes=1 << 30, enforce_eager=bool(job.get("eager")))
     llm = engine.llm
     store = ArtifactStore()
 
