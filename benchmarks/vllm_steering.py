@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--modes", default=",".join(MODES), help="vanilla must be among them (the baseline)")
+    parser.add_argument("--cases", default="", help="comma-separated subset of the cases (default: all)")
     parser.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -125,7 +126,7 @@ def main() -> None:
     modes = [m for m in args.modes.split(",") if m]
     if "vanilla" not in modes:
         raise SystemExit("--modes must include vanilla (the baseline)")
-    names = list(cases(args.batch))
+    names = [c for c in cases(args.batch) if not args.cases or c in args.cases.split(",")]
     procs = {m: start(m, args) for m in modes}  # one after another: compiling shares the cores badly
     pairs = [("vanilla", "unsteered")] + [(m, c) for m in modes if m != "vanilla" for c in names]
     rounds: list[dict[str, float]] = []

@@ -28,9 +28,10 @@ def _vec(lm: steerlab.LoadedModel, seed: int, layers: tuple[int, ...] = (1, 2), 
 
 
 def _graph_generate(lm: steerlab.LoadedModel, rows: list[tuple[Steer, ...]], n: int,
-                    cap: Capacity) -> tuple[list[list[int]], GraphPlanner]:
+                    cap: Capacity, fused: bool = False) -> tuple[list[list[int]], GraphPlanner]:
     """Greedy decoding with the table ops, rows written as the vLLM worker writes them."""
     tables = GraphTables(lm.num_layers, lm.hidden_size, cap, torch.float32, torch.device("cpu"))
+    tables.fused = fused
     wrap_sites(tables, lm.site_module, lm.num_layers)
     planner = GraphPlanner(tables)
     enc = lm.tokenizer(PROMPTS, return_tensors="pt", padding=True)
@@ -65,8 +66,9 @@ def _graph_generate(lm: steerlab.LoadedModel, rows: list[tuple[Steer, ...]], n: 
     return torch.stack(out, 1).tolist(), planner
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["eager-form", "compiled-form"])
 @pytest.mark.parametrize("arch", ["llama", "gpt2", "qwen2"])
-def test_graph_tables_equal_the_hooks_for_every_vector_option(arch: str, tiny_tokenizer: Any) -> None:
+def test_graph_tables_equal_the_hooks_for_every_vector_option(arch: str, fused: bool, tiny_tokenizer: Any) -> None:
     hooked = make_tiny(arch, tiny_tokenizer)
     a, b, m = _vec(hooked, 2), _vec(hooked, 3, layers=(0, 3)), _vec(hooked, 4, layers=(1, 2), site="mlp")
     at = _vec(hooked, 5, layers=(2,), site="attn")
@@ -81,7 +83,7 @@ def test_graph_tables_equal_the_hooks_for_every_vector_option(arch: str, tiny_to
     want = [steerlab.generate(hooked, [p], steering=r or None, max_new_tokens=n, progress=False,
                               ignore_eos=True)[0] for p, r in zip(PROMPTS, rows)]
     graphed = make_tiny(arch, tiny_tokenizer)  # the same weights; its site modules get table ops
-    got, planner = _graph_generate(graphed, rows, n, Capacity(requests=4, tokens=256))
+    got, planner = _graph_generate(graphed, rows, n, Capacity(requests=4, tokens=256), fused)
     texts = [graphed.tokenizer.decode(x, skip_special_tokens=True) for x in got]
     assert texts == want
     assert len(set(texts)) == len(texts)  # the rows really differ

@@ -81,12 +81,15 @@ class Capacity:
 
     @classmethod
     def from_env(cls, requests: int, tokens: int) -> Capacity:
-        raw = os.environ.get(SITES_ENV)
-        sites = SITES if raw is None else tuple(x.strip() for x in raw.split(",") if x.strip())
+        """Capacities from the environment. Defaults: the ``block`` site (the residual stream, what
+        steering vectors and llama.cpp control vectors use; each extra site adds its ops to every
+        layer of the graph), 32 artifacts, 1 projection per site and token, 4 segments."""
+        raw = os.environ.get(SITES_ENV, "block")
+        sites = tuple(x.strip() for x in raw.split(",") if x.strip())
         unknown = sorted(set(sites) - set(SITES))
         if unknown:
             raise SteerlabError(f"{SITES_ENV} takes sites among {', '.join(SITES)}, got {unknown}")
-        return cls(artifacts=_env_int(ARTIFACTS_ENV, 32, 1), projections=_env_int(PROJECTIONS_ENV, 2, 0),
+        return cls(artifacts=_env_int(ARTIFACTS_ENV, 32, 1), projections=_env_int(PROJECTIONS_ENV, 1, 0),
                    segments=_env_int(SEGMENTS_ENV, 4, 1), requests=requests, tokens=tokens, sites=sites)
 
 
@@ -154,6 +157,7 @@ class GraphTables(nn.Module):
         super().__init__()
         self.cap, self.num_layers, self.hidden = cap, num_layers, hidden
         self.wrapped: set[tuple[str, int]] = set()  # (site, layer) whose module runs the table op
+        self.fused = False  # set for compiled engines (see steer)
         L, D, P, V = num_layers, cap.artifacts, cap.projections, cap.rows  # noqa: N806
 
         def buf(name: str, shape: tuple[int, ...], kind: torch.dtype) -> None:
@@ -179,7 +183,11 @@ class GraphTables(nn.Module):
         h = hidden.reshape(-1, hidden.shape[-1])  # (T, H)
         v = self.variant[: h.shape[0]]  # (T,)
         coef = self.table(site, "coef")[layer][v]  # (T, D)
-        h = h + coef @ self.table(site, "dirs")[layer]  # (T, D) @ (D, H)
+        dirs = self.table(site, "dirs")[layer]  # (D, H)
+        if self.fused:  # compiled: gather, products and the sum over D become one kernel, no matmul call
+            h = h + (coef.unsqueeze(-1) * dirs).sum(dim=1)  # (T, D, 1) * (D, H) -> (T, H)
+        else:  # eager: a (T, D) @ (D, H) product (the line above would materialise (T, D, H))
+            h = h + coef @ dirs
         units = self.table(site, "units")[layer]  # (D, H)
         pidx, ps, pc = (self.table(site, k)[layer][v] for k in ("pidx", "ps", "pc"))  # (T, P) each
         for j in range(self.cap.projections):

@@ -55,6 +55,7 @@ class StepSteering:
         dtype = next(self.view.parameters()).dtype
         cap = Capacity.from_env(requests=int(runner.max_num_reqs), tokens=int(runner.max_num_tokens))
         self.tables = GraphTables(self.lm.num_layers, self.lm.hidden_size, cap, dtype, self.lm.device)
+        self.tables.fused = self.compiled
         wrap_sites(self.tables, self.lm.site_module, self.lm.num_layers)
         self.graph = GraphPlanner(self.tables)
         self._steers: dict[str, list[Steer]] = {}  # request id -> its hook steers (validated once)
