@@ -32,7 +32,8 @@ from steerlab.core.site_ops import SiteOp
 from steerlab.core.steerer import Application, Steer, Steerer, get_steerer, install_planned, plan
 from steerlab.errors import SteerlabError
 from steerlab.models.loading import LoadedModel
-from steerlab.vllm.graph import Capacity, GraphPlanner, GraphTables, wrap_sites
+from steerlab.vllm.graph import Capacity, GraphTables, wrap_sites
+from steerlab.vllm.graph_rows import GraphPlanner
 from steerlab.vllm.requests import PluginStore, is_compiled, parse_steering, request_steers
 from steerlab.vllm.view import VllmHookSet, VllmView, loaded_view
 
