@@ -358,6 +358,9 @@ class Engine(EngineThread):
                 self._fail_new(ready[0], exc)
                 return
             for item in ready:
+                if item.stream.first_token_at is not None or item.seq.done is not None:
+                    self._fail_new(item, exc)  # it already streamed: a retry would send its first token twice
+                    continue
                 try:
                     self._prefill([item])
                 except Exception as solo:  # noqa: BLE001 - this job alone

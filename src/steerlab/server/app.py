@@ -146,8 +146,8 @@ def create_app(lm: LoadedModel, *, config: ServerConfig | None = None, store: Ar
         if body.name in store.names():
             raise ApiError(409, f"an artifact named {body.name!r} is already loaded; remove it first",
                            param="name", code="conflict")
-        _check_artifact_dir(Path(body.path))
         path = Path(body.path)
+        _check_artifact_dir(path)
         try:
             await asyncio.to_thread(store.add, body.name, path)
             art = store.get(body.name)
