@@ -1,5 +1,5 @@
 """Parity of steering inside vLLM on a GPU (run by ``benchmarks/vllm_gpu.sh``): the specs of
-``tests/test_vllm.py`` (every vector option, LM-Steer, compositions) and its mixed batch of 32 specs,
+``tests/vllm_cases.py`` (every vector option, LM-Steer, compositions) and its mixed batch of 32 specs,
 greedy in float32, through vLLM compiled with CUDA graphs, vLLM eager, and steerlab's own engine.
 
     python benchmarks/vllm_gpu_parity.py OUT.json
@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     out = Path(sys.argv[1])
-    from tests.test_vllm import MAX_TOKENS, MIXED, PROMPTS, SPECS, _hf
+    from tests.vllm_cases import MAX_TOKENS, MIXED, PROMPTS, SPECS
+    from tests.vllm_cases import hf_texts as _hf
 
     from steerlab.models.packaged import PACKAGED, converted_dir
 

@@ -24,6 +24,8 @@ from torch import nn
 
 from steerlab.core.hooks import replace_hidden
 from steerlab.errors import SteerlabError
+from tests.vllm_cases import MAX_TOKENS, MIXED, PROMPTS, SPECS
+from tests.vllm_cases import hf_texts as _hf
 
 ROOT = Path(__file__).resolve().parents[1]
 VLLM_PY = Path(os.environ.get("STEERLAB_VLLM_PYTHON", ROOT / ".venv-vllm" / "bin" / "python"))
@@ -111,26 +113,11 @@ def test_hookset_shows_vllm_layers_the_residual_stream_as_rows() -> None:
 
 needs_vllm = pytest.mark.skipif(not VLLM_PY.exists(), reason=f"no vLLM environment at {VLLM_PY} (make builds it)")
 
-PROMPTS = ["The movie was", "My neighbour told me that", "Today the weather", "I think the new restaurant"]
-SPECS: list[Any] = [
-    None,
-    [{"artifact": "sentiment-vec", "strength": 4, "layers": [9]}],
-    [{"artifact": "sentiment-vec", "strength": -4, "layers": [6, 12], "positions": "generated"}],
-    [{"artifact": "sentiment-vec", "strength": 4, "layers": [9], "positions": "prompt"}],
-    [{"artifact": "sentiment-vec", "strength": 1, "layers": [9, 10], "operator": "ablate"}],
-    [{"artifact": "formality-vec", "strength": 1, "layers": [10], "operator": "clamp", "positions": 3}],
-    [{"artifact": "lmsteer-sentiment", "strength": 3}],
-    [{"artifact": "lmsteer-toxicity", "strength": -3, "positions": "generated"}],
-    [{"artifact": "sentiment-vec", "strength": 3, "layers": [9]}, {"artifact": "lmsteer-sentiment", "strength": 2}],
-]
-MIXED = [[{"artifact": "sentiment-vec", "strength": 0.5 * (i + 1) * (-1) ** i, "layers": [4 + i % 20]}]
-         if i % 2 else [{"artifact": "lmsteer-sentiment", "strength": 0.25 * i - 4}] for i in range(32)]
 SERVER = [{"prompt": PROMPTS[0], "steering": SPECS[1]}, {"prompt": PROMPTS[1], "steering": SPECS[6]},
           {"prompt": PROMPTS[2], "steering": None},
           {"prompt": PROMPTS[3], "steering": [{"artifact": "sentiment-vec", "layers": [99]}]}]
 LONG = "The committee met on Tuesday to discuss the budget for next year. " * 12  # several KV blocks
 STRONG = [{"artifact": "sentiment-vec", "strength": 8}]  # moves even a prompt this repetitive
-MAX_TOKENS = 16
 STEERLM = {"artifact": "steerlm-smollm2", "strength": 1.0}
 CHAT = ["Tell me about your weekend.", "What do you think of cats?", "Any advice for a first job?"]
 ENGINE = [  # through VllmEngine, steerlab.generate's contract: SteerLM's LoRA rides vLLM's multi-LoRA
@@ -201,22 +188,6 @@ def vllm_compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     job = {"model": str(converted_dir(PACKAGED["smollm2-135m"])), **CORE, "lora": False, "fresh": _fresh(100)}
     return {"job": job, **_run_driver("vllm_driver.py", job, tmp_path_factory.mktemp("vllm-compiled"))}
-
-
-def _hf(items: list[list[Any]]) -> list[str]:
-    import steerlab
-    from steerlab.core.steerer import Steer
-    from steerlab.models.loading import load_model
-    from steerlab.service.resolve import ArtifactStore
-
-    lm = load_model("smollm2-135m")
-    store = ArtifactStore()
-    out = []
-    for prompt, spec in items:
-        steers = tuple(Steer(store.get(s["artifact"]), s.get("strength", 1.0),
-                             {k: v for k, v in s.items() if k not in ("artifact", "strength")}) for s in spec or [])
-        out.append(steerlab.generate(lm, [prompt], steers or None, max_new_tokens=MAX_TOKENS, progress=False)[0])
-    return out
 
 
 @pytest.mark.slow
