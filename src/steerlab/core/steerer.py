@@ -122,12 +122,11 @@ class Steerer(ABC, Generic[A, O]):
         return None
 
     adapter_follows_strength: ClassVar[bool] = True
-    """Whether the steer's strength scales :meth:`adapter` (SteerLM) or only switches it on (DGLM,
-    whose strength steers the proposal)."""
+    """Whether the strength scales :meth:`adapter` (SteerLM) or only switches it on (DGLM)."""
 
     head_only: ClassVar[bool] = False
-    """True for methods whose hooks act on the LM head alone (LM-Steer): engines that compile the
-    decoder stack (vLLM) still run them, since the head runs outside the compiled graph."""
+    """True when the method's hooks act on the LM head alone (LM-Steer): they still run where an
+    engine compiles the decoder stack (vLLM), since the head runs outside that graph."""
 
     def site_ops(self, lm: LoadedModel, artifact: A, options: O) -> list[SiteOp] | None:
         """The application as table-driven ops on decoder sites (:mod:`steerlab.core.site_ops`),
