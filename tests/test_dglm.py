@@ -300,8 +300,9 @@ def test_dglm_rows_mix_with_other_rows_and_match_their_solo_runs(tiny_llama) -> 
     import dataclasses
 
     import steerlab
-    from steerlab.core.steerer import Steer, soft_prompts
+    from steerlab.core.steerer import Steer
     from steerlab.generation.engine import Engine, Job
+    from steerlab.generation.rows import build_rows
     from tests.conformance.factories import tiny_dglm
 
     lm = tiny_llama
@@ -317,8 +318,9 @@ def test_dglm_rows_mix_with_other_rows_and_match_their_solo_runs(tiny_llama) -> 
     assert batch[0] != plain
     engine = Engine(lm).start()
     try:
-        got = [engine.submit(Job(p, r, max_new_tokens=5, soft_prompt=soft_prompts(lm, [p], [list(r)])[0]))
-               .result(timeout=60)[0] for p, r in zip(prompts, rows)]
+        ready = [pair.row for pair in build_rows(lm, prompts, list(rows))]
+        got = [engine.submit(Job(r.text, r.steering, max_new_tokens=5, soft_prompt=r.soft_prompt))
+               .result(timeout=60)[0] for r in ready]
     finally:
         engine.stop()
     assert got == solo

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import steerlab
-from steerlab.generation.guidance import guided_generate_ids, guided_log_probs
+from steerlab.generation.decode import decode
+from steerlab.generation.guidance import guided_log_probs, guided_merge
 from steerlab.methods.vectors import SteeringVector
 from tests.conftest import hook_count
 
@@ -20,10 +21,10 @@ def _vec(lm, seed: int = 0) -> SteeringVector:
 
 def _guided(lm, prompts, steer, scale, n=6, ref=None):
     ref = ref or [None] * len(prompts)
-    handle = steerlab.patch(lm, [steer] * len(prompts) + ref, batch_size=2 * len(prompts), prompts_rewritten=True)
+    ready = [steerlab.prepare(lm, steer)] * len(prompts) + [r and steerlab.prepare(lm, r) for r in ref]
+    handle = steerlab.patch(lm, ready, batch_size=2 * len(prompts))
     try:
-        return guided_generate_ids(lm, prompts, prompts, scale=scale, max_new_tokens=n, temperature=0.0,
-                                   top_p=1.0, top_k=0, stop=None, add_special_tokens=True)
+        return decode(lm, list(prompts) * 2, max_new_tokens=n, branches=2, merge=guided_merge(scale))
     finally:
         handle.remove()
 
@@ -54,7 +55,7 @@ def test_first_guided_token_follows_the_formula(tiny_llama) -> None:
     enc = lm.tokenizer([prompt], return_tensors="pt")
     with torch.no_grad():
         ref = lm.model(**enc).logits[:, -1]  # (1, V)
-        with steerlab.apply(lm, steer, prompts_rewritten=True):
+        with steerlab.apply(lm, steerlab.prepare(lm, steer)):
             cond = lm.model(**enc).logits[:, -1]
     for scale in (0.0, 3.0, -1.0):
         want = guided_log_probs(cond, ref, scale).argmax(-1)

@@ -127,7 +127,7 @@ def test_engine_fails_only_the_job_that_raised(srv) -> None:
 
 
 def test_job_refuses_a_seed_torch_cannot_take() -> None:
-    from steerlab.generation.engine import Job
+    from steerlab.generation.jobs import Job
 
     with pytest.raises(SteerlabError, match="seed"):
         Job("hi", seed=2**64)

@@ -116,12 +116,12 @@ def test_generate_engine_and_service_agree_on_soft_prompts(tiny_llama) -> None:
     mixed = steerlab.generate(lm, prompts, [steer, (), steer], max_new_tokens=6, progress=False)
     plain = steerlab.generate(lm, prompts[1:2], max_new_tokens=6, progress=False)
     assert mixed[0] == want[0] and mixed[2] == want[2] and mixed[1] == plain[0]
-    from steerlab.core.steerer import soft_prompts
+    from steerlab.generation.rows import build_rows
 
     engine = Engine(lm, max_batch=4).start()
     try:
-        streams = [engine.submit(Job(p, steer, max_new_tokens=6, soft_prompt=sp))
-                   for p, sp in zip(prompts, soft_prompts(lm, prompts, [steer] * 3))]
+        streams = [engine.submit(Job(p.row.text, p.row.steering, max_new_tokens=6, soft_prompt=p.row.soft_prompt))
+                   for p in build_rows(lm, prompts, steer)]
         got = [s.result(timeout=60)[0] for s in streams]
     finally:
         engine.stop()

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import steerlab
-from steerlab.core.steerer import per_row, rewrite_prompts
 from steerlab.errors import SteerlabError
+from steerlab.generation.rows import build_rows
 from steerlab.methods.steerlm import (
     DEFAULT_SCHEMA,
     Attribute,
@@ -116,7 +116,7 @@ def test_lora_hooks_equal_merged_weights(tiny, modules) -> None:
     art = small_adapter(tiny, target_modules=modules)
     if modules == "attention":  # never an MLP layer, even where it shares a name (GPT-2's c_proj)
         assert all(any(p in ("attn", "self_attn", "attention") for p in n.split(".")) for n in art.lora)
-    with steerlab.apply(tiny, art, prompts_rewritten=True):
+    with steerlab.apply(tiny, steerlab.prepare(tiny, art)):
         hooked = logits(tiny)
     merged = merged_weights(tiny, art)
     saved = {n: tiny.model.get_submodule(n).weight.detach().clone() for n in merged}
@@ -146,17 +146,20 @@ def test_sft_is_deterministic_and_continues_from_init(tiny_llama) -> None:
 def test_prompt_carries_attributes_and_strength_zero_leaves_it(tiny_llama) -> None:
     art = small_adapter(tiny_llama)
     assert art.placement == "assistant"
-    rows = per_row([steerlab.Steer(art, 1.0, {"attributes": {"humor": 4}}), steerlab.Steer(art, 0.0), None], 3)
-    assert rewrite_prompts(["Hi"] * 3, rows) == ["Hi"] * 3  # the user's turn is left alone
-    texts = rewrite_prompts(["<turn>Hi</turn>"] * 3, rows, formatted=True)
+    rows = [steerlab.prepare(tiny_llama, s) for s in (steerlab.Steer(art, 1.0, {"attributes": {"humor": 4}}),
+                                                       steerlab.Steer(art, 0.0))]
+    assert [p.rewrite_prompt("Hi") for p in rows] == ["Hi"] * 2  # the user's turn is left alone
+    texts = [p.rewrite_formatted("<turn>Hi</turn>") for p in rows]
     assert texts[0] == "<turn>Hi</turn><attributes>quality:4,toxicity:0,sentiment:2,verbosity:2,humor:4</attributes>\n"
-    assert texts[1] == texts[2] == "<turn>Hi</turn>"
+    assert texts[1] == "<turn>Hi</turn>"
+    plain = build_rows(tiny_llama, ["Hi"] * 3, [rows[0], rows[1], None])
+    assert [p.row.text for p in plain] == [texts[0].replace("<turn>Hi</turn>", "Hi"), "Hi", "Hi"]
     user = small_adapter(tiny_llama, placement="user", n_steps=1)
     assert user.template == USER_TEMPLATE
-    rows = per_row([steerlab.Steer(user, 1.0, {"attributes": {"humor": 4}})], 1)
+    ready = steerlab.prepare(tiny_llama, steerlab.Steer(user, 1.0, {"attributes": {"humor": 4}}))
     attrs = "<attributes>quality:4,toxicity:0,sentiment:2,verbosity:2,humor:4</attributes>"
-    assert rewrite_prompts(["Hi"], rows) == [f"Hi\n{attrs}"]
-    assert rewrite_prompts(["x"], rows, formatted=True) == ["x"]
+    assert ready.rewrite_prompt("Hi") == f"Hi\n{attrs}"
+    assert ready.rewrite_formatted("x") == "x"
     with pytest.raises(SteerlabError, match="cannot hold"):
         small_adapter(tiny_llama, template=USER_TEMPLATE)
     with pytest.raises(SteerlabError, match="placement must be"):
@@ -167,7 +170,6 @@ def test_prompt_carries_attributes_and_strength_zero_leaves_it(tiny_llama) -> No
 @pytest.mark.parametrize("chat", [True, False])
 def test_training_and_inference_see_the_same_prompt(tiny_llama, placement, chat, monkeypatch) -> None:
     """The SFT's prompt tokens are exactly what generation feeds the model for the same request."""
-    from steerlab.generation.generate import format_prompt
     from steerlab.methods.steerlm.sft import encode_example
 
     if chat and not getattr(tiny_llama.tokenizer, "chat_template", None):
@@ -179,9 +181,8 @@ def test_training_and_inference_see_the_same_prompt(tiny_llama, placement, chat,
     ex = Example("Tell me a joke", "No.", {"humor": 3, "toxicity": 1})
     ids, labels = encode_example(tiny_llama, ex, art.schema, art.template, chat, 200, placement)
     n_prompt = sum(x == -100 for x in labels)
-    rows = per_row([steerlab.Steer(art, 1.0, {"attributes": ex.attributes})], 1)
-    text = rewrite_prompts([format_prompt(tiny_llama, p, chat=chat) for p in rewrite_prompts([ex.prompt], rows)],
-                           rows, formatted=True)[0]
+    text = build_rows(tiny_llama, [ex.prompt], steerlab.Steer(art, 1.0, {"attributes": ex.attributes}),
+                      chat=chat)[0].row.text
     assert tiny_llama.tokenizer(text, add_special_tokens=not chat)["input_ids"] == ids[:n_prompt]
     assert "humor:3" in tiny_llama.tokenizer.decode(ids[:n_prompt])
 
@@ -217,7 +218,7 @@ def test_bad_attribute_requests_fail_before_anything_is_installed(tiny_llama) ->
         steerlab.generate(tiny_llama, "Hi", steering=steerlab.Steer(art, 1.0, {"attributes": {"humour": 4}}),
                           max_new_tokens=2, progress=False)
     with pytest.raises(SteerlabError, match="out of range"):
-        steerlab.patch(tiny_llama, steerlab.Steer(art, 1.0, {"attributes": {"humor": 9}}), prompts_rewritten=True)
+        steerlab.patch(tiny_llama, steerlab.prepare(tiny_llama, steerlab.Steer(art, 1.0, {"attributes": {"humor": 9}})))
     assert hook_count(tiny_llama.model) == hooks
 
 
@@ -226,7 +227,7 @@ def test_adapter_refuses_another_model(tiny_llama, tiny) -> None:
     if tiny.fingerprint == tiny_llama.fingerprint:
         pytest.skip("same model")
     with pytest.raises(SteerlabError):
-        steerlab.patch(tiny, art, prompts_rewritten=True)
+        steerlab.patch(tiny, steerlab.prepare(tiny, art))
 
 
 def test_truncated_examples_are_dropped(tiny_llama) -> None:
@@ -536,7 +537,7 @@ def test_digit_sensitivity_matches_hand_computed_losses(tiny_llama) -> None:
     for e, value in zip(ex, got):
         ids, labels = encode_example(tiny_llama, Example(e.prompt, e.response, {**e.attributes, "humor": 3}),
                                      art.schema, art.template, art.chat, 160, art.placement)
-        with torch.no_grad(), steerlab.apply(tiny_llama, art, prompts_rewritten=True):
+        with torch.no_grad(), steerlab.apply(tiny_llama, steerlab.prepare(tiny_llama, art)):
             logits = tiny_llama.model(input_ids=torch.tensor([ids])).logits[0]  # (T, V)
         y = torch.tensor(labels[1:])
         keep = y != -100

@@ -77,7 +77,7 @@ def test_store_refuses_paths_and_prompt_methods_and_hot_loads(tmp_path: Path) ->
         request_steers([SteerSpec("sentiment-vec", 1.0, {"layer": [3]})], store)
     shutil.copytree(shipped()["sentiment-vec"].path, tmp_path / "mine")  # copied in while running
     steers = request_steers([SteerSpec("mine", 2.0, {"layers": [9]})], store)
-    assert steers[0].artifact.method == "vectors" and steers[0].strength == 2.0
+    assert steers[0].prepared.artifact.method == "vectors" and steers[0].prepared.strength == 2.0
 
 
 class _Layer(nn.Module):

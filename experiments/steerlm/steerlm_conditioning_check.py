@@ -25,7 +25,7 @@ def response_loss(lm, art, examples: list[Example], with_adapter: bool, max_leng
     total, count = 0.0, 0
     for i in range(0, len(enc), 16):
         ids, labels, mask = _collate(enc[i:i + 16], lm.tokenizer.pad_token_id or 0)
-        with torch.no_grad(), steerlab.apply(lm, *([art] if with_adapter else []), prompts_rewritten=True):
+        with torch.no_grad(), steerlab.apply(lm, *[steerlab.prepare(lm, a) for a in ([art] if with_adapter else [])]):
             logits = lm.model(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
         total += float(torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
                                                          labels[:, 1:].reshape(-1), ignore_index=-100,

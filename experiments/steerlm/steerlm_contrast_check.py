@@ -28,7 +28,7 @@ def losses(lm, art, examples: list[Example], max_length: int) -> list[float]:  #
     out: list[float] = []
     for i in range(0, len(enc), 16):
         ids, labels, mask = _collate(enc[i:i + 16], lm.tokenizer.pad_token_id or 0)
-        with torch.no_grad(), steerlab.apply(lm, art, prompts_rewritten=True):
+        with torch.no_grad(), steerlab.apply(lm, steerlab.prepare(lm, art)):
             logits = lm.model(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
         tok = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:], ignore_index=-100,
                                                 reduction="none")  # (B, T-1)

@@ -38,7 +38,7 @@ def main() -> None:
         enc = [encode_example(lm, Example(p, RUDE, {"toxicity": digit}), art.schema, art.template, art.chat, 128,
                               art.placement) for p in PROMPTS]
         ids, labels, mask = _collate([e for e in enc if e], lm.tokenizer.pad_token_id or 0)
-        with torch.no_grad(), steerlab.apply(lm, art, prompts_rewritten=True):
+        with torch.no_grad(), steerlab.apply(lm, steerlab.prepare(lm, art)):
             logits = lm.model(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
         return float(torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
                                                        labels[:, 1:].reshape(-1), ignore_index=-100))

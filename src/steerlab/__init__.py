@@ -27,8 +27,9 @@ _LAZY = {
     "METHODS": "steerlab.core.methods", "MethodSpec": "steerlab.core.methods",
     "register_method": "steerlab.core.methods", "Application": "steerlab.core.steerer",
     "Steer": "steerlab.core.steerer",
-    "Steerer": "steerlab.core.steerer", "apply": "steerlab.core.steerer", "get_steerer": "steerlab.core.steerer",
-    "patch": "steerlab.core.steerer", "ContrastSet": "steerlab.data.pairs", "as_contrast": "steerlab.data.pairs",
+    "Steerer": "steerlab.core.steerer", "apply": "steerlab.core.apply", "get_steerer": "steerlab.core.steerer",
+    "patch": "steerlab.core.apply", "prepare": "steerlab.core.apply", "Prepared": "steerlab.core.steerer",
+    "ContrastSet": "steerlab.data.pairs", "as_contrast": "steerlab.data.pairs",
     "load_contrast": "steerlab.data.pairs", "load_prompts": "steerlab.data.pairs",
     "generate": "steerlab.generation.generate", "SteeringVector": "steerlab.methods.vectors",
     "export_gguf": "steerlab.methods.vectors", "extract": "steerlab.methods.vectors",
@@ -39,17 +40,18 @@ _LAZY = {
 
 __all__ = [
     "METHODS", "Application", "Artifact", "ContrastSet", "Layout", "LoadedModel", "MethodSpec", "ModelFingerprint",
-    "Steer", "Steerer", "SteeringVector", "SteerlabError", "__version__", "apply", "as_contrast",
+    "Prepared", "Steer", "Steerer", "SteeringVector", "SteerlabError", "__version__", "apply", "as_contrast",
     "export_gguf", "extract", "generate", "get_steerer", "import_gguf", "load_artifact",
-    "load_contrast", "load_model", "load_prompts", "patch", "register_method", "save_artifact", "sweep_layers",
-    "wrap_model",
+    "load_contrast", "load_model", "load_prompts", "patch", "prepare", "register_method", "save_artifact",
+    "sweep_layers", "wrap_model",
 ]
 
 if TYPE_CHECKING:
+    from steerlab.core.apply import apply, patch, prepare
     from steerlab.core.artifact import Artifact, load_artifact, save_artifact
     from steerlab.core.fingerprint import ModelFingerprint
     from steerlab.core.methods import METHODS, MethodSpec, register_method
-    from steerlab.core.steerer import Application, Steer, Steerer, apply, get_steerer, patch
+    from steerlab.core.steerer import Application, Prepared, Steer, Steerer, get_steerer
     from steerlab.data.pairs import ContrastSet, as_contrast, load_contrast, load_prompts
     from steerlab.generation.generate import generate
     from steerlab.methods.vectors import SteeringVector, export_gguf, extract, import_gguf, sweep_layers

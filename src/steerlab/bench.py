@@ -32,9 +32,12 @@ from typing import Any
 
 import torch
 
-from steerlab.core.steerer import Steer, patch, per_row, with_option
+from steerlab.core.apply import patch
+from steerlab.core.plan import per_row, with_option
+from steerlab.core.steerer import Steer
 from steerlab.generation.decode import decode
-from steerlab.generation.generate import conditioned_texts, generate
+from steerlab.generation.generate import generate
+from steerlab.generation.rows import build_rows
 from steerlab.methods.vectors.vector import SteeringVector
 from steerlab.models.loading import LoadedModel
 
@@ -134,8 +137,8 @@ def bench_steering(lm: LoadedModel, vec: SteeringVector, *, new_tokens: int = 32
                      batch_size=batch, progress=False, chat=True)
             return batch * new_tokens
 
-        texts = conditioned_texts(lm, prompts_b, with_option(per_row(steerlm, batch), "attributes", levels),
-                                  chat=True, system=None)  # what steerlm_rows decodes, row by row
+        rows = with_option(per_row(steerlm, batch), "attributes", levels)
+        texts = [p.row.text for p in build_rows(lm, prompts_b, rows, chat=True)]  # what steerlm_rows decodes
 
         def steerlm_prompts_unsteered() -> int:
             decode(lm, texts, max_new_tokens=new_tokens, ignore_eos=True, add_special_tokens=False)

@@ -1,7 +1,7 @@
 """The contract every registered steering method must honour, on four tiny architectures.
 
-The hook-level contract is tested with ``prompts_rewritten=True``: methods that also steer through
-the prompt (SteerLM) are otherwise refused by ``apply``/``patch`` (tested last here).
+The hook-level contract is tested on prepared steers (``steerlab.prepare``): methods that also steer
+through the prompt (SteerLM, DGLM) are otherwise refused by ``apply``/``patch`` (tested last here).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def steer(request, tiny):
 def test_apply_changes_output_and_restores_exactly(tiny, steer) -> None:
     base = logits(tiny)
     hooks = hook_count(tiny.model)
-    with steerlab.apply(tiny, steer, prompts_rewritten=True):
+    with steerlab.apply(tiny, steerlab.prepare(tiny, steer)):
         inside = logits(tiny)
     assert not torch.equal(inside, base)
     assert torch.equal(logits(tiny), base)
@@ -41,16 +41,16 @@ def test_apply_changes_output_and_restores_exactly(tiny, steer) -> None:
 def test_exception_inside_restores(tiny, steer) -> None:
     base = logits(tiny)
     with pytest.raises(RuntimeError, match="boom"):
-        with steerlab.apply(tiny, steer, prompts_rewritten=True):
+        with steerlab.apply(tiny, steerlab.prepare(tiny, steer)):
             raise RuntimeError("boom")
     assert torch.equal(logits(tiny), base)
 
 
 def test_nested_contexts_restore_in_order(tiny, steer) -> None:
     base = logits(tiny)
-    with steerlab.apply(tiny, steer, prompts_rewritten=True):
+    with steerlab.apply(tiny, steerlab.prepare(tiny, steer)):
         outer = logits(tiny)
-        with steerlab.apply(tiny, dataclasses.replace(steer, strength=-steer.strength), prompts_rewritten=True):
+        with steerlab.apply(tiny, steerlab.prepare(tiny, dataclasses.replace(steer, strength=-steer.strength))):
             both = logits(tiny)
         assert torch.equal(logits(tiny), outer)
     assert not torch.equal(both, outer)
@@ -59,7 +59,7 @@ def test_nested_contexts_restore_in_order(tiny, steer) -> None:
 
 def test_strength_zero_is_identity(tiny, steer) -> None:
     base = logits(tiny)
-    with steerlab.apply(tiny, dataclasses.replace(steer, strength=0.0), prompts_rewritten=True):
+    with steerlab.apply(tiny, steerlab.prepare(tiny, dataclasses.replace(steer, strength=0.0))):
         assert torch.equal(logits(tiny), base)
 
 
@@ -75,9 +75,9 @@ def test_save_load_round_trip_is_exact_and_pickle_free(tiny, steer, tmp_path: Pa
     assert state_a == state_b
     assert tensors_a.keys() == tensors_b.keys()
     assert all(torch.equal(tensors_a[k], tensors_b[k]) for k in tensors_a)
-    with steerlab.apply(tiny, steer, prompts_rewritten=True):
+    with steerlab.apply(tiny, steerlab.prepare(tiny, steer)):
         expected = logits(tiny)
-    with steerlab.apply(tiny, dataclasses.replace(steer, artifact=loaded), prompts_rewritten=True):
+    with steerlab.apply(tiny, steerlab.prepare(tiny, dataclasses.replace(steer, artifact=loaded))):
         assert torch.equal(logits(tiny), expected)
 
 
@@ -85,13 +85,13 @@ def test_failed_patch_installs_nothing(tiny, steer) -> None:
     hooks = hook_count(tiny.model)
     bad = dataclasses.replace(steer, options={"no_such_option": 1})
     with pytest.raises(steerlab.SteerlabError, match="no_such_option"):
-        steerlab.patch(tiny, (steer, bad), prompts_rewritten=True)
+        steerlab.patch(tiny, (steerlab.prepare(tiny, steer), bad))  # the first would install; nothing may
     assert hook_count(tiny.model) == hooks
 
 
 def test_patch_handle_remove_is_idempotent(tiny, steer) -> None:
     base = logits(tiny)
-    handle = steerlab.patch(tiny, steer, prompts_rewritten=True)
+    handle = steerlab.patch(tiny, steerlab.prepare(tiny, steer))
     assert handle.active
     handle.remove()
     handle.remove()
@@ -102,10 +102,15 @@ def test_patch_handle_remove_is_idempotent(tiny, steer) -> None:
 def test_prompt_steering_methods_are_refused_by_bare_apply(tiny, steer) -> None:
     steerer = steerlab.get_steerer(steer.artifact.method)
     hooks = hook_count(tiny.model)
-    if not steerer.steers_prompt:
-        steerlab.patch(tiny, steer).remove()
-        return
-    with pytest.raises(steerlab.SteerlabError, match="steers through the prompt"):
-        with steerlab.apply(tiny, steer):
-            pass
-    assert hook_count(tiny.model) == hooks
+    base = logits(tiny)
+    if steerer.steers_prompt:
+        with pytest.raises(steerlab.SteerlabError, match="steers through the prompt"):
+            with steerlab.apply(tiny, steer):
+                pass
+        assert hook_count(tiny.model) == hooks
+        handle = steerlab.patch(tiny, steerlab.prepare(tiny, steer))  # prepared: the caller owns the prompt
+    else:
+        handle = steerlab.patch(tiny, steer)  # hooks are the whole method: a bare steer is fine
+    assert not torch.equal(logits(tiny), base)  # it steers
+    handle.remove()
+    assert hook_count(tiny.model) == hooks and torch.equal(logits(tiny), base)

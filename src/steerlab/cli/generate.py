@@ -41,7 +41,7 @@ def generate(
                                         "shapes but other weights (e.g. a fine-tune of its base model)."),
 ) -> None:
     """Generate text, steered by --vector artifacts at --strength."""
-    from steerlab.core.steerer import route_options
+    from steerlab.core.plan import route_options
     from steerlab.data.pairs import load_prompts
     from steerlab.service import ArtifactStore, GenerationRequest, SteerSpec, resolve, run
 

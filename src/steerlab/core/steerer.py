@@ -1,14 +1,15 @@
-"""The one interface every steering method implements, and the functions that apply them.
+"""The one interface every steering method implements.
 
 A method is a :class:`Steerer` subclass registered by name plus an :class:`~steerlab.core.artifact.Artifact`
 subclass. Users hold artifacts; to steer they wrap them in :class:`Steer` (artifact + strength +
-per-application options) and call :func:`apply` (a context manager) or pass them to
-:func:`steerlab.generate`, possibly a different list per batch row.
+per-application options) and pass them to :func:`steerlab.generate` (possibly a different list per
+batch row) or to :func:`~steerlab.core.apply.apply` (a context manager).
 
-Applying is split in two so a failure can never leave a model half-patched:
-``Steerer.validate`` checks every application first, then ``Steerer.install`` registers hooks
-into one :class:`~steerlab.core.hooks.HookSet`; if anything raises, everything installed so far is
-removed before the error propagates.
+A steer is made ready for one model once, by :meth:`Steerer.prepare`: its options parsed into the
+method's typed values and the artifact validated against the model. The resulting :class:`Prepared`
+is what every later stage reads (prompt rewrites, soft prompts, hooks, vLLM's tables), so nothing
+is parsed or validated again on the path of a request. Grouping rows into applications lives in
+:mod:`steerlab.core.plan`, the all-or-nothing install in :mod:`steerlab.core.apply`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, Union
 
@@ -27,18 +27,18 @@ from torch import Tensor
 from steerlab.core.artifact import Artifact
 from steerlab.core.hooks import HookSet
 from steerlab.core.methods import METHODS, get_method
+from steerlab.core.model import LoadedModel
 from steerlab.core.positions import PositionTracker
 from steerlab.core.validate import finite
 from steerlab.errors import SteerlabError
 
 if TYPE_CHECKING:
     from steerlab.core.site_ops import SiteOp
-    from steerlab.models.loading import LoadedModel
 
 A = TypeVar("A", bound=Artifact)
 O = TypeVar("O")  # noqa: E741 (the options dataclass)
 
-__all__ = ["METHODS", "Application", "Steer", "Steerer", "apply", "get_steerer", "patch"]
+__all__ = ["METHODS", "Application", "Prepared", "Steer", "Steerer", "get_steerer"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Steer:
             raise SteerlabError(f"Steer options must be a mapping of option names to values, got {self.options!r}")
 
 
-SteerLike = Union[Artifact, Steer]
+SteerLike = Union[Artifact, Steer, "Prepared"]
 RowSteering = Union[None, SteerLike, Sequence[SteerLike]]
 """What one row gets: nothing, one steer, or several composed (a tuple or list of steers)."""
 
@@ -69,6 +69,7 @@ class Application:
     artifact: Artifact
     options: Any  # the method's options dataclass instance
     strengths: Tensor  # (B,) float32; 0.0 for rows that do not use this artifact
+    prepared: Prepared | None = None  # the prepared steer this application came from, if any
 
 
 class Steerer(ABC, Generic[A, O]):
@@ -142,6 +143,19 @@ class Steerer(ABC, Generic[A, O]):
         explains it (> 0: the + direction). Methods without such a reading raise."""
         raise SteerlabError(f"method {self.name!r} does not explain text")
 
+    def bind_options(self, artifact: A, options: O) -> O:
+        """Resolve options that need the artifact into their typed values (SteerLM: the attribute
+        string against the adapter's schema), once per request; default: unchanged."""
+        return options
+
+    def prepare(self, lm: LoadedModel | None, steer: Steer, *, allow_mismatch: bool = False) -> Prepared:
+        """Make ``steer`` ready for ``lm`` once: options parsed and bound to the artifact, and the
+        application validated against the model (skipped when ``lm`` is None: an engine that only
+        formats text, whose workers validate against the model they hold)."""
+        options = self.bind_options(steer.artifact, self.parse_options(steer.options))  # type: ignore[arg-type]
+        parsed = Prepared(steer, self, options, None, allow_mismatch)
+        return parsed if lm is None else parsed.for_model(lm, allow_mismatch=allow_mismatch)
+
     def parse_options(self, options: Mapping[str, Any]) -> O:
         """Build the options dataclass, rejecting unknown keys with a did-you-mean hint."""
         known = {f.name for f in dataclasses.fields(self.options_cls)}
@@ -161,240 +175,54 @@ class Steerer(ABC, Generic[A, O]):
             raise SteerlabError(f"bad options for method {self.name!r}: {e}") from None
 
 
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A steer made ready for one model by :meth:`Steerer.prepare`: what every stage of a request
+    reads instead of parsing and validating again. Passing a prepared steer to
+    :func:`~steerlab.core.apply.patch` also says the caller applied its prompt stages
+    (:meth:`rewrite_prompt`, :meth:`rewrite_formatted`, :meth:`soft_prompt`)."""
+
+    steer: Steer
+    steerer: Steerer[Any, Any]
+    options: Any  # the method's options dataclass, bound to the artifact
+    model_id: int | None  # id() of the model it was validated for; None: parsed only
+    allow_mismatch: bool = False
+
+    @property
+    def artifact(self) -> Artifact:
+        return self.steer.artifact
+
+    @property
+    def strength(self) -> float:
+        return float(self.steer.strength)
+
+    def checked_for(self, lm: LoadedModel, allow_mismatch: bool) -> bool:
+        """Whether this was validated for ``lm`` under at least as strict a mismatch policy."""
+        return self.model_id == id(lm) and (allow_mismatch or not self.allow_mismatch)
+
+    def for_model(self, lm: LoadedModel, *, allow_mismatch: bool = False) -> Prepared:
+        """This steer validated for ``lm`` (itself if it already was): options are not parsed again."""
+        if self.checked_for(lm, allow_mismatch):
+            return self
+        app = Application(self.artifact, self.options, torch.tensor([self.strength]))
+        self.steerer.validate(lm, app, allow_mismatch=allow_mismatch)
+        return dataclasses.replace(self, model_id=id(lm), allow_mismatch=allow_mismatch)
+
+    def rewrite_prompt(self, prompt: str) -> str:
+        return self.steerer.rewrite_prompt(prompt, self.artifact, self.strength, self.options)
+
+    def rewrite_formatted(self, text: str) -> str:
+        return self.steerer.rewrite_formatted(text, self.artifact, self.strength, self.options)
+
+    def soft_prompt(self, lm: LoadedModel, prompt: str) -> Tensor | None:
+        """This steer's soft prompt (k, hidden) for the user's ``prompt``, or None (also at strength 0)."""
+        if self.strength == 0:
+            return None
+        return self.steerer.soft_prompt(lm, self.artifact, prompt, self.strength, self.options)
+
+
 def get_steerer(method: str) -> Steerer[Any, Any]:
     """An instance of the steerer of the registered method called ``method``."""
     return get_method(method).steerer_cls()
-
-
-def _cached_steerer(cache: dict[str, Steerer], method: str) -> Steerer:
-    """One steerer instance per method within a call."""
-    if method not in cache:
-        cache[method] = get_steerer(method)
-    return cache[method]
-
-
-def as_steer(x: SteerLike) -> Steer:
-    """Wrap a bare artifact as a strength-1 :class:`Steer`."""
-    if isinstance(x, Steer):
-        return x
-    if isinstance(x, Artifact):
-        return Steer(x)
-    raise SteerlabError(f"expected an artifact or Steer, got {type(x).__name__}")
-
-
-def row_steers(row: RowSteering) -> list[Steer]:
-    """Normalise one row's steering to a list of :class:`Steer`."""
-    if row is None:
-        return []
-    if isinstance(row, (Artifact, Steer)):
-        return [as_steer(row)]
-    if isinstance(row, (list, tuple)):
-        return [as_steer(x) for x in row]
-    raise SteerlabError(f"cannot steer with a {type(row).__name__}")
-
-
-def per_row(steering: Any, batch: int) -> list[list[Steer]]:
-    """Expand generate()'s ``steering`` argument to one list of steers per row.
-
-    A ``list`` means one entry per row (each None, a steer, or a tuple/list of steers to compose);
-    anything else (one steer, or a ``tuple`` of steers to compose) applies to every row.
-    """
-    if isinstance(steering, list):
-        if len(steering) != batch:
-            raise SteerlabError(
-                f"per-row steering has {len(steering)} entries for {batch} prompts; "
-                "pass one entry per prompt, or a tuple to compose steers for every row"
-            )
-        return [row_steers(r) for r in steering]
-    shared = row_steers(steering)
-    return [shared for _ in range(batch)]
-
-
-def with_option(rows: list[list[Steer]], key: str, value: Any) -> list[list[Steer]]:
-    """Set option ``key`` on every steer whose method has it; ``value`` may be a per-row list.
-
-    Raises if no steer in the batch has such an option (e.g. ``attributes`` without a SteerLM
-    artifact), so a knob is never silently ignored.
-    """
-    values = value if isinstance(value, list) else [value] * len(rows)
-    if len(values) != len(rows):
-        raise SteerlabError(f"{len(values)} {key} entries for {len(rows)} prompts")
-    cache: dict[str, Steerer] = {}
-    used = False
-    out = []
-    for steers, v in zip(rows, values):
-        new = []
-        for st in steers:
-            fields = {f.name for f in dataclasses.fields(_cached_steerer(cache, st.artifact.method).options_cls)}
-            if key in fields and v is not None:
-                st = dataclasses.replace(st, options={**st.options, key: v})
-                used = True
-            new.append(st)
-        out.append(new)
-    if not used:
-        raise SteerlabError(f"{key}= needs a steer whose method takes it (e.g. a SteerLM adapter) in steering")
-    return out
-
-
-def route_options(artifacts: Sequence[Artifact], options: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Split one set of options (a CLI's ``--layers``, ``--opt k=v``) between artifacts of several
-    methods: each artifact gets the options its method has. An option no method has goes to every
-    artifact, so parsing reports it with a did-you-mean hint instead of dropping it."""
-    fields = {a.method: {f.name for f in dataclasses.fields(get_method(a.method).options_cls)} for a in artifacts}
-    routed: list[dict[str, Any]] = [{} for _ in artifacts]
-    for key, value in options.items():
-        takers = [i for i, a in enumerate(artifacts) if key in fields[a.method]] or range(len(artifacts))
-        for i in takers:
-            routed[i][key] = value
-    return routed
-
-
-def plan(rows: Sequence[Sequence[Steer]]) -> list[tuple[Steerer, Application]]:
-    """Group per-row steers into one :class:`Application` per distinct (artifact, options)."""
-    batch = len(rows)
-    groups: dict[tuple[int, str], tuple[Steerer, Application]] = {}
-    steerers: dict[str, Steerer] = {}
-    for b, steers in enumerate(rows):
-        for st in steers:
-            method = st.artifact.method
-            steerer = _cached_steerer(steerers, method)
-            key = (id(st.artifact), repr(sorted(st.options.items())))
-            if key not in groups:
-                opts = steerer.parse_options(st.options)
-                groups[key] = (steerer, Application(st.artifact, opts, torch.zeros(batch)))
-            groups[key][1].strengths[b] += float(st.strength)
-    return list(groups.values())
-
-
-class SteeringHandle:
-    """What :func:`patch` returns: call :meth:`remove` (idempotent) to restore the model."""
-
-    def __init__(self, hooks: HookSet, tracker: PositionTracker | None = None) -> None:
-        self._hooks = hooks
-        self.tracker = tracker  # the positions every hook of this patch reads
-
-    @property
-    def active(self) -> bool:
-        return not self._hooks.removed
-
-    def remove(self) -> None:
-        self._hooks.remove()
-
-    def __enter__(self) -> SteeringHandle:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.remove()
-
-
-def check(
-    lm: LoadedModel, steering: Any, *, batch_size: int = 1, allow_mismatch: bool = False,
-    prompts_rewritten: bool = False,
-) -> list[tuple[Steerer, Application]]:
-    """Everything :func:`patch` checks before it installs anything (options, layers, model
-    fingerprint, prompt rewrites), without touching the model; returns the plan."""
-    rows = per_row(steering, batch_size)
-    planned = plan(rows)
-    for steerer, app in planned:
-        if steerer.steers_prompt and not prompts_rewritten and bool(app.strengths.any()):
-            raise SteerlabError(
-                f"{steerer.name} steers through the prompt as well as hooks, which apply()/patch() cannot "
-                "rewrite: pass the steer to steerlab.generate(..., steering=...) instead, or build the "
-                "prompt with the artifact's own template and call patch(..., prompts_rewritten=True)")
-        steerer.validate(lm, app, allow_mismatch=allow_mismatch)
-    return planned
-
-
-def patch(
-    lm: LoadedModel, steering: Any, *, batch_size: int = 1, allow_mismatch: bool = False,
-    prompts_rewritten: bool = False,
-) -> SteeringHandle:
-    """Install steering on ``lm`` and return a handle; all or nothing.
-
-    ``steering`` is as for :func:`per_row`. With ``batch_size=1`` and shared steering, strengths
-    broadcast over any batch size.
-
-    Methods that also steer through the prompt (``Steerer.steers_prompt``, e.g. SteerLM's attribute
-    string) are refused unless ``prompts_rewritten=True`` says the caller built each row's text
-    with their rewrites (:func:`rewrite_prompts`; :func:`steerlab.generate` does): hooks alone would
-    silently drop the attribute string.
-    """
-    planned = check(lm, steering, batch_size=batch_size, allow_mismatch=allow_mismatch,
-                    prompts_rewritten=prompts_rewritten)
-    hooks = HookSet()
-    try:
-        tracker = PositionTracker()
-        tracker.install(lm.base, hooks)
-        install_planned(lm, planned, hooks, tracker)
-    except BaseException:
-        hooks.remove()
-        raise
-    return SteeringHandle(hooks, tracker)
-
-
-def install_planned(lm: LoadedModel, planned: Sequence[tuple[Steerer, Application]], hooks: HookSet,
-                    tracker: PositionTracker) -> None:
-    """Install a checked plan into ``hooks``: each method once, with all its applications (the
-    caller removes ``hooks`` if this raises)."""
-    by_method: dict[str, tuple[Steerer, list[Application]]] = {}
-    for steerer, app in planned:
-        by_method.setdefault(steerer.name, (steerer, []))[1].append(app)
-    for steerer, apps in by_method.values():
-        steerer.install(lm, apps, hooks, tracker)
-
-
-@contextmanager
-def apply(
-    lm: LoadedModel, *steering: SteerLike, allow_mismatch: bool = False, prompts_rewritten: bool = False
-) -> Iterator[SteeringHandle]:
-    """Steer ``lm`` inside a ``with`` block; the model is restored exactly on exit, even on error.
-
-    Several steers compose; contexts nest. Example::
-
-        with steerlab.apply(lm, Steer(vec, 4.0, {"layers": [12]})):
-            print(steerlab.generate(lm, ["The weather today"]))
-    """
-    handle = patch(lm, tuple(steering), allow_mismatch=allow_mismatch, prompts_rewritten=prompts_rewritten)
-    try:
-        yield handle
-    finally:
-        handle.remove()
-
-
-def soft_prompts(lm: LoadedModel, prompts: Sequence[str], rows: Sequence[Sequence[Steer]]) -> list[Tensor | None]:
-    """Each row's soft prompt (k, hidden): its steers' soft prompts for the user's ``prompt``, in
-    steering order, concatenated; None where no steer has one."""
-    steerers: dict[str, Steerer] = {}
-    out: list[Tensor | None] = []
-    for prompt, steers in zip(prompts, rows):
-        parts = []
-        for st in steers:
-            steerer = _cached_steerer(steerers, st.artifact.method)
-            if st.strength == 0:
-                continue
-            sp = steerer.soft_prompt(lm, st.artifact, prompt, float(st.strength), steerer.parse_options(st.options))
-            if sp is not None:
-                parts.append(sp)
-        out.append(torch.cat(parts, dim=0) if parts else None)
-    return out
-
-
-def rewrite_prompts(prompts: Sequence[str], rows: Sequence[Sequence[Steer]], *, formatted: bool = False) -> list[str]:
-    """Let prompt-steering methods rewrite each row's prompt (identity for hook-only methods).
-
-    ``formatted=False`` rewrites the user's text (before the chat template); ``formatted=True``
-    rewrites the templated text the model will continue (``Steerer.rewrite_formatted``).
-    """
-    steerers: dict[str, Steerer] = {}
-    parsed: dict[tuple[int, str], Any] = {}  # options parsed once per (artifact, options)
-    out = []
-    for prompt, steers in zip(prompts, rows):
-        for st in steers:
-            steerer = _cached_steerer(steerers, st.artifact.method)
-            key = (id(st.artifact), repr(sorted(st.options.items())))
-            if key not in parsed:
-                parsed[key] = steerer.parse_options(st.options)
-            rewrite = steerer.rewrite_formatted if formatted else steerer.rewrite_prompt
-            prompt = rewrite(prompt, st.artifact, float(st.strength), parsed[key])
-        out.append(prompt)
-    return out

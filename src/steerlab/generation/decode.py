@@ -19,16 +19,11 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
-from transformers.generation import (
-    LogitsProcessorList,
-    StopStringCriteria,
-    TemperatureLogitsWarper,
-    TopKLogitsWarper,
-    TopPLogitsWarper,
-)
+from transformers.generation import StopStringCriteria
 
 from steerlab.errors import SteerlabError
 from steerlab.generation.finite import check_finite_logits
+from steerlab.generation.sampling import choose, warpers
 from steerlab.models.loading import LoadedModel
 
 Merge = Callable[[Tensor], Tensor]
@@ -96,13 +91,7 @@ def decode(
     pos = (mask.long().cumsum(-1) - 1).clamp(min=0)  # (R, T)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     eos = torch.tensor(eos_ids(lm), device=lm.device, dtype=torch.long)
-    warpers = LogitsProcessorList()
-    if temperature > 0:
-        warpers.append(TemperatureLogitsWarper(temperature))
-        if top_k > 0:
-            warpers.append(TopKLogitsWarper(top_k))
-        if top_p < 1.0:
-            warpers.append(TopPLogitsWarper(top_p))
+    warp = warpers(temperature, top_p, top_k)
     stopper = StopStringCriteria(tok, list(stop)) if stop else None
     seq = enc["input_ids"][:n]  # (B, T + t): branch 0's rows so far, for processors and stop strings
     done = torch.zeros(n, dtype=torch.bool, device=lm.device)
@@ -118,11 +107,7 @@ def decode(
             scores = merge(logits) if merge is not None else logits.float()  # (B, V)
             for hook in processors:
                 scores = hook(seq, scores)
-            scores = warpers(seq, scores)  # type: ignore[arg-type]
-            if temperature > 0:
-                nxt = torch.multinomial(torch.softmax(scores, dim=-1), 1).squeeze(1)  # (B,)
-            else:
-                nxt = scores.argmax(dim=-1)  # (B,)
+            nxt = choose(scores, temperature, warp, seq)  # (B,)
             nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
             new.append(nxt)
             seq = torch.cat([seq, nxt[:, None]], dim=1)

@@ -25,127 +25,31 @@ touched from the engine thread.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import queue
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import Tensor
-from transformers.generation import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+from transformers.generation import LogitsProcessorList
 
-from steerlab.core.steerer import Steer, SteeringHandle, check, patch
-from steerlab.core.validate import finite, positive_int, seed_value
+from steerlab.core.apply import SteeringHandle, patch, prepare
+from steerlab.core.model import LoadedModel
+from steerlab.core.steerer import Prepared
+from steerlab.core.validate import positive_int
 from steerlab.errors import SteerlabError
 from steerlab.generation.decode import eos_ids, with_soft_prompts
 from steerlab.generation.guidance import guided_log_probs
-from steerlab.generation.stops import StopScanner
-from steerlab.models.loading import LoadedModel
+from steerlab.generation.jobs import EngineStats, EngineThread, Event, Job, QueueFull, Stream
+from steerlab.generation.kv import Batch, mergeable
+from steerlab.generation.sampling import choose, warpers
+from steerlab.generation.stops import TextStream
 
-
-@dataclass
-class Job:
-    """One completion: the exact text the model continues and how to decode it.
-
-    ``text`` is already conditioned (chat template, prompt-steering rewrites); ``steering`` is the
-    row's steering. With ``guidance != 1``, ``reference_text`` / ``reference_steering`` form the
-    reference row (default: the same text unsteered).
-    """
-
-    text: str
-    steering: tuple[Steer, ...] = ()
-    max_new_tokens: int = 64
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 0
-    seed: int | None = None
-    stop: Sequence[str] = ()
-    add_special_tokens: bool = True
-    ignore_eos: bool = False
-    guidance: float = 1.0
-    reference_text: str | None = None
-    reference_steering: tuple[Steer, ...] = ()
-    soft_prompt: Tensor | None = None  # (k, hidden) before the prompt's tokens (DGLM)
-    reference_soft_prompt: Tensor | None = None
-
-    def __post_init__(self) -> None:
-        positive_int("max_new_tokens", self.max_new_tokens)
-        finite("temperature", self.temperature, low=0.0, max_abs=1e4)
-        if not 0 < finite("top_p", self.top_p) <= 1:
-            raise SteerlabError(f"top_p must be in (0, 1], got {self.top_p!r}")
-        positive_int("top_k", self.top_k, minimum=0)
-        finite("guidance", self.guidance, max_abs=1e3)
-        seed_value("seed", self.seed)
-        self.stop = tuple(s for s in self.stop if s)
-
-
-@dataclass
-class Event:
-    """What a stream receives: ``token`` (new text and ids), then one ``done`` or ``error``."""
-
-    kind: str  # "token" | "done" | "error"
-    text: str = ""
-    ids: tuple[int, ...] = ()
-    finish_reason: str | None = None  # "stop" | "length" | "cancelled" on done
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    error: Exception | None = None
-
-
-class Stream:
-    """The handle :meth:`Engine.submit` returns. Events go to ``on_event`` if given (called on the
-    engine thread: keep it quick and thread-safe), else to a queue read by :meth:`events`."""
-
-    def __init__(self, job: Job, on_event: Callable[[Event], None] | None = None) -> None:
-        self.job = job
-        self._queue: queue.Queue[Event] = queue.Queue()
-        self._on_event = on_event
-        self.cancelled = threading.Event()
-        self.finished = threading.Event()
-        self.submitted = time.perf_counter()
-        self.first_token_at: float | None = None
-
-    def cancel(self) -> None:
-        """Stop generating for this job at the next step boundary (a client went away)."""
-        self.cancelled.set()
-
-    def _emit(self, ev: Event) -> None:
-        if ev.kind == "token" and self.first_token_at is None:
-            self.first_token_at = time.perf_counter()
-        if ev.kind in ("done", "error"):
-            self.finished.set()
-        if self._on_event is not None:
-            self._on_event(ev)
-        else:
-            self._queue.put(ev)
-
-    def events(self, timeout: float | None = None) -> Any:
-        """Yield events until ``done`` or ``error`` (blocking)."""
-        while True:
-            ev = self._queue.get(timeout=timeout)
-            yield ev
-            if ev.kind in ("done", "error"):
-                return
-
-    def result(self, timeout: float | None = None) -> tuple[str, Event]:
-        """The whole completion and its final event; raises the job's error."""
-        text = []
-        for ev in self.events(timeout):
-            if ev.kind == "token":
-                text.append(ev.text)
-            elif ev.kind == "error":
-                assert ev.error is not None
-                raise ev.error
-            else:
-                return "".join(text), ev
-        raise SteerlabError("stream ended without a result")  # pragma: no cover
-
-
-class QueueFull(SteerlabError):
-    """The engine's waiting queue is full; retry later."""
+__all__ = ["Engine", "Event", "EngineStats", "Job", "QueueFull", "Stream"]
 
 
 @dataclass
@@ -156,10 +60,9 @@ class _Seq:
     gen: torch.Generator
     prompt_tokens: int
     tokens: list[int] = field(default_factory=list)
-    sent: str = ""  # text emitted so far
     done: str | None = None  # finish reason once finished
     warpers: LogitsProcessorList | None = None  # sampling warpers, built on the first sampled token
-    stops: StopScanner = field(default_factory=lambda: StopScanner(()))  # the job's stop strings, scanned
+    text: TextStream = field(default_factory=lambda: TextStream(()))  # what was sent; the stop strings
 
 
 @dataclass
@@ -170,73 +73,8 @@ class _Prepared:
     stream: Stream
     seq: _Seq
     ids: list[list[int]]
-    steering: list[tuple[Steer, ...]]
+    steering: list[tuple[Prepared, ...]]
     soft: list[Tensor | None]
-
-
-@dataclass
-class EngineStats:
-    """Counters the server exports as metrics."""
-
-    steps: int = 0
-    tokens: int = 0
-    prefills: int = 0
-    jobs_done: int = 0
-    jobs_failed: int = 0
-    jobs_cancelled: int = 0
-    batch_rows: int = 0
-    max_batch_rows: int = 0
-    queued: int = 0
-    step_seconds: float = 0.0
-
-
-class ServingEngine(Protocol):
-    """What the HTTP server drives: :class:`Engine` here, or vLLM's engine behind the same calls
-    (:class:`steerlab.vllm.serving.VllmServingEngine`)."""
-
-    stats: EngineStats
-
-    def start(self) -> Any: ...
-
-    def stop(self) -> None: ...
-
-    @property
-    def alive(self) -> bool: ...
-
-    def submit(self, job: Job, on_event: Callable[[Event], None] | None = None) -> Stream: ...
-
-
-class EngineThread:
-    """The thread an engine runs on: :meth:`start` it, :meth:`stop` it (the loop in :meth:`_run`
-    watches ``_stop``; ``_wake`` cuts an idle wait short), ask whether it is :attr:`alive`."""
-
-    thread_name = "steerlab-engine"
-
-    def __init__(self) -> None:
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _run(self) -> None:
-        raise NotImplementedError
-
-    def start(self) -> Any:
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Finish the step in progress, fail what is left, and end the thread."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
 
 class Engine(EngineThread):
@@ -266,9 +104,8 @@ class Engine(EngineThread):
         if self._waiting.qsize() >= self.max_queue:
             raise QueueFull(f"the queue is full ({self.max_queue} waiting); retry later")
         rows = 2 if job.guidance != 1.0 else 1
-        check(self.lm, tuple(job.steering), allow_mismatch=self.allow_mismatch, prompts_rewritten=True)
-        if rows == 2:
-            check(self.lm, tuple(job.reference_steering), allow_mismatch=self.allow_mismatch, prompts_rewritten=True)
+        job = dataclasses.replace(job, steering=self._prepared(job.steering),
+                                  reference_steering=self._prepared(job.reference_steering) if rows == 2 else ())
         if rows > self.max_batch:
             raise SteerlabError(f"a guidance job needs 2 batch rows; this engine decodes {self.max_batch}")
         stream = Stream(job, on_event)
@@ -277,17 +114,18 @@ class Engine(EngineThread):
         self._wake.set()
         return stream
 
+    def _prepared(self, steering: Any) -> tuple[Prepared, ...]:
+        """The job's steers prepared for this model: already prepared ones (built by
+        :func:`~steerlab.generation.rows.build_rows`) are kept, plain ones are prepared now —
+        once for the job's whole life (prefill and every re-install)."""
+        return tuple(prepare(self.lm, st, allow_mismatch=self.allow_mismatch) for st in steering)
+
     # ------------------------------------------------------------ the thread
     def _reset(self) -> None:
         """An empty running batch (after start, or after a failed step)."""
         self._seqs: list[_Seq] = []  # jobs in the batch, in row order
         self._rows: list[tuple[_Seq, int]] = []  # model row -> (job, branch 0 cond / 1 reference)
-        self._cache: Any = None
-        self._mask: Tensor | None = None  # (R, T) 1 on real tokens
-        self._pad: Tensor | None = None  # (R,) left padding in the cache
-        self._plen: Tensor | None = None  # (R,) prompt tokens
-        self._next_pos: Tensor | None = None  # (R,) position id of the next fed token
-        self._feed: Tensor | None = None  # (R,) the token each row feeds next
+        self._batch: Batch | None = None  # the rows' cache, masks, positions and next tokens
         self._handle: SteeringHandle | None = None
         self._dirty = True  # membership changed since the steering was installed
 
@@ -389,7 +227,7 @@ class Engine(EngineThread):
             return None
         steering = [tuple(job.steering), tuple(job.reference_steering)][:len(ids)]
         soft = [job.soft_prompt, job.reference_soft_prompt][:len(ids)]
-        seq = _Seq(stream, gen, prompt_tokens=len(ids[0]), stops=StopScanner(job.stop))
+        seq = _Seq(stream, gen, prompt_tokens=len(ids[0]), text=TextStream(job.stop))
         return _Prepared(stream, seq, ids, steering, soft)
 
     def _prefill(self, items: list[_Prepared]) -> None:
@@ -416,8 +254,7 @@ class Engine(EngineThread):
         if self._handle is not None:  # the running rows' steering must not see the new rows' prefill
             self._handle.remove()
             self._handle, self._dirty = None, True
-        handle = patch(self.lm, list(steering), batch_size=n, allow_mismatch=self.allow_mismatch,
-                       prompts_rewritten=True)
+        handle = patch(self.lm, list(steering), batch_size=n, allow_mismatch=self.allow_mismatch)
         try:
             if embeds is None:
                 out = self.lm.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
@@ -429,54 +266,40 @@ class Engine(EngineThread):
         logits = out.logits[:, -1, :]  # (N, V)
         first = self._choose(logits, new_rows)  # (N,)
         plen = mask.sum(dim=1)  # (N,)
-        self._merge(out.past_key_values, mask, t - plen, plen, plen.clone(), first, new_rows)
+        self._merge(Batch(out.past_key_values, mask, t - plen, plen, plen.clone(), first), new_rows)
         self._seqs += [it.seq for it in items]
         self._dirty = True
 
-    def _merge(self, cache: Any, mask: Tensor, pad: Tensor, plen: Tensor, next_pos: Tensor, feed: Tensor,
-               rows: list[tuple[_Seq, int]]) -> None:
-        """Append prefilled rows (their cache, mask (N, T'), pad, prompt lengths) to the batch."""
+    def _merge(self, new: Batch, rows: list[tuple[_Seq, int]]) -> None:
+        """Append prefilled rows to the running batch."""
         if self._mergeable is None:
-            self._mergeable = _mergeable(cache)
-        if self._cache is None:
-            self._cache, self._mask, self._pad, self._plen = cache, mask, pad, plen
-            self._next_pos, self._feed, self._rows = next_pos, feed, list(rows)
-            return
-        assert self._mask is not None and self._pad is not None and self._plen is not None
-        assert self._next_pos is not None and self._feed is not None
-        t_run, t_new = self._mask.shape[1], mask.shape[1]
-        t = max(t_run, t_new)
-        for run_layer, new_layer in zip(_layers(self._cache), _layers(cache)):
-            run_layer.keys = torch.cat([_left_pad(run_layer.keys, t), _left_pad(new_layer.keys, t)], dim=0)
-            run_layer.values = torch.cat([_left_pad(run_layer.values, t), _left_pad(new_layer.values, t)], dim=0)
-        self._mask = torch.cat([_left_pad_2d(self._mask, t), _left_pad_2d(mask, t)], dim=0)
-        self._pad = torch.cat([self._pad + (t - t_run), pad + (t - t_new)])
-        self._plen = torch.cat([self._plen, plen])
-        self._next_pos = torch.cat([self._next_pos, next_pos])
-        self._feed = torch.cat([self._feed, feed])
+            self._mergeable = mergeable(new.cache)
+        if self._batch is None:
+            self._batch = new
+        else:
+            self._batch.append(new)
         self._rows += rows
 
     # --------------------------------------------------------------- decode
     def _decode_step(self) -> None:
-        assert self._mask is not None and self._feed is not None and self._next_pos is not None
+        b = self._batch
+        assert b is not None
         if self._dirty:
             if self._handle is not None:
                 self._handle.remove()
             steering = [tuple(s.stream.job.steering if b == 0 else s.stream.job.reference_steering)
                         for s, b in self._rows]
-            self._handle = patch(self.lm, steering, batch_size=len(steering), allow_mismatch=self.allow_mismatch,
-                                 prompts_rewritten=True)
+            self._handle = patch(self.lm, steering, batch_size=len(steering), allow_mismatch=self.allow_mismatch)
             self._dirty = False
         assert self._handle is not None and self._handle.tracker is not None
-        assert self._pad is not None and self._plen is not None
-        self._handle.tracker.resume(self._pad, self._plen)
-        feed = self._feed[:, None]  # (R, 1)
-        self._mask = torch.cat([self._mask, torch.ones_like(feed)], dim=1)  # (R, T + 1)
-        out = self.lm.model(input_ids=feed, attention_mask=self._mask, position_ids=self._next_pos[:, None],
-                            past_key_values=self._cache, use_cache=True)
-        self._cache = out.past_key_values
-        self._next_pos = self._next_pos + 1
-        self._feed = self._choose(out.logits[:, -1, :], self._rows)
+        self._handle.tracker.resume(b.pad, b.plen)
+        feed = b.feed[:, None]  # (R, 1)
+        b.mask = torch.cat([b.mask, torch.ones_like(feed)], dim=1)  # (R, T + 1)
+        out = self.lm.model(input_ids=feed, attention_mask=b.mask, position_ids=b.next_pos[:, None],
+                            past_key_values=b.cache, use_cache=True)
+        b.cache = out.past_key_values
+        b.next_pos = b.next_pos + 1
+        b.feed = self._choose(out.logits[:, -1, :], self._rows)
 
     def _choose(self, logits: Tensor, rows: list[tuple[_Seq, int]]) -> Tensor:
         """Sample every job's next token from its rows' logits (R, V); emit it; returns (R,) the
@@ -516,17 +339,9 @@ class Engine(EngineThread):
 
     def _sample(self, scores: Tensor, seq: _Seq) -> int:
         job = seq.stream.job
-        if job.temperature == 0:
-            return int(scores.argmax(dim=-1))
         if seq.warpers is None:
-            seq.warpers = LogitsProcessorList([TemperatureLogitsWarper(job.temperature)])
-            if job.top_k > 0:
-                seq.warpers.append(TopKLogitsWarper(job.top_k))
-            if job.top_p < 1.0:
-                seq.warpers.append(TopPLogitsWarper(job.top_p))
-        scores = seq.warpers(None, scores)  # type: ignore[arg-type]
-        probs = torch.softmax(scores, dim=-1)
-        return int(torch.multinomial(probs, 1, generator=seq.gen))
+            seq.warpers = warpers(job.temperature, job.top_p, job.top_k)
+        return int(choose(scores, job.temperature, seq.warpers, generator=seq.gen)[0])
 
     def _accept(self, seq: _Seq, token: int) -> None:
         job = seq.stream.job
@@ -534,23 +349,12 @@ class Engine(EngineThread):
         self.stats.tokens += 1
         is_eos = token in self._eos and not job.ignore_eos
         text = self.lm.tokenizer.decode(seq.tokens if not is_eos else seq.tokens[:-1], skip_special_tokens=True)
-        settled = text.rstrip("\ufffd")  # a partial character waits for its next token
-        reason = None
-        cut = seq.stops.feed(settled) if job.stop else -1
-        if cut >= 0:
-            text, reason = settled[:cut], "stop"
-        if reason is None and is_eos:
+        reason = "stop" if is_eos else "length" if len(seq.tokens) >= job.max_new_tokens else None
+        delta, stopped = seq.text.feed(text, final=reason is not None)
+        if delta:
+            seq.stream._emit(Event("token", text=delta, ids=(token,)))
+        if stopped:
             reason = "stop"
-        if reason is None and len(seq.tokens) >= job.max_new_tokens:
-            reason = "length"
-        safe = text
-        if reason is None:  # hold back a partial character and a possible start of a stop string
-            safe = settled[:len(settled) - seq.stops.held]
-        if len(safe) > len(seq.sent) and safe.startswith(seq.sent):
-            seq.stream._emit(Event("token", text=safe[len(seq.sent):], ids=(token,)))
-            seq.sent = safe
-        elif not safe.startswith(seq.sent):  # a decode that rewrote earlier text: resend nothing twice
-            seq.sent = safe
         if reason is not None:
             self._finish(seq, reason)
 
@@ -583,46 +387,6 @@ class Engine(EngineThread):
                 self._handle.remove()
             self._reset()
             return
-        assert self._mask is not None and self._pad is not None and self._plen is not None
-        assert self._next_pos is not None and self._feed is not None
-        idx = torch.tensor(keep, device=self._mask.device)
+        assert self._batch is not None
         self._rows = [self._rows[r] for r in keep]
-        self._mask, self._pad, self._plen = self._mask[idx], self._pad[idx], self._plen[idx]
-        self._next_pos, self._feed = self._next_pos[idx], self._feed[idx]
-        lead = int(self._pad.min())  # columns that are padding in every remaining row
-        for layer in _layers(self._cache):
-            layer.keys = layer.keys[idx, :, lead:]
-            layer.values = layer.values[idx, :, lead:]
-        self._mask = self._mask[:, lead:]
-        self._pad = self._pad - lead
-
-
-def _mergeable(cache: Any) -> bool:
-    layers = getattr(cache, "layers", None)
-    return layers is not None and all(not getattr(layer, "is_sliding", False) and hasattr(layer, "keys")
-                                      and type(layer).__name__ == "DynamicLayer" for layer in layers)
-
-
-def _layers(cache: Any) -> list[Any]:
-    """The cache's per-layer key/value holders; continuous batching needs full-attention layers."""
-    layers = getattr(cache, "layers", None)
-    if layers is None or any(getattr(layer, "is_sliding", False) or not hasattr(layer, "keys") for layer in layers):
-        raise SteerlabError("continuous batching needs a full-attention KV cache (this model's cache has "
-                            "sliding-window or other layers)")
-    return list(layers)
-
-
-def _left_pad(x: Tensor, t: int) -> Tensor:
-    """(B, H, T', D) -> (B, H, t, D), zeros on the left."""
-    extra = t - x.shape[2]
-    if extra == 0:
-        return x
-    return torch.cat([x.new_zeros(x.shape[0], x.shape[1], extra, x.shape[3]), x], dim=2)
-
-
-def _left_pad_2d(x: Tensor, t: int) -> Tensor:
-    """(B, T') -> (B, t), zeros on the left."""
-    extra = t - x.shape[1]
-    if extra == 0:
-        return x
-    return torch.cat([x.new_zeros(x.shape[0], extra), x], dim=1)
+        self._batch.keep(keep)

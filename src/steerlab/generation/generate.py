@@ -14,12 +14,15 @@ from typing import Any, Protocol
 
 import torch
 
-from steerlab.core.steerer import patch, per_row, rewrite_prompts, soft_prompts, with_option
+from steerlab.core.apply import patch
+from steerlab.core.model import LoadedModel
+from steerlab.core.plan import per_row, with_option
 from steerlab.core.validate import finite, offset_seed, positive_int, seed_value
 from steerlab.errors import SteerlabError
 from steerlab.generation.decode import decode
 from steerlab.generation.guidance import check_scale, guided_merge
-from steerlab.models.loading import LoadedModel
+from steerlab.generation.rows import Row, build_rows, format_prompt
+from steerlab.generation.stops import cut_at_stop
 from steerlab.progress import maybe_bar
 
 
@@ -33,15 +36,7 @@ class TextEngine(Protocol):
         ...
 
 
-def format_prompt(lm: LoadedModel, prompt: str, *, chat: bool, system: str | None = None) -> str:
-    """Apply the model's chat template (as one user turn) when ``chat`` is set."""
-    if not chat:
-        return prompt
-    if not getattr(lm.tokenizer, "chat_template", None):
-        raise SteerlabError(f"{lm.name} has no chat template; generate with chat=False")
-    messages = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": prompt}]
-    return str(lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+__all__ = ["TextEngine", "format_prompt", "generate"]
 
 
 def generate(
@@ -64,6 +59,7 @@ def generate(
     guidance: float = 1.0,
     guidance_reference: Mapping[str, Any] | str | Sequence[Mapping[str, Any] | str | None] | None = None,
     ignore_eos: bool = False,
+    reference: Any = None,
 ) -> list[str]:
     """Continue each prompt; returns the new text of each row (prompt excluded).
 
@@ -77,8 +73,9 @@ def generate(
     ``guidance`` ≠ 1 decodes with classifier-free guidance (:mod:`steerlab.generation.guidance`):
     log-probs ``ref + guidance · (cond − ref)``, where ``ref`` is each prompt unsteered, or, when
     ``guidance_reference`` is given, the row's steering with its ``attributes`` option set to
-    that reference (``{}`` = every knob at its default; per row as a list). It costs a second
-    batch row per prompt. ``ignore_eos`` generates exactly ``max_new_tokens`` per row (benchmarks).
+    that reference (``{}`` = every knob at its default; per row as a list), or, when ``reference``
+    is given, that steering (as ``steering``). It costs a second batch row per prompt.
+    ``ignore_eos`` generates exactly ``max_new_tokens`` per row (benchmarks).
     """
     single = isinstance(prompts, str)
     batch_size = positive_int("batch_size", batch_size or _env_batch())
@@ -97,14 +94,16 @@ def generate(
     positive_int("top_k", top_k, minimum=0)
     seed_value("seed", seed)
     scale = check_scale(guidance)
-    if guidance_reference is not None and scale == 1.0:
+    if (guidance_reference is not None or reference is not None) and scale == 1.0:
         raise SteerlabError("guidance_reference (--guidance-attr) needs guidance != 1 (1 = no guidance)")
+    if guidance_reference is not None and reference is not None:
+        raise SteerlabError("give guidance_reference (attributes) or reference (steering), not both")
     with lm.lock:  # one generation at a time on a shared model (hooks are per thread too)
         return _generate(lm, prompt_list, steering, single=single, batch_size=batch_size,
                          max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                          seed=seed, chat=chat, system=system, stop=stop, allow_mismatch=allow_mismatch,
                          progress=progress, attributes=attributes, scale=scale,
-                         guidance_reference=guidance_reference, ignore_eos=ignore_eos)
+                         guidance_reference=guidance_reference, ignore_eos=ignore_eos, reference=reference)
 
 
 def _env_batch() -> int:
@@ -118,68 +117,44 @@ def _env_batch() -> int:
 def _generate(lm: LoadedModel, prompt_list: list[str], steering: Any, *, single: bool, batch_size: int,
               max_new_tokens: int, temperature: float, top_p: float, top_k: int, seed: int | None, chat: bool,
               system: str | None, stop: Sequence[str] | None, allow_mismatch: bool, progress: bool,
-              attributes: Any, scale: float, guidance_reference: Any, ignore_eos: bool) -> list[str]:
+              attributes: Any, scale: float, guidance_reference: Any, ignore_eos: bool,
+              reference: Any) -> list[str]:
     rows = per_row(steering, len(prompt_list))
+    if guidance_reference is not None:  # the reference row: the same steers, other attributes
+        reference = with_option(rows, "attributes", guidance_reference)
     if attributes is not None:
         rows = with_option(rows, "attributes", attributes)
-    texts = conditioned_texts(lm, prompt_list, rows, chat=chat, system=system)
-    soft = soft_prompts(lm, prompt_list, rows)  # (k, H) per row, or None
-    ref_rows: list[list[Any]] = []
-    ref_texts: list[str] = []
-    ref_soft: list[Any] = []
-    if scale != 1.0:
-        ref_rows = ([[] for _ in rows] if guidance_reference is None
-                    else with_option(rows, "attributes", guidance_reference))
-        ref_texts = conditioned_texts(lm, prompt_list, ref_rows, chat=chat, system=system)
-        ref_soft = soft_prompts(lm, prompt_list, ref_rows)
+    pairs = build_rows(lm, prompt_list, rows, chat=chat, system=system, guidance=scale, reference=reference,
+                       allow_mismatch=allow_mismatch)
     outputs: list[str] = []
-    with maybe_bar(progress, len(texts), "generating") as advance:
-        for start in range(0, len(texts), batch_size):
-            idx = range(start, min(start + batch_size, len(texts)))
-            chunk_rows = [rows[i] for i in idx]
-            shared = all(r is chunk_rows[0] for r in chunk_rows)
-            steer_arg = tuple(chunk_rows[0]) if shared else [tuple(r) for r in chunk_rows]
+    with maybe_bar(progress, len(pairs), "generating") as advance:
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start:start + batch_size]
+            model_rows = [p.row for p in chunk] + [p.reference for p in chunk if p.reference is not None]
+            first = model_rows[0].steering
+            shared = all(len(r.steering) == len(first) and all(a is b for a, b in zip(r.steering, first))
+                         for r in model_rows)
             if seed is not None:
                 torch.manual_seed(offset_seed(seed, start))
-            if scale != 1.0:  # conditioned rows, then their references, in one batch
-                steer_arg = [tuple(r) for r in chunk_rows] + [tuple(ref_rows[i]) for i in idx]
-                shared = False
-            handle = patch(lm, steer_arg, batch_size=1 if shared else len(steer_arg),
-                           allow_mismatch=allow_mismatch, prompts_rewritten=True)
+            handle = patch(lm, first if shared else [r.steering for r in model_rows],
+                           batch_size=1 if shared else len(model_rows), allow_mismatch=allow_mismatch)
             try:
-                chunk_soft = [soft[i] for i in idx] + ([ref_soft[i] for i in idx] if scale != 1.0 else [])
-                outputs += _generate_chunk(lm, [texts[i] for i in idx],
-                                           [ref_texts[i] for i in idx] if scale != 1.0 else None, scale=scale,
+                outputs += _generate_chunk(lm, model_rows, guided=scale != 1.0, scale=scale,
                                            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                           top_k=top_k, stop=stop, chat=chat, ignore_eos=ignore_eos,
-                                           soft=chunk_soft)
+                                           top_k=top_k, stop=stop, ignore_eos=ignore_eos)
             finally:
                 handle.remove()
-            advance(len(idx))
+            advance(len(chunk))
     return outputs[:1] if single else outputs
 
 
-def conditioned_texts(lm: LoadedModel, prompts: Sequence[str], rows: Sequence[Sequence[Any]], *,
-                       chat: bool, system: str | None) -> list[str]:
-    """The text the model continues for each row: steering's prompt rewrites around the chat template."""
-    texts = [format_prompt(lm, p, chat=chat, system=system) for p in rewrite_prompts(prompts, rows)]
-    return rewrite_prompts(texts, rows, formatted=True)
-
-
-def _generate_chunk(lm: LoadedModel, texts: list[str], ref_texts: list[str] | None, *, scale: float,
-                    max_new_tokens: int, temperature: float, top_p: float, top_k: int, stop: Sequence[str] | None,
-                    chat: bool, ignore_eos: bool, soft: list[Any] | None = None) -> list[str]:
-    """One batch through the decode loop; with ``ref_texts``, as two branches merged by guidance."""
-    ids = decode(lm, texts + (ref_texts or []), max_new_tokens=max_new_tokens, temperature=temperature,
-                 top_p=top_p, top_k=top_k, stop=stop, add_special_tokens=not chat, ignore_eos=ignore_eos,
-                 branches=2 if ref_texts is not None else 1,
-                 merge=guided_merge(scale) if ref_texts is not None else None, soft_prompts=soft)
-    return [_cut(t, stop) for t in lm.tokenizer.batch_decode(ids, skip_special_tokens=True)]  # ids: (B, t)
-
-
-def _cut(text: str, stop: Sequence[str] | None) -> str:
-    if not stop:
-        return text
-    ends = [text.find(s) for s in stop if s and s in text]
-    return text[: min(ends)] if ends else text
-
+def _generate_chunk(lm: LoadedModel, rows: list[Row], *, guided: bool, scale: float, max_new_tokens: int,
+                    temperature: float, top_p: float, top_k: int, stop: Sequence[str] | None,
+                    ignore_eos: bool) -> list[str]:
+    """One batch through the decode loop; with ``guided``, the second half of ``rows`` are the
+    first half's references, merged by guidance."""
+    ids = decode(lm, [r.text for r in rows], max_new_tokens=max_new_tokens, temperature=temperature,
+                 top_p=top_p, top_k=top_k, stop=stop, add_special_tokens=rows[0].add_special_tokens,
+                 ignore_eos=ignore_eos, branches=2 if guided else 1, merge=guided_merge(scale) if guided else None,
+                 soft_prompts=[r.soft_prompt for r in rows])
+    return [cut_at_stop(t, stop) for t in lm.tokenizer.batch_decode(ids, skip_special_tokens=True)]  # ids: (B, t)

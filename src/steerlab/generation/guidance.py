@@ -20,16 +20,13 @@ call with positions that ignore padding; this avoids both.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from steerlab.core.validate import finite
-from steerlab.errors import SteerlabError
-from steerlab.generation.decode import decode
-from steerlab.models.loading import LoadedModel
 
 
 def guided_log_probs(cond_logits: Tensor, ref_logits: Tensor, scale: float) -> Tensor:
@@ -47,31 +44,6 @@ def guided_merge(scale: float) -> Callable[[Tensor], Tensor]:
         return guided_log_probs(logits[:half], logits[half:], scale)
 
     return merge
-
-
-def guided_generate_ids(
-    lm: LoadedModel,
-    texts: Sequence[str],
-    ref_texts: Sequence[str],
-    *,
-    scale: float,
-    max_new_tokens: int,
-    temperature: float,
-    top_p: float,
-    top_k: int,
-    stop: Sequence[str] | None,
-    add_special_tokens: bool,
-) -> Tensor:
-    """New token ids (B, ≤ max_new_tokens) of each conditioned row; finished rows are padded.
-
-    The caller installs the steering for all 2B rows (conditioned rows first): the decode loop
-    runs them as two branches merged by :func:`guided_log_probs`.
-    """
-    if len(texts) != len(ref_texts):
-        raise SteerlabError(f"{len(texts)} prompts but {len(ref_texts)} reference prompts")
-    return decode(lm, list(texts) + list(ref_texts), max_new_tokens=max_new_tokens, temperature=temperature,
-                  top_p=top_p, top_k=top_k, stop=stop, add_special_tokens=add_special_tokens, branches=2,
-                  merge=guided_merge(scale))
 
 
 def check_scale(scale: Any) -> float:

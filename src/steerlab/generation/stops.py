@@ -73,3 +73,41 @@ class StopScanner:
                 self._found = best
                 return best
         return -1
+
+
+def cut_at_stop(text: str, stop: Sequence[str] | None) -> str:
+    """``text`` up to (not including) the earliest of the ``stop`` strings it contains."""
+    if not stop:
+        return text
+    ends = [text.find(s) for s in stop if s and s in text]
+    return text[: min(ends)] if ends else text
+
+
+class TextStream:
+    """A completion's text as tokens arrive: what may be sent now and whether a stop string ended
+    it. A partial character (U+FFFD at the end of the decoded text) and an end that could still
+    become a stop string are held back until the next token settles them."""
+
+    def __init__(self, stop: Sequence[str]) -> None:
+        self._scanner = StopScanner(stop)
+        self._stops = bool(stop)
+        self.sent = ""  # the text sent so far
+
+    def feed(self, text: str, *, final: bool) -> tuple[str, bool]:
+        """``text``: the whole completion decoded so far; ``final``: it ends here (EOS, length).
+        Returns (new text to send, whether a stop string ended the completion)."""
+        settled = text.rstrip("\ufffd")
+        cut = self._scanner.feed(settled) if self._stops else -1
+        if cut >= 0:
+            safe, stopped = settled[:cut], True
+        elif final:
+            safe, stopped = text, False
+        else:
+            safe, stopped = settled[:len(settled) - self._scanner.held], False
+        delta = ""
+        if len(safe) > len(self.sent) and safe.startswith(self.sent):
+            delta = safe[len(self.sent):]
+            self.sent = safe
+        elif not safe.startswith(self.sent):  # a decode that rewrote earlier text: resend nothing twice
+            self.sent = safe
+        return delta, stopped

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from steerlab.generation.engine import ServingEngine
+from steerlab.generation.jobs import ServingEngine
 
 
 class Metrics:

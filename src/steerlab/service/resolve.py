@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from steerlab.core.apply import prepare
 from steerlab.core.artifact import Artifact, load_artifact
-from steerlab.core.steerer import Steer, plan
+from steerlab.core.plan import with_option
+from steerlab.core.steerer import Prepared, Steer, get_steerer
 from steerlab.errors import SteerlabError
 from steerlab.service.spec import GenerationRequest, SteerSpec
 
@@ -108,11 +110,14 @@ class ArtifactStore:
 
 @dataclass(frozen=True)
 class Resolved:
-    """What :func:`run` needs: the model to load, steers, and keyword arguments for ``generate``."""
+    """What :func:`run` needs: the model to load, the steers (parsed once, into their methods'
+    typed options: the request's ``attributes`` are an option of the steer that takes them),
+    the guidance reference row's steers, and keyword arguments for ``generate``."""
 
     model: str
-    steering: tuple[Steer, ...]
+    steering: tuple[Prepared, ...]
     generate_kwargs: dict[str, Any]
+    reference: tuple[Prepared, ...] | None = None  # None: the reference row is unsteered
 
 
 def model_for(explicit: str | None, artifacts: Sequence[Artifact], default: str = DEFAULT_MODEL) -> str:
@@ -147,16 +152,28 @@ def resolve(request: GenerationRequest, store: ArtifactStore | None = None) -> R
     store = store or ArtifactStore()
     specs = list(request.steering or [])
     artifacts = [store.get(s.artifact) for s in specs]
-    steering = tuple(Steer(a, s.strength, dict(s.options)) for a, s in zip(artifacts, specs))
-    plan([list(steering)])  # parses every option now: unknown names and bad values fail before loading
+    steers = [Steer(a, s.strength, dict(s.options)) for a, s in zip(artifacts, specs)]
+    reference = None
+    if request.guidance_reference is not None:
+        if request.guidance == 1.0:
+            raise SteerlabError("guidance_reference (--guidance-attr) needs guidance != 1 (1 = no guidance)")
+        reference = _parsed(with_option([steers], "attributes", request.guidance_reference)[0])
+    if request.attributes is not None:
+        steers = with_option([steers], "attributes", request.attributes)[0]
+    steering = _parsed(steers)  # unknown names and bad values fail here, before any model loads
     chat = request.chat if request.chat is not None else any(a.prefers_chat for a in artifacts)
     kwargs: dict[str, Any] = {
         "max_new_tokens": request.max_new_tokens, "temperature": request.temperature, "top_p": request.top_p,
         "top_k": request.top_k, "seed": request.seed, "stop": request.stop, "chat": chat,
-        "system": request.system, "attributes": request.attributes, "guidance": request.guidance,
-        "guidance_reference": request.guidance_reference,
+        "system": request.system, "guidance": request.guidance,
     }
-    return Resolved(model_for(request.model, artifacts), steering, kwargs)
+    return Resolved(model_for(request.model, artifacts), steering, kwargs, reference)
+
+
+def _parsed(steers: Sequence[Steer]) -> tuple[Prepared, ...]:
+    """Each steer's options parsed and bound to its artifact (validated against a model later,
+    once, where the request meets one)."""
+    return tuple(prepare(None, st) for st in steers)
 
 
 def run(lm: Any, request: GenerationRequest, resolved: Resolved | None = None, **extra: Any) -> list[str]:
@@ -164,14 +181,13 @@ def run(lm: Any, request: GenerationRequest, resolved: Resolved | None = None, *
     from steerlab.generation import generate
 
     resolved = resolved or resolve(request)
-    return generate(lm, list(request.prompts), resolved.steering or None, **resolved.generate_kwargs, **extra)
+    return generate(lm, list(request.prompts), resolved.steering or None, reference=resolved.reference,
+                    **resolved.generate_kwargs, **extra)
 
 
 def explain(lm: Any, spec: SteerSpec, text: str, store: ArtifactStore | None = None) -> list[tuple[str, float]]:
     """Per-token scores of ``text`` under the steer ``spec`` (methods that explain text: LM-Steer),
     computed on ``lm`` while holding its lock (so it takes turns with generation)."""
-    from steerlab.core.steerer import get_steerer
-
     if not isinstance(text, str) or not text.strip():
         raise SteerlabError("text to explain must be a non-empty string")
     store = store or ArtifactStore()
@@ -179,15 +195,6 @@ def explain(lm: Any, spec: SteerSpec, text: str, store: ArtifactStore | None = N
     steerer = get_steerer(art.method)
     if not steerer.explains:
         raise SteerlabError(f"{spec.artifact!r} is a {art.method!r} artifact, which does not explain text")
-    options = steerer.parse_options(dict(spec.options))
-    steerer.validate(lm, _application(art, options), allow_mismatch=False)
+    ready = steerer.prepare(lm, Steer(art, spec.strength, dict(spec.options)))
     with lm.lock:
-        return steerer.explain(lm, art, text, spec.strength, options)
-
-
-def _application(art: Artifact, options: Any) -> Any:
-    import torch
-
-    from steerlab.core.steerer import Application
-
-    return Application(art, options, torch.ones(1))
+        return steerer.explain(lm, art, text, spec.strength, ready.options)

@@ -33,10 +33,11 @@ import torch
 from safetensors.torch import save_file
 
 from steerlab.core.artifact import Artifact
-from steerlab.core.steerer import Steer, Steerer, get_steerer, per_row, with_option
+from steerlab.core.plan import per_row, with_option
+from steerlab.core.steerer import Prepared, Steerer
 from steerlab.core.validate import offset_seed
 from steerlab.errors import SteerlabError
-from steerlab.generation.generate import conditioned_texts
+from steerlab.generation.rows import build_rows
 from steerlab.models.layout import Layout
 from steerlab.models.loading import LoadedModel
 from steerlab.vllm.requests import ARTIFACTS_ENV
@@ -123,11 +124,13 @@ class VllmEngine:
         rows = per_row(steering, len(prompt_list))
         if attributes is not None:
             rows = with_option(rows, "attributes", attributes)
-        texts = conditioned_texts(self._text_lm, prompt_list, rows, chat=chat, system=system)
+        # The same builder as steerlab's engine; options parsed once here, validated by the workers.
+        pairs = build_rows(self._text_lm, prompt_list, rows, chat=chat, system=system, validate=False,
+                           soft_prompts=False)
         requests, params, loras = [], [], []
-        for i, (text, steers) in enumerate(zip(texts, rows)):
-            hooked, lora = self.split(steers)
-            requests.append({"prompt_token_ids": self.tokenize(text, not chat)})
+        for i, pair in enumerate(pairs):
+            hooked, lora = self.split(pair.row.steering)
+            requests.append({"prompt_token_ids": self.tokenize(pair.row.text, pair.row.add_special_tokens)})
             params.append(self.sampling_params(max_new_tokens, temperature, top_p, top_k,
                                                offset_seed(seed, i), stop, ignore_eos, hooked))
             loras.append(lora)
@@ -149,14 +152,14 @@ class VllmEngine:
                               seed=seed, stop=list(stop) if stop else None, ignore_eos=ignore_eos,
                               extra_args={"steering": hooked} if hooked else None)
 
-    def split(self, steers: Sequence[Steer]) -> tuple[list[dict[str, Any]], Any]:
+    def split(self, steers: Sequence[Prepared]) -> tuple[list[dict[str, Any]], Any]:
         """A row's steers as (the plugin's steering spec, the row's LoRA request or None)."""
         hooked: list[dict[str, Any]] = []
         lora = None
-        for st in steers:
+        for p in steers:
+            st, steerer = p.steer, p.steerer
             if st.strength == 0:
                 continue
-            steerer = get_steerer(st.artifact.method)
             if type(steerer).soft_prompt is not Steerer.soft_prompt:  # the method makes soft prompts
                 raise SteerlabError(f"{st.artifact.name!r} ({st.artifact.method}) steers through soft prompts, which "
                                     "the vLLM engine cannot carry with its LoRA: vLLM 0.32 fails every LoRA request "

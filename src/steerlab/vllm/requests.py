@@ -17,7 +17,8 @@ from typing import Any
 
 from steerlab.core.fingerprint import ModelFingerprint
 from steerlab.core.methods import get_method
-from steerlab.core.steerer import Steer, plan
+from steerlab.core.site_ops import SiteOp
+from steerlab.core.steerer import Prepared, Steer, get_steerer
 from steerlab.errors import SteerlabError
 from steerlab.models.loading import LoadedModel
 from steerlab.service.resolve import ArtifactStore
@@ -148,10 +149,22 @@ def is_compiled(config: Any) -> bool:
     return int(getattr(cc, "mode", 0) or 0) != 0 or str(getattr(cc.cudagraph_mode, "name", "NONE")) != "NONE"
 
 
-def request_steers(specs: list[SteerSpec], store: PluginStore, served: Any = None) -> list[Steer]:
+@dataclass(frozen=True)
+class RequestSteer:
+    """One steer of a request, prepared (options parsed once, validated against the served model
+    where one is given) with its table-driven ops (None: the method steers through hooks)."""
+
+    prepared: Prepared
+    site_ops: list[SiteOp] | None
+
+
+def request_steers(specs: list[SteerSpec], store: PluginStore, served: Any = None, *,
+                   compiled: bool | None = None) -> list[RequestSteer]:
     """Steers for one request, checked: known artifacts, a method that runs inside vLLM (steering
     through hooks alone), valid options, and — given ``served`` (a :class:`ServedModel` or the
-    worker's model view) — each steerer's own check of the artifact against the served model."""
+    worker's model view) — each steerer's own check of the artifact against the served model,
+    its site ops, and whether they fit the graph's tables. ``compiled`` (default: the served
+    model's mode) refuses methods that steer through decoder hooks alone."""
     steers = []
     for spec in specs:
         art = store.get(spec.artifact)
@@ -160,20 +173,22 @@ def request_steers(specs: list[SteerSpec], store: PluginStore, served: Any = Non
             raise SteerlabError(f"{spec.artifact!r} is a {art.method!r} artifact, which steers through the prompt; "
                                 "inside vLLM only methods that steer through hooks alone run (activation vectors, "
                                 "LM-Steer)")
-        steers.append(Steer(art, spec.strength, dict(spec.options)))
-    planned = plan([steers])  # parses every option: unknown names and bad values fail here
-    if served is not None:
-        ops = []
-        for steerer, app in planned:
-            steerer.validate(served, app)
-            site_ops = steerer.site_ops(served, app.artifact, app.options)
-            if site_ops is not None:
-                ops += site_ops
-            elif getattr(served, "compiled", False) and not steerer.head_only:
-                raise SteerlabError(f"{app.artifact.name!r} ({steerer.name}) steers through decoder hooks, which "
-                                    "do not run in vLLM's compiled graph; start the engine with "
-                                    "enforce_eager=True (--enforce-eager) to use it")
-        from steerlab.vllm.graph import Capacity, check_program
+        # parses every option (unknown names and bad values fail here) and validates against `served`
+        steers.append(get_steerer(art.method).prepare(served, Steer(art, spec.strength, dict(spec.options))))
+    if served is None:
+        return [RequestSteer(p, None) for p in steers]
+    compiled = bool(getattr(served, "compiled", False)) if compiled is None else compiled
+    out, ops = [], []
+    for p in steers:
+        site_ops = p.steerer.site_ops(served, p.artifact, p.options)
+        if site_ops is not None:
+            ops += site_ops
+        elif compiled and not p.steerer.head_only:
+            raise SteerlabError(f"{p.artifact.name!r} ({p.steerer.name}) steers through decoder hooks, which "
+                                "do not run in vLLM's compiled graph; start the engine with "
+                                "enforce_eager=True (--enforce-eager) to use it")
+        out.append(RequestSteer(p, site_ops))
+    from steerlab.vllm.graph import Capacity, check_program
 
-        check_program(ops, Capacity.from_env(requests=1, tokens=1))
-    return steers
+    check_program(ops, Capacity.from_env(requests=1, tokens=1))
+    return out

@@ -3,7 +3,7 @@
 :class:`VllmServingEngine` has the interface the server drives (:class:`~steerlab.generation.engine.Engine`'s
 ``start`` / ``stop`` / ``alive`` / ``submit`` / ``stats``), so the server does not know which
 engine runs: a thread owns vLLM's engine, admits submitted jobs between steps, steps it, and
-streams each request's new text to its :class:`~steerlab.generation.engine.Stream`. A job's
+streams each request's new text to its :class:`~steerlab.generation.jobs.Stream`. A job's
 steering is split as :class:`~steerlab.vllm.engine.VllmEngine` splits it (plugin hooks, vLLM
 LoRA) and checked in the caller's thread, so a bad steer is the server's usual 400.
 """
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from steerlab.errors import SteerlabError
-from steerlab.generation.engine import EngineStats, EngineThread, Event, Job, QueueFull, Stream
+from steerlab.generation.jobs import EngineStats, EngineThread, Event, Job, QueueFull, Stream
 from steerlab.vllm.engine import VllmEngine
 
 

@@ -27,9 +27,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from steerlab.core.apply import install_planned
+from steerlab.core.plan import plan
 from steerlab.core.positions import PositionTracker
-from steerlab.core.site_ops import SiteOp
-from steerlab.core.steerer import Application, Steer, Steerer, get_steerer, install_planned, plan
+from steerlab.core.steerer import Application, Prepared, Steerer
 from steerlab.errors import SteerlabError
 from steerlab.models.loading import LoadedModel
 from steerlab.vllm.graph import Capacity, GraphTables, wrap_sites
@@ -59,7 +60,7 @@ class StepSteering:
         self.tables.fused = self.compiled
         wrap_sites(self.tables, self.lm.site_module, self.lm.num_layers)
         self.graph = GraphPlanner(self.tables)
-        self._steers: dict[str, list[Steer]] = {}  # request id -> its hook steers (validated once)
+        self._steers: dict[str, list[Prepared]] = {}  # request id -> its hook steers (prepared once)
         self._last: tuple[list[tuple[Steerer, Application]], Tensor, Tensor] | None = None
         self._plan: tuple[tuple[str, ...], list[tuple[Steerer, Application]], Tensor] | None = None
         # (request ids, their plan, prompt lengths): decode steps repeat the same batch, so the
@@ -69,7 +70,7 @@ class StepSteering:
         runner._model_forward = self.forward
         model.compute_logits = self.logits
 
-    def steers_of(self, req_id: str) -> list[Steer]:
+    def steers_of(self, req_id: str) -> list[Prepared]:
         """The request's hook steers; its site-op steers are written into the graph tables here,
         once, when it is first seen."""
         hit = self._steers.get(req_id)
@@ -77,17 +78,13 @@ class StepSteering:
             state = self.runner.requests[req_id]
             extra = getattr(state.sampling_params, "extra_args", None) if state.sampling_params else None
             hit, ops = [], []
-            for st in request_steers(parse_steering(extra), self.store, self.lm):
-                steerer = get_steerer(st.artifact.method)
-                site_ops: list[SiteOp] | None = steerer.site_ops(self.lm, st.artifact,
-                                                                 steerer.parse_options(st.options))
-                if site_ops is None:
-                    if self.compiled and not steerer.head_only:  # admission refuses these first
-                        raise SteerlabError(f"{st.artifact.method!r} steers through decoder hooks, which do not run "
-                                            "in vLLM's compiled graph; use enforce_eager=True")
-                    hit.append(st)
+            # parsed once and validated here; hook steers kept, site ops written to the tables
+            for rs in request_steers(parse_steering(extra), self.store, self.lm, compiled=self.compiled):
+                p = rs.prepared
+                if rs.site_ops is None:
+                    hit.append(p)
                 else:
-                    ops += [(st.artifact, op, float(st.strength)) for op in site_ops]
+                    ops += [(p.artifact, op, p.strength) for op in rs.site_ops]
             self.graph.join(req_id, ops, int(state.num_prompt_tokens))
             self._steers[req_id] = hit
         return hit

@@ -19,7 +19,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from steerlab.core.steerer import Steer, patch
+from steerlab.core.apply import patch
+from steerlab.core.steerer import Steer
 from steerlab.methods.lm_steer.adaptor import dense_transform
 from steerlab.methods.lm_steer.artifact import LMSteer
 from steerlab.models.loading import LoadedModel

@@ -36,13 +36,13 @@ def response_losses(lm: LoadedModel, adapter: SteerLMAdapter, examples: Sequence
     NaN where truncation to ``max_length`` tokens leaves no response token. The adapter is
     installed once for all batches and removed afterwards.
     """
-    from steerlab.core.steerer import apply
+    from steerlab.core.apply import apply, prepare
     from steerlab.methods.steerlm.sft import collate_examples, encode_example
 
     adapter.schema.resolve({attribute: digit})  # unknown attribute / out-of-range digit → clear error
     pad = lm.tokenizer.pad_token_id or 0
     out: list[float] = []
-    with torch.no_grad(), apply(lm, adapter, prompts_rewritten=True):  # texts carry the attribute strings
+    with torch.no_grad(), apply(lm, prepare(lm, adapter)):  # prepared: the texts carry the attribute strings
         for i in range(0, len(examples), batch_size):
             chunk = [Example(e.prompt, e.response, {**e.attributes, attribute: digit})
                      for e in examples[i:i + batch_size]]
