@@ -89,9 +89,9 @@ def test_generation_batch_size_comes_from_the_environment(tiny_llama, monkeypatc
     sizes: list[int] = []
     real = gen._generate_chunk
 
-    def spy(lm, texts, ref_texts, **kw):  # type: ignore[no-untyped-def]
-        sizes.append(len(texts))
-        return real(lm, texts, ref_texts, **kw)
+    def spy(lm, rows, **kw):  # type: ignore[no-untyped-def]
+        sizes.append(len(rows))
+        return real(lm, rows, **kw)
 
     monkeypatch.setattr(gen, "_generate_chunk", spy)
     monkeypatch.setenv("STEERLAB_GEN_BATCH", "2")

@@ -60,11 +60,12 @@ def _fields(method: str) -> set[str]:
     return {f.name for f in dataclasses.fields(get_method(method).options_cls)}
 
 
-def with_option(rows: Sequence[Sequence[Steer]], key: str, value: Any) -> list[list[Steer]]:
+def with_option(rows: Sequence[Sequence[RowEntry]], key: str, value: Any) -> list[list[RowEntry]]:
     """Set option ``key`` on every steer whose method has it; ``value`` may be a per-row list.
 
     This is how a request-level knob (the API's ``attributes``) becomes an option of the steer
-    that takes it. Raises if no steer in the batch has such an option (e.g. ``attributes``
+    that takes it (a prepared steer goes back to a plain one, to be prepared again with the new
+    value). Raises if no steer in the batch has such an option (e.g. ``attributes``
     without a SteerLM artifact), so a knob is never silently ignored.
     """
     values = value if isinstance(value, list) else [value] * len(rows)
@@ -73,10 +74,11 @@ def with_option(rows: Sequence[Sequence[Steer]], key: str, value: Any) -> list[l
     used = False
     out = []
     for steers, v in zip(rows, values):
-        new = []
+        new: list[RowEntry] = []
         for st in steers:
             if key in _fields(st.artifact.method) and v is not None:
-                st = dataclasses.replace(st, options={**st.options, key: v})
+                plain = st.steer if isinstance(st, Prepared) else st
+                st = dataclasses.replace(plain, options={**plain.options, key: v})
                 used = True
             new.append(st)
         out.append(new)

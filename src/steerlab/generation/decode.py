@@ -21,10 +21,10 @@ import torch
 from torch import Tensor
 from transformers.generation import StopStringCriteria
 
+from steerlab.core.model import LoadedModel
 from steerlab.errors import SteerlabError
 from steerlab.generation.finite import check_finite_logits
 from steerlab.generation.sampling import choose, warpers
-from steerlab.models.loading import LoadedModel
 
 Merge = Callable[[Tensor], Tensor]
 """(branches·B, V) model logits of the last position -> (B, V) scores to sample from."""

@@ -225,7 +225,7 @@ class Engine(EngineThread):
             self.stats.jobs_failed += 1
             stream._emit(Event("error", error=exc))
             return None
-        steering = [tuple(job.steering), tuple(job.reference_steering)][:len(ids)]
+        steering = [self._prepared(job.steering), self._prepared(job.reference_steering)][:len(ids)]
         soft = [job.soft_prompt, job.reference_soft_prompt][:len(ids)]
         seq = _Seq(stream, gen, prompt_tokens=len(ids[0]), text=TextStream(job.stop))
         return _Prepared(stream, seq, ids, steering, soft)

@@ -11,8 +11,8 @@ import torch
 from torch import Tensor
 
 from steerlab.core.hooks import HookSet
+from steerlab.core.model import LoadedModel
 from steerlab.errors import MissingDependencyError, SteerlabError
-from steerlab.models.loading import LoadedModel
 
 
 def peft_module() -> Any:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from steerlab.core.fingerprint import ModelFingerprint, config_hash, weights_hash
-from steerlab.errors import LayerError, ModelMismatchError, ModelNotFoundError
+from steerlab.errors import LayerError, ModelMismatchError, ModelNotFoundError, SteerlabError
 from steerlab.models.layout import SITES, Layout, get_module, guess_layout
 from steerlab.models.packaged import DEFAULT_MODEL, PACKAGED, converted_dir
 
@@ -230,3 +230,11 @@ def holds_model_lock(fn: F) -> F:
             return fn(lm, *args, **kwargs)
 
     return run  # type: ignore[return-value]
+
+
+def as_loaded(lm: Any) -> LoadedModel:
+    """``lm`` as a :class:`LoadedModel` (what training and recording need: the whole model, not
+    just the protocol the steering core reads); anything else is refused by name."""
+    if not isinstance(lm, LoadedModel):
+        raise SteerlabError(f"expected a model from steerlab.load_model or wrap_model, got {type(lm).__name__}")
+    return lm

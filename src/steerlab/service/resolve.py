@@ -16,7 +16,7 @@ from typing import Any
 
 from steerlab.core.apply import prepare
 from steerlab.core.artifact import Artifact, load_artifact
-from steerlab.core.plan import with_option
+from steerlab.core.plan import RowEntry, with_option
 from steerlab.core.steerer import Prepared, Steer, get_steerer
 from steerlab.errors import SteerlabError
 from steerlab.service.spec import GenerationRequest, SteerSpec
@@ -152,7 +152,7 @@ def resolve(request: GenerationRequest, store: ArtifactStore | None = None) -> R
     store = store or ArtifactStore()
     specs = list(request.steering or [])
     artifacts = [store.get(s.artifact) for s in specs]
-    steers = [Steer(a, s.strength, dict(s.options)) for a, s in zip(artifacts, specs)]
+    steers: list[RowEntry] = [Steer(a, s.strength, dict(s.options)) for a, s in zip(artifacts, specs)]
     reference = None
     if request.guidance_reference is not None:
         if request.guidance == 1.0:
@@ -170,7 +170,7 @@ def resolve(request: GenerationRequest, store: ArtifactStore | None = None) -> R
     return Resolved(model_for(request.model, artifacts), steering, kwargs, reference)
 
 
-def _parsed(steers: Sequence[Steer]) -> tuple[Prepared, ...]:
+def _parsed(steers: Sequence[RowEntry]) -> tuple[Prepared, ...]:
     """Each steer's options parsed and bound to its artifact (validated against a model later,
     once, where the request meets one)."""
     return tuple(prepare(None, st) for st in steers)

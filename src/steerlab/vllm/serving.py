@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from steerlab.core.apply import prepare
 from steerlab.errors import SteerlabError
 from steerlab.generation.jobs import EngineStats, EngineThread, Event, Job, QueueFull, Stream
 from steerlab.vllm.engine import VllmEngine
@@ -49,7 +50,7 @@ class VllmServingEngine(EngineThread):
         if job.soft_prompt is not None:
             raise SteerlabError("soft prompts (DGLM) are not available on the vLLM engine: vLLM 0.32 cannot combine "
                                 "prompt embeddings with the LoRA they come with")
-        hooked, lora = self.engine.split(job.steering)
+        hooked, lora = self.engine.split([prepare(None, st) for st in job.steering])  # parsed once
         params = self.engine.sampling_params(job.max_new_tokens, job.temperature, job.top_p, job.top_k, job.seed,
                                              job.stop, job.ignore_eos, hooked)
         params.output_kind = RequestOutputKind.DELTA

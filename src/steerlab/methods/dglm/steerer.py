@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from steerlab.core.hooks import HookSet
+from steerlab.core.model import LoadedModel
 from steerlab.core.positions import PositionTracker
 from steerlab.core.steerer import Application, Steerer
 from steerlab.core.validate import finite, positive_int
@@ -36,7 +37,6 @@ from steerlab.methods.dglm.artifact import DGLMArtifact
 from steerlab.methods.dglm.decoder import noised
 from steerlab.methods.dglm.diffusion import GUIDE_STEPS, ProbeGuide, sample
 from steerlab.methods.peft_lora import install_lora
-from steerlab.models.loading import LoadedModel
 
 
 @dataclass

@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 
 from steerlab.core.apply import patch
+from steerlab.core.model import LoadedModel
 from steerlab.core.steerer import Steer
 from steerlab.methods.lm_steer.adaptor import dense_transform
 from steerlab.methods.lm_steer.artifact import LMSteer
-from steerlab.models.loading import LoadedModel
 
 
 def _decode(lm: LoadedModel, ids: Sequence[int]) -> list[str]:

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from steerlab.core.hooks import HookSet
+from steerlab.core.model import LoadedModel
 from steerlab.core.positions import PositionRule, PositionTracker, position_mask, validate_positions
 from steerlab.core.steerer import Application, Steerer
 from steerlab.core.validate import finite
@@ -23,7 +24,7 @@ from steerlab.errors import ModelMismatchError, SteerlabError
 from steerlab.methods.lm_steer.adaptor import hidden_delta, logit_offset
 from steerlab.methods.lm_steer.artifact import LMSteer
 from steerlab.models.layout import get_module
-from steerlab.models.loading import LoadedModel
+from steerlab.models.loading import as_loaded
 
 
 @dataclass
@@ -68,7 +69,7 @@ class LMSteerSteerer(Steerer[LMSteer, LMSteerOptions]):
     def fit(self, lm: LoadedModel, data: Any, **config: Any) -> LMSteer:
         from steerlab.methods.lm_steer.train import train
 
-        return train(lm, data, **config)
+        return train(as_loaded(lm), data, **config)
 
     def validate(self, lm: LoadedModel, app: Application, *, allow_mismatch: bool = False) -> None:
         super().validate(lm, app, allow_mismatch=allow_mismatch)

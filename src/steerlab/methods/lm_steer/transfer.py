@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
+from steerlab.core.model import LoadedModel
 from steerlab.errors import SteerlabError
 from steerlab.methods.lm_steer.artifact import LMSteer
-from steerlab.models.loading import LoadedModel
 
 
 def shared_vocabulary(source: LoadedModel, target: LoadedModel) -> tuple[list[int], list[int]]:

@@ -23,12 +23,13 @@ from typing import Any
 from torch import Tensor
 
 from steerlab.core.hooks import HookSet
+from steerlab.core.model import LoadedModel
 from steerlab.core.positions import PositionTracker
 from steerlab.core.steerer import Application, Steerer
 from steerlab.errors import ModelMismatchError, SteerlabError
 from steerlab.methods.peft_lora import install_lora
 from steerlab.methods.steerlm.artifact import SteerLMAdapter
-from steerlab.models.loading import LoadedModel
+from steerlab.models.loading import as_loaded
 
 
 @dataclass
@@ -50,7 +51,7 @@ class SteerLMSteerer(Steerer[SteerLMAdapter, SteerLMOptions]):
     def fit(self, lm: LoadedModel, data: Any, **config: Any) -> SteerLMAdapter:
         from steerlab.methods.steerlm.sft import train_sft
 
-        return train_sft(lm, data, **config)
+        return train_sft(as_loaded(lm), data, **config)
 
     def validate(self, lm: LoadedModel, app: Application, *, allow_mismatch: bool = False) -> None:
         super().validate(lm, app, allow_mismatch=allow_mismatch)

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from steerlab.core.atomic import atomic_file
+from steerlab.core.model import LoadedModel
 from steerlab.core.validate import check_tensor_values, finite
 from steerlab.errors import ArtifactError, LayerError, MissingDependencyError, ModelMismatchError, SteerlabError
 from steerlab.methods.vectors.vector import SteeringVector
-from steerlab.models.loading import LoadedModel
 
 ARCH = "controlvector"
 

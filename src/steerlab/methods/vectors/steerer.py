@@ -17,6 +17,7 @@ from typing import Any
 from torch import Tensor
 
 from steerlab.core.hooks import HookSet, output_hidden, replace_hidden
+from steerlab.core.model import LoadedModel
 from steerlab.core.positions import PositionRule, PositionTracker, position_mask, validate_positions
 from steerlab.core.site_ops import SiteOp
 from steerlab.core.steerer import Application, Steerer
@@ -27,7 +28,7 @@ from steerlab.methods.vectors.aggregators import AGGREGATORS
 from steerlab.methods.vectors.operators import OPERATORS, project
 from steerlab.methods.vectors.vector import SteeringVector
 from steerlab.models.layout import SITES
-from steerlab.models.loading import LoadedModel
+from steerlab.models.loading import as_loaded
 from steerlab.models.recording import record
 
 
@@ -192,7 +193,7 @@ def extract(
     agg = AGGREGATORS.get(aggregator)
     layer_list = lm.check_layers(list(layers) if layers is not None else range(lm.num_layers))
     texts = contrast.positive + contrast.negative
-    acts = record(lm, texts, layer_list, site=site, positions=read, batch_size=batch_size,
+    acts = record(as_loaded(lm), texts, layer_list, site=site, positions=read, batch_size=batch_size,
                   max_length=max_length, desc=f"extracting {name or contrast.name}")
     n_pos = len(contrast.positive)
     paired = contrast.paired and read != "all"

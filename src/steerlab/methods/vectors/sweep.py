@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from steerlab.core.model import LoadedModel
 from steerlab.core.steerer import Steer
 from steerlab.generation.generate import generate
 from steerlab.methods.vectors.vector import SteeringVector
-from steerlab.models.loading import LoadedModel
 
 Scorer = Callable[[Sequence[str]], Sequence[float]]
 
