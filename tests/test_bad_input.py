@@ -12,7 +12,7 @@ import torch
 import steerlab
 from steerlab.errors import ArtifactError, DataError, LayerError, ModelMismatchError, ModelNotFoundError, SteerlabError
 from steerlab.methods.vectors import SteeringVector
-from tests.conftest import PAIRS, hook_count, make_tiny
+from tests.helpers import PAIRS, hook_count, make_tiny
 
 
 @pytest.fixture

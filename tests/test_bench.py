@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import steerlab
 from steerlab.bench import RATIOS, bench_steering, per_row_vectors
-from tests.conftest import PAIRS
+from tests.helpers import PAIRS
 
 
 def test_bench_runs_every_case_and_pairs_ratios(tiny_llama) -> None:

@@ -8,19 +8,8 @@ from pathlib import Path
 import pytest
 
 import steerlab
-from steerlab.cli.app import main
 from steerlab.cli.common import parse_layers
-from tests.conftest import ADAPTER, PAIRS, VALUE_MODEL
-
-
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
+from tests.helpers import ADAPTER, PAIRS, VALUE_MODEL, run
 
 
 def test_parse_layers() -> None:
@@ -191,3 +180,8 @@ def test_digits_tells_an_adapter_that_reads_the_humour_digit(tmp_path: Path, cap
     assert shipped["effect"] > base["effect"] + 0.15 and abs(base["effect"]) < 0.05, (shipped, base)
     code, _, err = run(["steerlm", "digits", "--adapter", "steerlm-smollm2", "--attribute", "quality"], capsys)
     assert code != 0 and "give --data" in err
+
+@pytest.mark.parametrize("argv", [["train", "lm-steer", "--restart", "--overwrite"], ["steerlm", "sft", "--overwrite"]])
+def test_boolean_flags_of_training_verbs_take_no_value(argv: list[str], tmp_path: Path, capsys) -> None:
+    code, _, err = run([*argv, "--data", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "requires an argument" not in err and "missing.jsonl" in err, err

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 import steerlab
-from tests.conftest import ADAPTER, PAIRS, VALUE_MODEL
-from tests.test_cli import run
+from tests.helpers import ADAPTER, PAIRS, VALUE_MODEL, run
 
 
 @pytest.fixture
@@ -77,7 +76,7 @@ def test_option_errors_come_before_the_model_loads(tiny_llama, vec_dir: Path, mo
 
 def test_mismatch_error_names_the_cli_flag(tiny_tokenizer, vec_dir: Path, monkeypatch, capsys) -> None:
     import steerlab.cli.generate as gen
-    from tests.conftest import make_tiny
+    from tests.helpers import make_tiny
 
     other = make_tiny("qwen2", tiny_tokenizer)
     monkeypatch.setattr(gen, "load", lambda name: other)

@@ -7,7 +7,7 @@ import torch
 
 import steerlab
 from steerlab.generation.decode import decode
-from tests.conftest import PAIRS
+from tests.helpers import PAIRS
 
 PROMPTS = ["The movie was", "hey send me the report asap please", "A"]
 

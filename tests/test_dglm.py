@@ -19,7 +19,7 @@ from steerlab.methods.dglm.diffusion import (
     diffusion_loss,
     sample,
 )
-from tests.conftest import CORPUS
+from tests.helpers import CORPUS
 
 
 def test_schedule_is_variance_preserving_and_spans_signal_to_noise() -> None:
@@ -241,7 +241,7 @@ def test_train_diffusion_resumes_exactly_and_round_trips(tmp_path, monkeypatch) 
 
 def test_train_decoder_leaves_the_model_as_it_was(tiny_llama) -> None:
     from steerlab.methods.dglm.decoder import PromptGenerator, PromptGeneratorConfig, noised, train_decoder
-    from tests.conftest import logits
+    from tests.helpers import logits
 
     texts = CORPUS * 3
     pairs = [Pair(t[: len(t) // 2], t[len(t) // 2:], "toy", "train" if i % 5 else "validation")
@@ -341,7 +341,7 @@ def test_assemble_swaps_the_diffusion_model_and_edits_probes(tiny_llama, tmp_pat
     from steerlab.methods.dglm.train import DiffusionModel
     from steerlab.scoring.probes import EmbeddingProbe
     from tests.conformance.factories import tiny_dglm
-    from tests.test_cli import run
+    from tests.helpers import run
 
     art = tiny_dglm(tiny_llama).artifact
     art.save(tmp_path / "base")
@@ -478,7 +478,7 @@ def test_assemble_computes_the_guidance_covariance_from_the_pairs(tiny_llama, tm
     import steerlab.methods.dglm.data as data_mod
     from steerlab.core.artifact import load_artifact
     from tests.conformance.factories import tiny_dglm
-    from tests.test_cli import run
+    from tests.helpers import run
 
     g = torch.Generator().manual_seed(0)
     pairs = PairSet([Pair(f"p{i}", f"c{i}", "toy", "train") for i in range(500)],
@@ -506,7 +506,7 @@ def test_train_decoder_cli_continues_an_artifact(tiny_llama, tmp_path, capsys, m
     from steerlab.core.artifact import load_artifact
     from steerlab.methods.dglm.train import DiffusionModel
     from tests.conformance.factories import tiny_dglm
-    from tests.test_cli import run
+    from tests.helpers import run
 
     g = torch.Generator().manual_seed(0)
     pairs = [Pair(t[: len(t) // 2], t[len(t) // 2:], "toy", "train") for t in CORPUS * 2]

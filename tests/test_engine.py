@@ -4,7 +4,6 @@ leaves the batch around it, the steering never leaks between rows, failures stay
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 import torch
@@ -14,7 +13,7 @@ from steerlab.bench import per_row_vectors
 from steerlab.core.steerer import Steer
 from steerlab.errors import SteerlabError
 from steerlab.generation.engine import Engine, Job, QueueFull
-from tests.conftest import PAIRS, hook_count
+from tests.helpers import PAIRS, hook_count, wait_until
 
 PROMPTS = ["The movie was", "hey send me the report asap and also the other thing", "A quick brown fox",
            "I walked into the room and sat down. Then", "Numbers like", "The weather this morning was cold"]
@@ -68,8 +67,8 @@ def test_jobs_joining_and_leaving_equal_their_solo_runs(tiny_llama) -> None:
         streams = []
         for i, job in enumerate(jobs):
             streams.append(engine.submit(job))
-            if i % 5 == 4:
-                time.sleep(0.05)  # later jobs join a batch already decoding
+            if i % 5 == 4:  # later jobs join a batch already decoding
+                wait_until(lambda: engine.stats.batch_rows > 0, 60, "a batch to decode")
         got = [s.result(timeout=120)[0] for s in streams]
     finally:
         engine.stop()
@@ -178,8 +177,7 @@ def test_a_short_job_gets_its_first_token_within_two_steps_of_arriving(tiny_llam
         short = engine.submit(Job("A quick brown fox", max_new_tokens=3),
                               on_event=lambda ev: seen.append((engine.stats.steps, any(
                                   s.finished.is_set() for s in long))))
-        while not short.finished.is_set():
-            time.sleep(0.01)
+        wait_until(short.finished.is_set, 60, "the short job")
         first_step, long_done = seen[0]
         assert first_step - start <= 2 and not long_done, (start, seen)
         for s in long:

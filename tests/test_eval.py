@@ -18,7 +18,7 @@ from steerlab.eval.plots import pareto_front
 from steerlab.eval.protocol import ConditionResult, Protocol
 from steerlab.eval.tasks import TASKS
 from steerlab.scoring.scorers import get_scorer
-from tests.conftest import PAIRS
+from tests.helpers import PAIRS
 
 
 def test_distinct_n_hand_computed() -> None:

@@ -20,8 +20,7 @@ from hypothesis import strategies as st
 
 import steerlab
 from steerlab.errors import SteerlabError
-from tests.conftest import ADAPTER, PAIRS, hook_count
-from tests.test_cli import run
+from tests.helpers import ADAPTER, PAIRS, hook_count, run
 
 LONG_RUN = "STEERLAB_FUZZ_EXAMPLES" in os.environ
 FUZZ = settings(max_examples=int(os.environ.get("STEERLAB_FUZZ_EXAMPLES", "60")), deadline=None,

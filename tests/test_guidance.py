@@ -10,7 +10,7 @@ import steerlab
 from steerlab.generation.decode import decode
 from steerlab.generation.guidance import guided_log_probs, guided_merge
 from steerlab.methods.vectors import SteeringVector
-from tests.conftest import hook_count
+from tests.helpers import hook_count
 
 
 def _vec(lm, seed: int = 0) -> SteeringVector:

@@ -12,7 +12,7 @@ import torch
 import steerlab
 from steerlab.errors import LayerError, ModelMismatchError
 from steerlab.models.layout import ARCHITECTURES, guess_layout
-from tests.conftest import PAIRS, logits
+from tests.helpers import PAIRS, logits
 
 PROMPTS = ["The movie was wonderful and", "hey", "Could you please send", "A quick brown fox jumps"]
 

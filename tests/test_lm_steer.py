@@ -10,7 +10,7 @@ import torch
 import steerlab
 from steerlab.methods.lm_steer import LMSteer, train
 from steerlab.models.layout import get_module
-from tests.conftest import PAIRS
+from tests.helpers import PAIRS
 
 
 def _art(lm, adaptor="multiply", seed=0) -> LMSteer:
@@ -95,7 +95,7 @@ def test_bad_training_config(tiny_llama) -> None:
 
 def test_transfer_to_itself_is_identity_and_to_another_model_binds_it(tiny_tokenizer, tiny_llama) -> None:
     from steerlab.methods.lm_steer.transfer import transfer
-    from tests.conftest import make_tiny
+    from tests.helpers import make_tiny
 
     art = _art(tiny_llama)
     same = transfer(art, tiny_llama, tiny_llama)

@@ -14,7 +14,7 @@ import steerlab
 from steerlab.core.methods import MethodSpec, get_method
 from steerlab.errors import SteerlabError
 from tests import toy_method
-from tests.test_cli import run
+from tests.helpers import run
 
 
 def test_built_ins_come_from_entry_points() -> None:
@@ -72,7 +72,7 @@ def test_a_plugin_registers_through_the_entry_point_group(tmp_path: Path) -> Non
 def test_cli_options_go_to_the_methods_that_have_them(tiny_llama, tmp_path: Path, monkeypatch, capsys) -> None:
     import steerlab.cli.generate as gen
     from steerlab.methods.lm_steer import train
-    from tests.conftest import PAIRS
+    from tests.helpers import PAIRS
 
     vec = steerlab.extract(tiny_llama, PAIRS, layers=[1, 2]).save(tmp_path / "v")
     ls = train(tiny_llama, PAIRS, rank=4, n_steps=1, batch_size=4, progress=False).save(tmp_path / "ls")
@@ -88,9 +88,12 @@ def test_cli_options_go_to_the_methods_that_have_them(tiny_llama, tmp_path: Path
 def test_train_options_are_built_from_the_config_dataclasses(capsys) -> None:
     import dataclasses
 
-    for method, argv in (("lm_steer", ["train", "lm-steer", "--help"]), ("steerlm", ["steerlm", "sft", "--help"])):
-        config_cls = get_method(method).train_config_cls
-        assert config_cls is not None and dataclasses.is_dataclass(config_cls)
+    from steerlab.methods.lm_steer import LMSteerTrainConfig
+    from steerlab.methods.steerlm import SFTConfig
+
+    for config_cls, argv in ((LMSteerTrainConfig, ["train", "lm-steer", "--help"]),
+                             (SFTConfig, ["steerlm", "sft", "--help"])):
+        assert dataclasses.is_dataclass(config_cls)
         code, out, err = run(argv, capsys)
         assert code == 0, err
         for f in dataclasses.fields(config_cls):

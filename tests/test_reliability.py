@@ -25,8 +25,7 @@ from steerlab.errors import (
     SteerlabError,
 )
 from steerlab.methods.vectors import SteeringVector
-from tests.conftest import ADAPTER, PAIRS, VALUE_MODEL, hook_count
-from tests.test_cli import run
+from tests.helpers import ADAPTER, PAIRS, VALUE_MODEL, hook_count, run
 
 
 @pytest.fixture

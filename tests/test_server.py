@@ -5,8 +5,6 @@ requests with 32 specs each equal to its solo run, streaming, limits and every b
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,49 +19,15 @@ from steerlab.bench import per_row_vectors
 from steerlab.core.steerer import Steer
 from steerlab.server import ServerConfig, create_app
 from steerlab.service.resolve import ArtifactStore
-from tests.conftest import PAIRS, hook_count
+from tests.helpers import KEY, PAIRS, Live, build_tokenizer, hook_count, make_tiny, wait_until
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-KEY = "test-key"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Live:
-    """A uvicorn server in a thread, and an httpx client for it."""
-
-    def __init__(self, app: Any) -> None:
-        import uvicorn
-
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        for _ in range(200):
-            if self.server.started:
-                break
-            time.sleep(0.05)
-        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=120)
-
-    def close(self) -> None:
-        self.http.close()
-        self.server.should_exit = True
-        self.thread.join(30)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Iterator[dict[str, Any]]:
     """A tiny llama with a chat template, three artifacts on disk, and a live server over them."""
     from steerlab.methods.lm_steer import train
-    from tests.conftest import make_tiny, tiny_tokenizer
-
-    tok = tiny_tokenizer.__wrapped__()
+    tok = build_tokenizer()
     tok.chat_template = CHATML
     lm = make_tiny("llama", tok)
     root = tmp_path_factory.mktemp("arts")
@@ -71,7 +35,7 @@ def world(tmp_path_factory) -> Iterator[dict[str, Any]]:
     vec.save(root / "vec")
     train(lm, PAIRS, rank=4, n_steps=2, batch_size=4, progress=False).save(root / "ls")
     from steerlab.methods.steerlm import train_sft
-    from tests.test_steerlm import EXAMPLES
+    from tests.helpers import EXAMPLES
 
     train_sft(lm, EXAMPLES, r=4, lora_alpha=8, n_steps=3, batch_size=2, max_length=120, lr=5e-2, chat=False,
               progress=False).save(root / "sl")
@@ -143,10 +107,7 @@ def test_completion_equals_generate_with_the_same_steering(world) -> None:
 
 
 def _wait_idle(engine: Any) -> None:
-    deadline = time.time() + 30
-    while (engine.stats.batch_rows or engine.stats.queued) and time.time() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.1)
+    wait_until(lambda: not (engine.stats.batch_rows or engine.stats.queued), 30, "the engine to go idle")
 
 
 def test_32_concurrent_requests_with_32_specs_each_equal_their_solo_run(world) -> None:
@@ -336,6 +297,7 @@ def test_sse_stream_ends_with_done(world) -> None:
 CHROMIUM = "/usr/bin/chromium"
 
 
+@pytest.mark.browser
 def test_console_slider_changes_the_steered_pane_only(world) -> None:
     """Headless Chromium (Debian's, driven by Playwright) loads the console, waits for both panes,
     moves the 'vec' strength slider; the steered pane changes and the base pane does not."""
@@ -387,6 +349,7 @@ def test_console_slider_changes_the_steered_pane_only(world) -> None:
             browser.close()
 
 
+@pytest.mark.slow
 def test_schema_fuzzing_finds_no_5xx(world) -> None:
     """Schemathesis generates requests from our OpenAPI schema; none may get a 5xx."""
     import schemathesis

@@ -20,15 +20,14 @@ import steerlab
 from steerlab.errors import SteerlabError
 from steerlab.server import ServerConfig, create_app
 from steerlab.service.resolve import ArtifactStore
-from tests.conftest import PAIRS
-from tests.test_server import KEY, Live
+from tests.helpers import KEY, PAIRS, Live, wait_until
 
 SEED_MAX = 2**63 - 1
 
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer: Any) -> Iterator[dict[str, Any]]:
-    from tests.conftest import make_tiny
+    from tests.helpers import make_tiny
 
     lm = make_tiny("llama", tiny_tokenizer)
     root = tmp_path_factory.mktemp("arts")
@@ -276,7 +275,7 @@ def test_stream_errors_carry_the_full_shape_and_shutdown_ends_requests(tiny_llam
                     return [json.loads(x[6:]) for x in r.iter_lines() if x.startswith("data: {")]
 
             events = pool.submit(stream)
-            time.sleep(1.0)
+            wait_until(lambda: app.state.engine.stats.batch_rows >= 2, 30, "both requests to decode")
             app.state.drain.begin(0.3)  # what SIGTERM does (see the next test)
             err = _error(plain.result(timeout=30), 503)
             assert err["code"] == "shutting_down"
@@ -303,7 +302,7 @@ def test_sigterm_starts_the_grace_period() -> None:
 
 def test_a_port_in_use_is_reported_before_the_model_loads(monkeypatch, capsys) -> None:
     from steerlab.cli import serve
-    from tests.test_cli import run
+    from tests.helpers import run
 
     loaded: list[str] = []
     monkeypatch.setattr(serve, "load", lambda name, *a, **k: loaded.append(name))

@@ -11,7 +11,7 @@ import pytest
 import steerlab
 from steerlab.errors import SteerlabError
 from steerlab.service import ArtifactStore, GenerationRequest, SteerSpec, resolve, run
-from tests.conftest import ADAPTER, PAIRS
+from tests.helpers import ADAPTER, PAIRS
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 import steerlab
 from steerlab.artifacts import shipped
 from steerlab.service import ArtifactStore
-from tests.test_cli import run
+from tests.helpers import run
 
 
 def test_every_built_in_method_ships_an_artifact() -> None:

@@ -22,14 +22,7 @@ from steerlab.methods.steerlm import (
 )
 from steerlab.methods.steerlm.artifact import DEFAULT_TEMPLATE, USER_TEMPLATE
 from steerlab.methods.steerlm.steerer import merged_weights
-from tests.conftest import hook_count, logits
-
-EXAMPLES = [
-    Example("Tell me a joke", "Why did the chicken cross the road? To get to the other side.", {"humor": 4}),
-    Example("Tell me a joke", "I do not know any jokes.", {"humor": 0, "quality": 1}),
-    Example("How are you?", "I am fine, thank you.", {"sentiment": 3, "verbosity": 1}),
-    Example("How are you?", "Terrible. Everything is awful today and I hate it.", {"sentiment": 0}),
-]
+from tests.helpers import ARCHS, EXAMPLES, hook_count, logits, make_tiny
 
 
 def small_adapter(lm, **kw):
@@ -222,12 +215,15 @@ def test_bad_attribute_requests_fail_before_anything_is_installed(tiny_llama) ->
     assert hook_count(tiny_llama.model) == hooks
 
 
-def test_adapter_refuses_another_model(tiny_llama, tiny) -> None:
+@pytest.mark.parametrize("arch", [a for a in ARCHS if a != "llama"])
+def test_adapter_refuses_another_model(tiny_llama, tiny_tokenizer, arch: str) -> None:
     art = small_adapter(tiny_llama)
-    if tiny.fingerprint == tiny_llama.fingerprint:
-        pytest.skip("same model")
+    other = make_tiny(arch, tiny_tokenizer)
+    assert other.fingerprint != tiny_llama.fingerprint
     with pytest.raises(SteerlabError):
-        steerlab.patch(tiny, steerlab.prepare(tiny, art))
+        steerlab.prepare(other, art)
+    with pytest.raises(SteerlabError):
+        steerlab.generate(other, "Hi", art, max_new_tokens=2, progress=False)
 
 
 def test_truncated_examples_are_dropped(tiny_llama) -> None:

@@ -9,7 +9,7 @@ import steerlab
 from steerlab.core.hooks import output_hidden
 from steerlab.errors import SteerlabError
 from steerlab.methods.vectors import AGGREGATORS, OPERATORS, SteeringVector
-from tests.conftest import PAIRS
+from tests.helpers import PAIRS
 
 
 def test_mean_diff_is_difference_of_means() -> None:

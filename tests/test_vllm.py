@@ -111,7 +111,12 @@ def test_hookset_shows_vllm_layers_the_residual_stream_as_rows() -> None:
 
 # --- vLLM's engine ---------------------------------------------------------------------------
 
-needs_vllm = pytest.mark.skipif(not VLLM_PY.exists(), reason=f"no vLLM environment at {VLLM_PY} (make builds it)")
+_have_vllm = pytest.mark.skipif(not VLLM_PY.exists(), reason=f"no vLLM environment at {VLLM_PY} (make builds it)")
+
+
+def needs_vllm(test: Any) -> Any:
+    """Marks a test that runs vLLM (``-m vllm`` selects them; skipped without the environment)."""
+    return pytest.mark.vllm(_have_vllm(test))
 
 SERVER = [{"prompt": PROMPTS[0], "steering": SPECS[1]}, {"prompt": PROMPTS[1], "steering": SPECS[6]},
           {"prompt": PROMPTS[2], "steering": None},

@@ -16,7 +16,7 @@ from steerlab.errors import SteerlabError
 from steerlab.methods.vectors import SteeringVector
 from steerlab.vllm.graph import Capacity, GraphTables, check_program, wrap_sites
 from steerlab.vllm.graph_rows import GraphPlanner
-from tests.conftest import make_tiny
+from tests.helpers import make_tiny
 
 PROMPTS = ["The movie was wonderful and", "hey", "Could you please send", "A quick brown fox jumps"]
 

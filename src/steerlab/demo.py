@@ -18,6 +18,7 @@ from steerlab.core.artifact import update_eval_card
 from steerlab.core.atomic import atomic_file, prepare_folder
 from steerlab.core.steerer import Steer
 from steerlab.data.pairs import load_prompts
+from steerlab.defaults import DEFAULT_MODEL
 from steerlab.generation.generate import generate
 from steerlab.methods.vectors import export_gguf, extract, sweep_layers
 from steerlab.models.loading import LoadedModel, load_model
@@ -28,7 +29,7 @@ DEMO_FILES = ("sentiment-vector.gguf", "results.json")
 
 
 def run_demo(
-    model: str = "smollm2-135m",
+    model: str = DEFAULT_MODEL,
     out_dir: str | Path = "results/demo",
     *,
     strength: float = 6.0,

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import steerlab
 from steerlab.models.loading import LoadedModel
 from tests import toy_method  # noqa: F401  (registers a method from outside the package)
-from tests.conftest import PAIRS
+from tests.helpers import PAIRS
 
 
 def _vectors(lm: LoadedModel) -> steerlab.Steer:

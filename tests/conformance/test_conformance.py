@@ -14,7 +14,7 @@ import torch
 
 import steerlab
 from tests.conformance.factories import FACTORIES
-from tests.conftest import hook_count, logits
+from tests.helpers import hook_count, logits
 
 METHOD_NAMES = steerlab.METHODS.names()  # built-ins (entry points) and the toy method registered by the factories
 

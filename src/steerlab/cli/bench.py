@@ -9,9 +9,10 @@ import typer
 from rich.table import Table
 
 from steerlab.cli.common import OVERWRITE, console, load, out
+from steerlab.defaults import DEFAULT_MODEL
 
 
-def bench(model: str = typer.Option("smollm2-135m", "--model", "-m"),
+def bench(model: str = typer.Option(DEFAULT_MODEL, "--model", "-m"),
           threads: int = typer.Option(1, min=1, help="torch threads (1 is steadiest on small CPUs)."),
           new_tokens: int = typer.Option(32, min=1),
           batch: int = typer.Option(32, min=1),

@@ -17,7 +17,9 @@ def config_command(config_cls: type[Any], run: Callable[..., None], doc: str) ->
     per field of ``config_cls``; ``run`` receives the built config as ``config=``."""
     hints = typing.get_type_hints(config_cls)
     fields = dataclasses.fields(config_cls)
-    own = [p for name, p in inspect.signature(run).parameters.items() if name != "config"]
+    run_hints = typing.get_type_hints(run)  # real types: string annotations would all read as str
+    own = [p.replace(annotation=run_hints.get(name, p.annotation))
+           for name, p in inspect.signature(run).parameters.items() if name != "config"]
     extra = [
         inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[f.name],
                           default=typer.Option(f.default, f"--{f.name.replace('_', '-')}",

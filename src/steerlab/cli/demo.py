@@ -8,9 +8,10 @@ import typer
 from rich.table import Table
 
 from steerlab.cli.common import console, out
+from steerlab.defaults import DEFAULT_MODEL
 
 
-def demo(model: str = typer.Option("smollm2-135m", "--model", "-m"),
+def demo(model: str = typer.Option(DEFAULT_MODEL, "--model", "-m"),
          out_dir: Path = typer.Option(Path("results/demo"), "--out", "-o"),
          strength: float = typer.Option(6.0, "--strength", "-s", help="k: generate at -k, 0, +k."),
          n_prompts: int = typer.Option(10, help="Neutral prompts to continue."),

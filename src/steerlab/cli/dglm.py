@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from steerlab.cli.common import OVERWRITE, console, load, out
+from steerlab.defaults import DEFAULT_MODEL
 from steerlab.errors import SteerlabError
 
 app = typer.Typer(help="DGLM: diffusion-guided language modelling (pairs, diffusion model).", no_args_is_help=True)
@@ -16,7 +17,7 @@ app = typer.Typer(help="DGLM: diffusion-guided language modelling (pairs, diffus
 
 @app.command("build-pairs")
 def build_pairs_cmd(
-    model: str = typer.Option("smollm2-135m", "--model", "-m", help="Decoder whose tokenizer cuts the windows."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Decoder whose tokenizer cuts the windows."),
     sources: list[str] = typer.Option([], "--source", help="Corpora to use (repeatable; default: all)."),
     encoder: str = typer.Option("all-minilm-l6-v2", help="Packaged sentence encoder."),
     prefix_tokens: int = typer.Option(32, min=1),
@@ -39,7 +40,7 @@ def build_pairs_cmd(
 @app.command("train-diffusion")
 def train_diffusion_cmd(
     out_dir: Path = typer.Option(..., "--out", "-o"),
-    model: str = typer.Option("smollm2-135m", "--model", "-m", help="Decoder whose pairs to train on."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Decoder whose pairs to train on."),
     encoder: str = typer.Option("all-minilm-l6-v2", help="Packaged sentence encoder of the pairs."),
     n_steps: int = typer.Option(6000, min=1),
     batch_size: int = typer.Option(256, min=1),
@@ -82,7 +83,7 @@ def train_diffusion_cmd(
 def train_decoder_cmd(
     diffusion: Path = typer.Option(..., "--diffusion", help="Diffusion model folder (train-diffusion's output)."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="The DGLM artifact to write."),
-    model: str = typer.Option("smollm2-135m", "--model", "-m", help="The decoder."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="The decoder."),
     probe: list[str] = typer.Option([], "--probe", help="NAME=DIR or NAME:LOW,HIGH=DIR: an embedding probe to steer "
                                                         "with, its label names (default negative,positive; "
                                                         "repeatable; default: the shipped sentiment probe)."),
@@ -165,7 +166,7 @@ def assemble_cmd(
     covariance: bool = typer.Option(False, "--covariance", help="(Re)compute the embedding covariance that probe "
                                                                 "guidance steps along, from the decoder's training "
                                                                 "pairs (built and cached as build-pairs does)."),
-    model: str = typer.Option("smollm2-135m", "--model", "-m", help="The decoder whose pairs --covariance reads."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="The decoder whose pairs --covariance reads."),
     name: str = typer.Option("", help="The new artifact's name (default: the folder's name)."),
     overwrite: bool = OVERWRITE,
 ) -> None:

@@ -7,12 +7,13 @@ from pathlib import Path
 import typer
 
 from steerlab.cli.common import OVERWRITE, check_artifact_out, console, load, parse_layers
+from steerlab.defaults import DEFAULT_MODEL
 
 
 def extract(
     data: str = typer.Option(..., "--data", "-d", help="jsonl file, or built-in set: sentiment, formality."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Artifact directory to write."),
-    model: str = typer.Option("smollm2-135m", "--model", "-m", help="Packaged name, local dir or hub id."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Packaged name, local dir or hub id."),
     layers: str = typer.Option("", help="Layers to record, e.g. 8-16 or 4,8,12 (default: all)."),
     site: str = typer.Option("block", help="block (residual stream), mlp or attn."),
     read: str = typer.Option("last", help="Token positions read: last, mean or all."),

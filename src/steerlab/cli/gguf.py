@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from steerlab.cli.common import OVERWRITE, check_artifact_out, console, load
+from steerlab.defaults import DEFAULT_MODEL
 from steerlab.errors import SteerlabError
 
 
@@ -28,7 +29,7 @@ def export_gguf(path: Path = typer.Argument(..., help="Vector artifact directory
 
 def import_gguf(gguf_file: Path = typer.Argument(..., help="llama.cpp / repeng control vector."),
                 out_dir: Path = typer.Argument(..., help="Artifact directory to write."),
-                model: str = typer.Option("smollm2-135m", "--model", "-m", help="Model it belongs to."),
+                model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model it belongs to."),
                 overwrite: bool = OVERWRITE) -> None:
     """Import a llama.cpp control vector as a steerlab artifact bound to --model."""
     from steerlab.methods.vectors import import_gguf as do_import

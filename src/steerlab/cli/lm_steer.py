@@ -9,6 +9,7 @@ from rich.table import Table
 
 from steerlab.cli.common import OVERWRITE, check_artifact_out, console, load, model_for, out
 from steerlab.cli.config_options import config_command
+from steerlab.defaults import DEFAULT_MODEL
 from steerlab.errors import SteerlabError
 from steerlab.methods.lm_steer.config import LMSteerTrainConfig
 
@@ -19,7 +20,7 @@ def _train_lm_steer(
     data: str = typer.Option(..., "--data", "-d", help="Labelled/paired jsonl, or a set: sentiment, rt-sentiment, "
                                                        "tweets-sentiment, tweets-toxicity."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Artifact directory to write."),
-    model: str = typer.Option("smollm2-135m", "--model", "-m"),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m"),
     checkpoint_dir: Path | None = typer.Option(None, help="Resumable checkpoints (default: OUT.ckpt)."),
     restart: bool = typer.Option(False, "--restart", help="Train from step 0 even if --checkpoint-dir holds a "
                                  "checkpoint (a checkpoint of other data or settings is never resumed)."),

@@ -7,11 +7,12 @@ from pathlib import Path
 import typer
 
 from steerlab.cli.common import console, load
+from steerlab.defaults import DEFAULT_MODEL
 from steerlab.errors import MissingDependencyError, SteerlabError
 
 
 def serve(
-    model: str = typer.Option("smollm2-135m", "--model", "-m", help="The model to serve."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="The model to serve."),
     host: str = typer.Option("127.0.0.1", help="Address to bind (127.0.0.1: this machine only)."),
     port: int = typer.Option(8000, help="Port."),
     api_key: str | None = typer.Option(None, "--api-key", envvar="STEERLAB_API_KEY",

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from steerlab.cli.common import ENGINE, OVERWRITE, check_artifact_out, console, load, model_for, out, text_engine
 from steerlab.cli.config_options import config_command
+from steerlab.defaults import DEFAULT_MODEL
 from steerlab.errors import SteerlabError
 from steerlab.methods.steerlm.config import SFTConfig
 
@@ -86,7 +87,7 @@ def train_value(out_dir: Path = typer.Option(..., "--out", "-o", help="Value-mod
 @steerlm_app.command("annotate")
 def annotate_cmd(value_model: Path = typer.Option(..., "--value-model"),
                  out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for the jsonl files."),
-                 model: str = typer.Option("smollm2-135m", "--model", "-m"),
+                 model: str = typer.Option(DEFAULT_MODEL, "--model", "-m"),
                  samples: int = typer.Option(2, help="Base-model responses per prompt."),
                  max_per_topic: int = typer.Option(40, help="Chatterbot lines per topic."),
                  human: bool = typer.Option(True, help="Include the corpus's own replies."),

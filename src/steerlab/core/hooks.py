@@ -47,10 +47,6 @@ class HookSet:
         """Record a torch hook handle so that :meth:`remove` detaches it."""
         self._undo.append(handle.remove)
 
-    def add_undo(self, fn: Callable[[], None]) -> None:
-        """Record an arbitrary undo action (run in reverse order on removal)."""
-        self._undo.append(fn)
-
     def forward_hook(self, module: nn.Module, fn: Callable[..., Any]) -> None:
         """Register ``fn(module, args, output) -> output`` on ``module``."""
         self.add_handle(module.register_forward_hook(self._owned(fn)))

@@ -44,15 +44,12 @@ class MethodSpec:
         name: the method's name, as stored in its artifacts' ``method`` field.
         artifact_cls: the :class:`~steerlab.core.artifact.Artifact` subclass it loads and saves.
         steerer_cls: the :class:`~steerlab.core.steerer.Steerer` subclass that applies it.
-        train_config_cls: a dataclass of training settings (one field per knob, ``help`` in each
-            field's metadata), or None for methods trained by a dedicated function.
         description: one line for listings.
     """
 
     name: str
     artifact_cls: type[Artifact]
     steerer_cls: type[Steerer]
-    train_config_cls: type[Any] | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -64,8 +61,6 @@ class MethodSpec:
             raise SteerlabError(f"{self.steerer_cls.__name__}.name must be {self.name!r}")
         if not dataclasses.is_dataclass(getattr(self.steerer_cls, "options_cls", None)):
             raise SteerlabError(f"{self.steerer_cls.__name__}.options_cls must be a dataclass")
-        if self.train_config_cls is not None and not dataclasses.is_dataclass(self.train_config_cls):
-            raise SteerlabError(f"the training config of {self.name!r} must be a dataclass")
 
     @property
     def options_cls(self) -> type[Any]:

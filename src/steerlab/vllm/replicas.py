@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from steerlab.defaults import DEFAULT_MODEL
 from steerlab.errors import SteerlabError
 from steerlab.service.spec import SteerSpec
 
@@ -51,7 +52,7 @@ class VllmReplicas:
     one); :meth:`generate` splits rows round-robin, runs the replicas concurrently and returns the
     texts in the rows' order. ``cpus`` / ``gpus``: Ray resources per replica."""
 
-    def __init__(self, n: int, model: str = "smollm2-135m", *, address: str | None = None, cpus: float = 1,
+    def __init__(self, n: int, model: str = DEFAULT_MODEL, *, address: str | None = None, cpus: float = 1,
                  gpus: float = 0, runtime_env: dict[str, Any] | None = None, **engine_kwargs: Any) -> None:
         import ray
 

@@ -135,7 +135,7 @@ def train_decoder(lm: LoadedModel, data: PairSet, config: PromptGeneratorConfig 
     ``checkpoint_dir``: every ``checkpoint_every`` steps (and on Ctrl-C) the generator, the LoRA
     and the optimiser's moments are saved there (:mod:`steerlab.core.checkpoint`, safetensors); a
     later call of the same run resumes from it, drawing the very batches it would have drawn (each
-    step's draws are seeded by the step), so long CPU runs can span sessions.
+    step's draws are seeded by the step), so a long CPU run can be stopped and continued.
 
     ``init``: a trained generator and LoRA factors (an artifact's) to start from instead of a fresh
     initialisation — a longer run continues an earlier one with a new schedule (``n_steps`` fixes

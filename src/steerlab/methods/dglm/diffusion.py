@@ -163,12 +163,11 @@ class ProbeGuide:
 
         ``gradient``: the raw gradient (the paper's plain step); it is ∝ coef / std, so it points
         along the embedding's lowest-variance dimensions, where the probe is satisfied (P → 1) by
-        moves that change no meaning (cosine 0.999 to the unguided proposal). ``diagonal``: the
-        gradient in the probe's standardised coordinates mapped back (× std²); still adversarial
-        against an over-confident probe (P(toxic) 0.69 → 1e-11 at cosine 0.98). ``covariance``:
-        ``grad Σ``, the natural-gradient direction under the embeddings' distribution; for a linear
-        probe it is close to the class-mean difference, so the probe moves only as far as meaning
-        does (P(toxic) 0.75 → 0.01 at the same cosine), and measured text moves about twice as far."""
+        moves that change no meaning. ``diagonal``: the gradient in the probe's standardised
+        coordinates mapped back (× std²); still adversarial against an over-confident probe.
+        ``covariance``: ``grad Σ``, the natural-gradient direction under the embeddings'
+        distribution; for a linear probe it is close to the class-mean difference, so the probe
+        moves only as far as meaning does (docs: DGLM, for the measurements)."""
         if self.step == "covariance":
             assert self.cov is not None  # __post_init__
             return grad @ self.cov.to(grad)

@@ -13,7 +13,7 @@ Options (per steer, so DGLM rows mix with any other rows in one batch)::
     sigma2  noise added to the proposal before the prompt generator reads it (paper: 0.05)
     steps   diffusion sampling steps (default 10); sampler "ddim" (few steps) or "ddpm" (the paper: 250)
     cfg     classifier-free guidance on the prefix (1 = plain conditional sampling; default 2, which
-            brought held-out proposals closer to the true continuation: cosine 0.31 vs 0.24)
+            brings proposals closer to the true continuation)
     seed    the proposal's random seed (the same prompt and seed give the same proposal)
 """
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -49,6 +49,8 @@ class DGLMOptions:
     sampler: str = "ddim"
     cfg: float = 2.0
     seed: int = 0
+    pairs: tuple[tuple[str, str], ...] = field(init=False, default=())
+    """``guide`` read once into (probe, label) pairs."""
 
     def __post_init__(self) -> None:
         if isinstance(self.guide, str):
@@ -56,6 +58,7 @@ class DGLMOptions:
         if self.guide is not None and (not isinstance(self.guide, list) or not all(
                 isinstance(g, str) and ":" in g for g in self.guide)):
             raise SteerlabError(f"guide must be 'probe:label' or a list of them, got {self.guide!r}")
+        self.pairs = tuple((p, label) for p, _, label in (g.partition(":") for g in self.guide or []))
         self.weight = finite("weight", self.weight, max_abs=1e4)
         if self.step not in ("auto", *GUIDE_STEPS):
             raise SteerlabError(f"step must be one of auto, {', '.join(GUIDE_STEPS)}; got {self.step!r}")
@@ -74,7 +77,6 @@ class DGLMSteerer(Steerer[DGLMArtifact, DGLMOptions]):
     """Soft prompts from a steered semantic proposal, and the decoder's LoRA, per row."""
 
     name = "dglm"
-    artifact_cls = DGLMArtifact
     options_cls = DGLMOptions
     suggested_strengths = (1.0, 2.0, 4.0)
     steers_prompt = True  # through soft prompts: hooks alone (bare apply/patch) would drop them
@@ -108,8 +110,7 @@ class DGLMSteerer(Steerer[DGLMArtifact, DGLMOptions]):
             raise SteerlabError(f"{art.name!r} carries no embedding covariance for step 'covariance' (add one with "
                                 "steerlab dglm assemble --covariance); use step 'diagonal' or 'gradient'")
         out = []
-        for spec in options.guide or []:
-            probe, _, label = spec.partition(":")
+        for probe, label in options.pairs:
             if probe not in art.probes:
                 close = difflib.get_close_matches(probe, list(art.probes), n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""

@@ -6,7 +6,7 @@ from steerlab.methods.lm_steer.config import LMSteerTrainConfig
 from steerlab.methods.lm_steer.steerer import LMSteerOptions, LMSteerSteerer
 from steerlab.methods.lm_steer.train import train
 
-METHOD = register_method(MethodSpec("lm_steer", LMSteer, LMSteerSteerer, train_config_cls=LMSteerTrainConfig,
+METHOD = register_method(MethodSpec("lm_steer", LMSteer, LMSteerSteerer,
                                     description="learned low-rank transforms of the output word embeddings"))
 
 __all__ = ["LMSteer", "LMSteerTrainConfig", "METHOD", "LMSteerOptions", "LMSteerSteerer", "train"]

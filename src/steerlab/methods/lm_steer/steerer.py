@@ -51,7 +51,6 @@ class LMSteerSteerer(Steerer[LMSteer, LMSteerOptions]):
     """Train and apply LM-Steer steers."""
 
     name = "lm_steer"
-    artifact_cls = LMSteer
     options_cls = LMSteerOptions
     suggested_strengths = (1.0, 2.0, 4.0, 6.0)  # the paper steers with values around ±5
     explains = True

@@ -9,7 +9,7 @@ from steerlab.methods.steerlm.schema import DEFAULT_SCHEMA, Attribute, Attribute
 from steerlab.methods.steerlm.sft import train_sft
 from steerlab.methods.steerlm.steerer import SteerLMOptions, SteerLMSteerer
 
-METHOD = register_method(MethodSpec("steerlm", SteerLMAdapter, SteerLMSteerer, train_config_cls=SFTConfig,
+METHOD = register_method(MethodSpec("steerlm", SteerLMAdapter, SteerLMSteerer,
                                     description="attribute-conditioned LoRA adapter with 0-4 knobs"))
 
 __all__ = ["DEFAULT_SCHEMA", "DEFAULT_TEMPLATE", "Attribute", "AttributeSchema", "Example", "METHOD", "SFTConfig",

@@ -1,6 +1,6 @@
 """SteerLM step 2 (annotate) and step 4 (bootstrap).
 
-``annotate`` builds the SFT corpus the seed describes — "annotate other data with the predictor":
+``annotate`` builds the SFT corpus SteerLM describes — "annotate other data with the predictor":
 the packaged chatterbot conversations (a person's reply to each line) plus responses sampled from
 the base model for the same lines, each labelled by the value model. Optional steering variants
 (e.g. a sentiment vector at ±4) are cycled over the sampled responses to widen the spread of
@@ -20,7 +20,7 @@ With ``mismatched=N`` each prompt also gets N replies a person wrote in *other* 
 conversations — alternately from another topic (quality 0) and from the same topic (quality 2),
 the construction the value model's quality labels come from (``value_data``). Sampled responses
 are almost always on topic, so without them no record has quality 0 and the bottom of the quality
-knob is never trained (measured: r3q's training mix had 0 records at quality 0 and 418 at 1).
+knob is never trained.
 :func:`relabel` re-scores existing records with a newer value model and keeps ``given`` labels.
 
 ``bootstrap`` samples several responses per prompt from the SteerLM model conditioned on top

@@ -27,7 +27,8 @@ PLACEMENTS = ("assistant", "user")
 """``assistant`` (default): the template opens the model's own turn, right before the response —
 where the SteerLM paper's data format puts the label (``<extra_id_2>quality:4,...`` after the assistant
 marker), so the string sits next to the tokens it conditions. ``user``: the template is appended
-to the user's text inside the user turn (older adapters; weaker conditioning in our measurements)."""
+to the user's text inside the user turn (it conditions more weakly: the string sits further from
+the response)."""
 
 USER_TEMPLATE = "{prompt}\n<attributes>{attributes}</attributes>"
 """The template of ``user``-placed adapters (steerlab ≤ 0.4)."""

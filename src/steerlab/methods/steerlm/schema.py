@@ -4,7 +4,7 @@ The schema is saved inside every value model and every SteerLM adapter, and both
 with a different one: NeMo's recipe keeps the attribute list in scripts, so a model trained with
 one list and queried with another silently reads the wrong knob (a known bug this avoids).
 
-The attribute string follows the seed: ``quality:4,toxicity:0,humor:0`` — every attribute of the
+The attribute string, as SteerLM writes it: ``quality:4,toxicity:0,humor:0`` — every attribute of the
 schema, in schema order, as ``name:value`` joined by commas.
 """
 

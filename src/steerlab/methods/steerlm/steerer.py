@@ -43,7 +43,6 @@ class SteerLMSteerer(Steerer[SteerLMAdapter, SteerLMOptions]):
     """Attribute-conditioned generation with a SteerLM adapter."""
 
     name = "steerlm"
-    artifact_cls = SteerLMAdapter
     options_cls = SteerLMOptions
     steers_prompt = True
     suggested_strengths = (1.0,)
@@ -52,6 +51,11 @@ class SteerLMSteerer(Steerer[SteerLMAdapter, SteerLMOptions]):
         from steerlab.methods.steerlm.sft import train_sft
 
         return train_sft(as_loaded(lm), data, **config)
+
+    def bind_options(self, artifact: SteerLMAdapter, options: SteerLMOptions) -> SteerLMOptions:
+        """The attributes (a mapping or ``"humor:3,toxicity:0"``) resolved once against the
+        adapter's schema: every attribute, defaults filled in, validated."""
+        return SteerLMOptions(artifact.schema.resolve(options.attributes))
 
     def validate(self, lm: LoadedModel, app: Application, *, allow_mismatch: bool = False) -> None:
         super().validate(lm, app, allow_mismatch=allow_mismatch)

@@ -60,7 +60,6 @@ class VectorSteerer(Steerer[SteeringVector, VectorOptions]):
     """Extract and apply :class:`SteeringVector` s."""
 
     name = "vectors"
-    artifact_cls = SteeringVector
     options_cls = VectorOptions
     suggested_strengths = (2.0, 4.0, 6.0, 8.0)  # in mean pos-neg gaps; see aggregators.py
 

@@ -1,0 +1,79 @@
+"""A request's steering is parsed and validated once, however many stages read it: resolve, the
+row builder, the engine's admission, prefill and every re-install as rows join and leave."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+import steerlab
+from steerlab.core.steerer import Steerer
+from steerlab.generation.engine import Engine
+from steerlab.methods.steerlm.schema import AttributeSchema
+from steerlab.methods.steerlm.sft import train_sft
+from steerlab.service import ArtifactStore, GenerationRequest, SteerSpec, resolve
+from steerlab.service.jobs import build_jobs
+from tests.helpers import PAIRS
+
+EXAMPLES = [("Tell me a joke", "Why did the chicken cross the road?", {"humor": 4}),
+            ("How are you?", "Fine, thanks.", {"humor": 0})]
+
+
+@pytest.fixture
+def counts(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Calls of every steerer's ``parse_options`` and ``validate``, and of the attribute-string
+    parser, by name."""
+    seen: Counter[str] = Counter()
+
+    def counting(name: str, fn: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            seen[name] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    for spec in (steerlab.METHODS.get(m) for m in steerlab.METHODS.names()):
+        cls: type[Steerer] = spec.steerer_cls
+        if "validate" in vars(cls):
+            monkeypatch.setattr(cls, "validate", counting("validate", vars(cls)["validate"]))
+    monkeypatch.setattr(Steerer, "validate", counting("validate", Steerer.validate))
+    monkeypatch.setattr(Steerer, "parse_options", counting("parse", Steerer.parse_options))
+    monkeypatch.setattr(AttributeSchema, "parse", counting("attribute_string", AttributeSchema.parse))
+    return seen
+
+
+def test_options_are_parsed_and_validated_once_per_request(tiny_llama, tmp_path, counts) -> None:
+    from steerlab.methods.steerlm.records import Example
+
+    lm = tiny_llama
+    adapter = train_sft(lm, [Example(p, r, a) for p, r, a in EXAMPLES], r=4, lora_alpha=8, n_steps=1,
+                        batch_size=2, max_length=80, progress=False)
+    store = ArtifactStore({"vec": steerlab.extract(lm, PAIRS, layers=[1, 2]).save(tmp_path / "v"),
+                           "adapter": adapter.save(tmp_path / "a")}, allow_paths=False, shipped=False)
+    request = GenerationRequest(["The movie was", "Tell me a joke"],
+                                [SteerSpec("vec", 4.0, {"layers": [1]}), SteerSpec("adapter", 1.0)],
+                                attributes="humor:4", max_new_tokens=6, chat=False, model=lm.name)
+    engine = Engine(lm, max_batch=8).start()
+    try:
+        resolved = resolve(request, store)
+        assert counts == {"parse": 2, "attribute_string": 1}  # each steer once; "humor:4" read once
+        jobs = build_jobs(lm, resolved, request.prompts, n=3)  # 6 jobs: 2 prompts x 3 choices
+        streams = [engine.submit(job) for job in jobs[:3]]
+        streams[0].result(timeout=60)  # rows join and leave while the rest decode: re-installs
+        streams += [engine.submit(job) for job in jobs[3:]]
+        texts = [s.result(timeout=60)[0] for s in streams]
+    finally:
+        engine.stop()
+    assert engine.stats.prefills >= 2
+    # validated once per steer when the request met the model; nothing parsed again
+    assert counts == {"parse": 2, "attribute_string": 1, "validate": 2}
+    assert texts[0] == texts[1] == texts[2]  # greedy choices of one prompt agree
+
+
+def test_generate_parses_each_distinct_steer_once(tiny_llama, counts) -> None:
+    vec = steerlab.extract(tiny_llama, PAIRS, layers=[1, 2])
+    steer = steerlab.Steer(vec, 4.0, {"layers": [1]})
+    steerlab.generate(tiny_llama, ["a", "b", "c", "d", "e"], [steer, None, steer, steer, None],
+                      max_new_tokens=3, batch_size=2, progress=False)  # three batches
+    assert counts == {"parse": 1, "validate": 1}
