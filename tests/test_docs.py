@@ -138,7 +138,8 @@ def test_runnable_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.Mon
 
 
 @pytest.mark.parametrize("cmd", ["steerlab generat -p hi", "steerlab generate --no-such-flag 1",
-                                 "steerlab generate --max-new-tokens many", "steerlab train lm-steer --data x --out o --rank"])
+                                 "steerlab generate --max-new-tokens many",
+                                 "steerlab train lm-steer --data x --out o --rank"])
 def test_the_static_check_catches_a_stale_command(cmd: str) -> None:
     with pytest.raises(Exception):  # noqa: B017 - any parse error will do
         check_cli(cmd)

@@ -15,22 +15,23 @@ from steerlab.methods.steerlm.schema import AttributeSchema
 from steerlab.methods.steerlm.sft import train_sft
 from steerlab.service import ArtifactStore, GenerationRequest, SteerSpec, resolve
 from steerlab.service.jobs import build_jobs
-from tests.helpers import PAIRS
-
-EXAMPLES = [("Tell me a joke", "Why did the chicken cross the road?", {"humor": 4}),
-            ("How are you?", "Fine, thanks.", {"humor": 0})]
-
+from tests.helpers import EXAMPLES, PAIRS
 
 @pytest.fixture
 def counts(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Calls of every steerer's ``parse_options`` and ``validate``, and of the attribute-string
     parser, by name."""
     seen: Counter[str] = Counter()
+    depth: Counter[str] = Counter()  # a subclass's validate calling the base's is one validation
 
     def counting(name: str, fn: Any) -> Any:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            seen[name] += 1
-            return fn(*args, **kwargs)
+            seen[name] += depth[name] == 0
+            depth[name] += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                depth[name] -= 1
         return wrapper
 
     for spec in (steerlab.METHODS.get(m) for m in steerlab.METHODS.names()):
@@ -44,11 +45,8 @@ def counts(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
 
 def test_options_are_parsed_and_validated_once_per_request(tiny_llama, tmp_path, counts) -> None:
-    from steerlab.methods.steerlm.records import Example
-
     lm = tiny_llama
-    adapter = train_sft(lm, [Example(p, r, a) for p, r, a in EXAMPLES], r=4, lora_alpha=8, n_steps=1,
-                        batch_size=2, max_length=80, progress=False)
+    adapter = train_sft(lm, EXAMPLES, r=4, lora_alpha=8, n_steps=1, batch_size=2, max_length=120, progress=False)
     store = ArtifactStore({"vec": steerlab.extract(lm, PAIRS, layers=[1, 2]).save(tmp_path / "v"),
                            "adapter": adapter.save(tmp_path / "a")}, allow_paths=False, shipped=False)
     request = GenerationRequest(["The movie was", "Tell me a joke"],
@@ -59,10 +57,10 @@ def test_options_are_parsed_and_validated_once_per_request(tiny_llama, tmp_path,
         resolved = resolve(request, store)
         assert counts == {"parse": 2, "attribute_string": 1}  # each steer once; "humor:4" read once
         jobs = build_jobs(lm, resolved, request.prompts, n=3)  # 6 jobs: 2 prompts x 3 choices
-        streams = [engine.submit(job) for job in jobs[:3]]
-        streams[0].result(timeout=60)  # rows join and leave while the rest decode: re-installs
-        streams += [engine.submit(job) for job in jobs[3:]]
-        texts = [s.result(timeout=60)[0] for s in streams]
+        first = [engine.submit(job) for job in jobs[:3]]
+        texts = [first[0].result(timeout=60)[0]]  # rows join and leave while others decode: re-installs
+        rest = first[1:] + [engine.submit(job) for job in jobs[3:]]
+        texts += [s.result(timeout=60)[0] for s in rest]
     finally:
         engine.stop()
     assert engine.stats.prefills >= 2
