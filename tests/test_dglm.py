@@ -339,6 +339,7 @@ def test_assemble_swaps_the_diffusion_model_and_edits_probes(tiny_llama, tmp_pat
 
     from steerlab.core.artifact import load_artifact
     from steerlab.methods.dglm.train import DiffusionModel
+    from steerlab.scoring.linear import LinearHead
     from steerlab.scoring.probes import EmbeddingProbe
     from tests.conformance.factories import tiny_dglm
     from tests.helpers import run
@@ -349,7 +350,8 @@ def test_assemble_swaps_the_diffusion_model_and_edits_probes(tiny_llama, tmp_pat
     other = Denoiser(DiffusionConfig(dim=384, n_tokens=8, width=32, layers=1, heads=2))
     DiffusionModel(other, {"data": {"encoder": "all-minilm-l6-v2"}}).save(tmp_path / "diff")
     rng = np.random.default_rng(0)
-    EmbeddingProbe("all-minilm-l6-v2", rng.normal(size=384), 0.5, np.zeros(384), np.ones(384)).save(tmp_path / "tox")
+    EmbeddingProbe("all-minilm-l6-v2", LinearHead(rng.normal(size=384), 0.5, np.zeros(384), np.ones(384))
+                   ).save(tmp_path / "tox")
     code, _, err = run(["dglm", "assemble", "--from", str(tmp_path / "base"), "--out", str(tmp_path / "new"),
                         "--diffusion", str(tmp_path / "diff"), "--probe", f"toxicity:clean,toxic={tmp_path / 'tox'}",
                         "--drop-probe", "sentiment"], capsys)
@@ -519,10 +521,11 @@ def test_train_decoder_cli_continues_an_artifact(tiny_llama, tmp_path, capsys, m
     art.save(tmp_path / "base")
     DiffusionModel(art.diffusion, {"data": {"encoder": "all-minilm-l6-v2"}}).save(tmp_path / "diff")
     probe = tmp_path / "probe"
+    from steerlab.scoring.linear import LinearHead
     from steerlab.scoring.probes import EmbeddingProbe
 
-    EmbeddingProbe("all-minilm-l6-v2", torch.randn(384).numpy(), 0.0, torch.zeros(384).numpy(),
-                   torch.ones(384).numpy()).save(probe)
+    EmbeddingProbe("all-minilm-l6-v2", LinearHead(torch.randn(384), 0.0, torch.zeros(384), torch.ones(384))
+                   ).save(probe)
     code, _, err = run(["dglm", "train-decoder", "--diffusion", str(tmp_path / "diff"), "--out", str(tmp_path / "new"),
                         "--init-from", str(tmp_path / "base"), "--n-steps", "1", "--batch-size", "2", "--lr", "0",
                         "--probe", f"sentiment={probe}"], capsys)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import steerlab
 from steerlab.methods.dglm.train import DiffusionModel
+from steerlab.scoring.linear import LinearHead
 from steerlab.scoring.probes import EmbeddingProbe
 
 
@@ -26,7 +27,7 @@ def main() -> None:
             "validation": art.meta.get("diffusion_validation", {})}
     DiffusionModel(art.diffusion, meta).save(out / "diffusion", overwrite=True)
     for name, p in art.probes.items():
-        EmbeddingProbe(art.encoder, p.coef.numpy(), p.intercept, p.mean.numpy(), p.std.numpy(), p.info).save(
+        EmbeddingProbe(art.encoder, LinearHead(p.coef, p.intercept, p.mean, p.std), p.info).save(
             out / f"probe-{name}", overwrite=True)
         print(f"{name} ({p.labels[0]},{p.labels[1]}) -> {out / f'probe-{name}'}")
     print(f"diffusion -> {out / 'diffusion'}")

@@ -53,7 +53,7 @@ def tiny_dglm(lm: LoadedModel, seed: int = 0) -> steerlab.Steer:
         w = lm.model.get_submodule(name).weight
         n_out, n_in = (w.shape[1], w.shape[0]) if type(lm.model.get_submodule(name)).__name__ == "Conv1D" else w.shape
         lora[name] = (torch.randn(2, n_in) * 0.3, torch.randn(n_out, 2) * 0.3)
-    probe = Probe(torch.randn(384), torch.zeros(384), torch.ones(384), 0.0)
+    probe = Probe(torch.randn(384), 0.0, torch.zeros(384), torch.ones(384))
     art = DGLMArtifact(diffusion, generator, lora, 1.0, {"sentiment": probe}, "all-minilm-l6-v2", lm.fingerprint,
                        {"name": "tiny-dglm"})
     return steerlab.Steer(art, 1.0, {"guide": "sentiment:positive", "steps": 2})

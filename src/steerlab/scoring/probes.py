@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from steerlab.core.atomic import atomic_dir
 from steerlab.errors import ArtifactError, DataError, SteerlabError
 from steerlab.scoring.encoders import DEFAULT_ENCODER, encode
+from steerlab.scoring.linear import LinearHead
 
 PROBE_CONFIG = "probe_config.json"
 PROBE_WEIGHTS = "probe_weights.safetensors"
@@ -28,20 +28,17 @@ PROBE_WEIGHTS = "probe_weights.safetensors"
 
 @dataclass
 class EmbeddingProbe:
-    """``sigmoid(((embed(text) - mean) / std) · coef + intercept)`` = P(positive)."""
+    """P(positive) = ``sigmoid(head(embed(text)))``: a standardised linear head on a packaged
+    sentence encoder's embeddings."""
 
     encoder: str
-    coef: np.ndarray  # (D,)
-    intercept: float
-    mean: np.ndarray  # (D,)
-    std: np.ndarray  # (D,)
+    head: LinearHead
     info: dict[str, Any] = field(default_factory=dict)
 
     def score(self, texts: Sequence[str]) -> list[float]:
         if not texts:
             return []
-        x = (encode(list(texts), self.encoder) - self.mean) / self.std  # (N, D)
-        z = x @ self.coef + self.intercept
+        z = self.head(encode(list(texts), self.encoder))  # (N, D) -> (N,)
         return [float(v) for v in 1.0 / (1.0 + np.exp(-z))]
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
@@ -49,17 +46,14 @@ class EmbeddingProbe:
         target = Path(path)
         with atomic_dir(target, {PROBE_CONFIG, PROBE_WEIGHTS}, overwrite=overwrite, what="probe") as tmp:
             (tmp / PROBE_CONFIG).write_text(json.dumps({"kind": "steerlab-embedding-probe", "format_version": 1,
-                                                        "encoder": self.encoder, "intercept": self.intercept,
+                                                        "encoder": self.encoder, "intercept": self.head.intercept,
                                                         "info": self.info}, indent=2) + "\n")
-            save_file({k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
-                       for k, v in (("coef", self.coef), ("mean", self.mean), ("std", self.std))},
-                      str(tmp / PROBE_WEIGHTS))
+            save_file(self.head.tensors(), str(tmp / PROBE_WEIGHTS))
         return target
 
     @classmethod
     def load(cls, path: str | Path, *, encoder: str | None = None) -> EmbeddingProbe:
         """Read a probe folder; its encoder must be a packaged one unless ``encoder`` overrides it."""
-        from steerlab.core.validate import check_tensor_values, finite
         from steerlab.scoring.encoders import packaged_encoder
 
         root = Path(path)
@@ -68,20 +62,14 @@ class EmbeddingProbe:
             w = load_file(str(root / PROBE_WEIGHTS))
             if not isinstance(cfg, dict):
                 raise ValueError("config is not an object")
-            parts = [w["coef"], w["mean"], w["std"]]
-            if any(t.dim() != 1 for t in parts) or len({t.shape[0] for t in parts}) != 1:
-                raise ValueError("coef, mean and std must be 1-D of one size")
-            for name, t in zip(("coef", "mean", "std"), parts):
-                check_tensor_values(f"{root}: {name}", t)
-            intercept = finite("intercept", cfg["intercept"])
+            head = LinearHead.from_tensors(w, "", cfg["intercept"])
             info = cfg.get("info", {})
         except SteerlabError as e:
             raise ArtifactError(f"{root} is not a readable probe: {e}") from None
         except (OSError, ValueError, KeyError, TypeError, SafetensorError) as e:
             raise ArtifactError(f"{root} is not a readable probe: {type(e).__name__}: {e}") from None
         enc = packaged_encoder(cfg.get("encoder"), str(root), encoder)
-        return cls(enc, w["coef"].numpy(), intercept, w["mean"].numpy(), w["std"].numpy(),
-                   info if isinstance(info, dict) else {})
+        return cls(enc, head, info if isinstance(info, dict) else {})
 
 
 def train_probe(texts: Sequence[str], labels: Sequence[int], *, encoder: str = DEFAULT_ENCODER,
@@ -96,11 +84,9 @@ def train_probe(texts: Sequence[str], labels: Sequence[int], *, encoder: str = D
     cut = int(len(texts) * (1 - holdout))
     x = encode([texts[i] for i in order])
     y = np.asarray([labels[i] for i in order])
-    mean, std = x[:cut].mean(0), x[:cut].std(0) + 1e-6
-    clf = LogisticRegression(C=c, max_iter=3000).fit((x[:cut] - mean) / std, y[:cut])
-    acc = float(clf.score((x[cut:] - mean) / std, y[cut:])) if cut < len(texts) else float("nan")
+    head, _ = LinearHead.fit(LogisticRegression(C=c, max_iter=3000), x[:cut], y[:cut])
+    acc = float(((head(x[cut:]) > 0) == y[cut:]).mean()) if cut < len(texts) else float("nan")
     majority = float(max(y[cut:].mean(), 1 - y[cut:].mean())) if cut < len(texts) else float("nan")
     info = {"source": source, "n_train": cut, "n_heldout": len(texts) - cut, "heldout_accuracy": acc,
             "majority_baseline": majority, "seed": seed, "C": c}
-    return EmbeddingProbe(encoder, clf.coef_[0].astype(np.float32), float(clf.intercept_[0]),
-                          mean.astype(np.float32), std.astype(np.float32), info)
+    return EmbeddingProbe(encoder, head, info)

@@ -16,20 +16,16 @@ from steerlab.core.validate import finite
 from steerlab.errors import ArtifactError
 from steerlab.methods.dglm.decoder import PromptGenerator, PromptGeneratorConfig
 from steerlab.methods.dglm.diffusion import Denoiser, DiffusionConfig, ProbeGuide
+from steerlab.scoring.linear import LinearHead
 
 RECORDS = ("training", "diffusion_validation", "assembled_from")
 """Meta entries saved in the artifact's config (training runs, held-out figures, assembly)."""
 
 
 @dataclass
-class Probe:
-    """A logistic-regression probe on the embedding space: P(``labels[1]``) =
-    σ(((x − mean) / std) · coef + intercept)."""
+class Probe(LinearHead):
+    """A logistic-regression probe on the embedding space: P(``labels[1]``) = σ(head(x))."""
 
-    coef: Tensor  # (D,)
-    mean: Tensor  # (D,)
-    std: Tensor  # (D,)
-    intercept: float
     labels: tuple[str, str] = ("negative", "positive")
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -78,7 +74,7 @@ class DGLMArtifact(Artifact):
             raise ArtifactError(f"the prompt generator reads {self.generator.config.dim}-d embeddings; the "
                                 f"diffusion model makes {dim}-d ones")
         for name, p in self.probes.items():
-            if not (p.coef.shape == p.mean.shape == p.std.shape == (dim,)):
+            if p.dim != dim:
                 raise ArtifactError(f"probe {name!r} does not fit {dim}-d embeddings")
         if self.guide_cov is not None:
             self.guide_cov = _checked_covariance(self.guide_cov, dim)
@@ -96,8 +92,7 @@ class DGLMArtifact(Artifact):
         for name, (a, b) in self.lora.items():
             tensors[f"lora.{name}.A"], tensors[f"lora.{name}.B"] = a.half(), b.half()
         for name, p in self.probes.items():
-            tensors[f"probe.{name}.coef"], tensors[f"probe.{name}.mean"] = p.coef.float(), p.mean.float()
-            tensors[f"probe.{name}.std"] = p.std.float()
+            tensors.update(p.tensors(f"probe.{name}."))
         if self.guide_cov is not None:
             tensors["guide_cov"] = self.guide_cov.half()
         config = {"diffusion": self.diffusion.config.to_dict(), "generator": self.generator.config.to_dict(),
@@ -118,8 +113,8 @@ class DGLMArtifact(Artifact):
             generator = PromptGenerator(PromptGeneratorConfig(**config["generator"]))
             generator.load_state_dict(_part(tensors, "generator."))
             lora = {n: (tensors[f"lora.{n}.A"].float(), tensors[f"lora.{n}.B"].float()) for n in config["lora_modules"]}
-            probes = {n: Probe(tensors[f"probe.{n}.coef"], tensors[f"probe.{n}.mean"], tensors[f"probe.{n}.std"],
-                               finite("intercept", spec["intercept"]), tuple(spec["labels"]), spec.get("info", {}))
+            probes = {n: Probe(tensors[f"probe.{n}.coef"], spec["intercept"], tensors[f"probe.{n}.mean"],
+                               tensors[f"probe.{n}.std"], tuple(spec["labels"]), spec.get("info", {}))
                       for n, spec in config["probes"].items()}
             known = ({f"diffusion.{k}" for k in diffusion.state_dict()} | {f"generator.{k}" for k in
                      generator.state_dict()} | {f"lora.{n}.{x}" for n in lora for x in "AB"}
@@ -170,6 +165,5 @@ def _part(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
 
 def probe_from_embedding_probe(probe: Any, labels: tuple[str, str] = ("negative", "positive")) -> Probe:
     """A :class:`Probe` from a :class:`~steerlab.scoring.probes.EmbeddingProbe` (same encoder)."""
-    return Probe(torch.as_tensor(probe.coef, dtype=torch.float32), torch.as_tensor(probe.mean, dtype=torch.float32),
-                 torch.as_tensor(probe.std, dtype=torch.float32), float(probe.intercept), labels,
-                 dict(getattr(probe, "info", {}) or {}))
+    head = probe.head
+    return Probe(head.coef, head.intercept, head.mean, head.std, labels, dict(getattr(probe, "info", {}) or {}))

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from steerlab.errors import SteerlabError
+from steerlab.scoring.linear import LinearHead
 
 
 @dataclass
@@ -132,22 +133,19 @@ def diffusion_loss(model: Denoiser, x: Tensor, cond: Tensor, generator: torch.Ge
 
 
 @dataclass
-class ProbeGuide:
-    """A linear probe on the embedding space steering the sample: ``logit = ((x̂ − mean) / std) · coef
-    + intercept`` on the unit-normalised predicted embedding; ``target`` +1 raises P(positive class),
-    −1 lowers it; ``weight`` scales its gradient step; ``step`` picks the step's direction (see
+class ProbeGuide(LinearHead):
+    """A linear probe on the embedding space steering the sample: its logit on the
+    unit-normalised predicted embedding; ``target`` +1 raises P(positive class), −1 lowers it;
+    ``weight`` scales its gradient step; ``step`` picks the step's direction (see
     :meth:`precondition`; ``covariance`` needs ``cov``, the embedding covariance (D, D))."""
 
-    coef: Tensor  # (D,)
-    intercept: float
-    mean: Tensor  # (D,)
-    std: Tensor  # (D,)
     target: float = 1.0
     weight: float = 1.0
     step: str = "diagonal"
     cov: Tensor | None = None  # (D, D), symmetric positive semi-definite; any scale
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.step not in GUIDE_STEPS:
             raise SteerlabError(f"guidance step must be one of {', '.join(GUIDE_STEPS)}, got {self.step!r}")
         if self.step == "covariance" and self.cov is None:
@@ -155,8 +153,7 @@ class ProbeGuide:
 
     def loss(self, x: Tensor) -> Tensor:
         """−log σ(target · logit) per row: (B, D) -> (B,)."""
-        logit = ((x - self.mean) / self.std) @ self.coef + self.intercept
-        return -torch.nn.functional.logsigmoid(self.target * logit)
+        return -torch.nn.functional.logsigmoid(self.target * self(x))
 
     def precondition(self, grad: Tensor) -> Tensor:
         """The step direction for this probe's loss gradient (B, D) -> (B, D).

@@ -29,16 +29,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from steerlab.core.artifact import resolve_artifact_path
 from steerlab.core.atomic import atomic_dir
-from steerlab.core.validate import check_tensor_values, finite
+from steerlab.core.validate import check_tensor_values
 from steerlab.errors import ArtifactError, DataError, SteerlabError
 from steerlab.methods.steerlm.schema import DEFAULT_SCHEMA, AttributeSchema
 from steerlab.methods.steerlm.value_data import LabelledText
+from steerlab.scoring.linear import LinearHead
 
 CONFIG = "value_config.json"
 WEIGHTS = "value_weights.safetensors"
@@ -47,16 +47,14 @@ PAIR_ATTRIBUTES = ("quality",)
 
 @dataclass
 class Head:
-    """A linear head: ``clip(((x - mean) / scale) · coef + intercept)``."""
+    """One attribute's predictor: a standardised linear head on a feature set (``response``
+    embeddings, or the ``pair`` features of prompt and response)."""
 
     feature_set: str
-    coef: np.ndarray  # (D,)
-    intercept: float
-    mean: np.ndarray  # (D,)
-    scale: np.ndarray  # (D,)
+    linear: LinearHead
 
     def __call__(self, x: np.ndarray) -> np.ndarray:  # x: (N, D) -> (N,)
-        return ((x - self.mean) / self.scale) @ self.coef + self.intercept
+        return self.linear(x)
 
 
 @dataclass
@@ -116,13 +114,13 @@ class ValueModel:
         """Write the value model folder atomically; an earlier value model there is replaced only
         with ``overwrite=True``, anything else never."""
         cfg = {"kind": "steerlab-value-model", "schema": self.schema.to_json(), "schema_digest": self.schema.digest(),
-               "encoder": self.encoder, "heads": {k: {"feature_set": h.feature_set, "intercept": h.intercept}
+               "encoder": self.encoder, "heads": {k: {"feature_set": h.feature_set,
+                                                      "intercept": h.linear.intercept}
                                                   for k, h in self.heads.items()},
                "metrics": self.metrics, "provenance": self.provenance}
         tensors = {}
         for k, h in self.heads.items():
-            for part in ("coef", "mean", "scale"):
-                tensors[f"{k}.{part}"] = torch.from_numpy(np.asarray(getattr(h, part), dtype=np.float32)).contiguous()
+            tensors.update(h.linear.tensors(f"{k}.", std_name="scale"))
         target = Path(path)
         with atomic_dir(target, {CONFIG, WEIGHTS}, overwrite=overwrite, what="value model") as tmp:
             (tmp / CONFIG).write_text(json.dumps(cfg, indent=2) + "\n")
@@ -143,14 +141,11 @@ class ValueModel:
             schema = AttributeSchema.from_json(cfg["schema"])
             for key, t in tensors.items():
                 check_tensor_values(f"{p}: {key}", t)
-            heads = {k: Head(v["feature_set"], tensors[f"{k}.coef"].numpy(), finite("intercept", v["intercept"]),
-                             tensors[f"{k}.mean"].numpy(), tensors[f"{k}.scale"].numpy())
+            heads = {k: Head(v["feature_set"], LinearHead.from_tensors(tensors, f"{k}.", v["intercept"], "scale"))
                      for k, v in cfg["heads"].items()}
             for k, h in heads.items():
                 if h.feature_set not in ("response", "pair"):
                     raise ValueError(f"head {k!r} has unknown feature set {h.feature_set!r}")
-                if h.coef.ndim != 1 or h.coef.shape != h.mean.shape or h.coef.shape != h.scale.shape:
-                    raise ValueError(f"head {k!r}: coef, mean and scale must be 1-D of one size")
         except SteerlabError as e:
             raise ArtifactError(f"{p}: malformed value model ({e})") from None
         except (ValueError, KeyError, OSError, TypeError, AttributeError, SafetensorError) as e:
@@ -251,13 +246,11 @@ def train_value_model(rows: Sequence[LabelledText] | None = None, *, schema: Att
             y = np.array([r.labels.get(attr.name, np.nan) for r in rows], dtype=np.float64)
             tr, te = have & ~test, have & test
             x = feats[fs]
-            mean, scale = x[tr].mean(0), x[tr].std(0) + 1e-6
             levels, counts = np.unique(np.round(y[tr]), return_counts=True)
             w_of = {lv: (len(y[tr]) / (len(levels) * c)) ** power for lv, c in zip(levels, counts)}
-            model = RidgeCV(alphas=list(alphas)).fit((x[tr] - mean) / scale, y[tr],
-                                                     sample_weight=np.array([w_of[v] for v in np.round(y[tr])]))
-            head = Head(fs, model.coef_.astype(np.float32), float(model.intercept_), mean.astype(np.float32),
-                        scale.astype(np.float32))
+            linear, model = LinearHead.fit(RidgeCV(alphas=list(alphas)), x[tr], y[tr],
+                                           sample_weight=np.array([w_of[v] for v in np.round(y[tr])]))
+            head = Head(fs, linear)
             heads[attr.name] = head
             pred = np.clip(head(x[te]), attr.low, attr.high) if te.any() else np.zeros(0)
             metrics[attr.name] = {**(_metrics(y[te], pred) if te.any() else {}), "n_train": int(tr.sum()),
