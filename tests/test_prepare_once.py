@@ -17,6 +17,7 @@ from steerlab.service import ArtifactStore, GenerationRequest, SteerSpec, resolv
 from steerlab.service.jobs import build_jobs
 from tests.helpers import EXAMPLES, PAIRS
 
+
 @pytest.fixture
 def counts(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Calls of every steerer's ``parse_options`` and ``validate``, and of the attribute-string
