@@ -6,9 +6,31 @@ these as one line (no traceback) and exits non-zero. Anything else is a bug and 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class SteerlabError(Exception):
-    """Base class for user-facing errors (bad input, mismatched files, missing packages)."""
+    """Base class for user-facing errors (bad input, mismatched files, missing packages).
+
+    ``param`` names the input at fault when the code that raised knows it (a validator's field
+    name, ``"attributes"``...); front ends report it (the HTTP API's ``param``) instead of
+    guessing from the message."""
+
+    def __init__(self, *args: object, param: str | None = None) -> None:
+        super().__init__(*args)
+        self.param = param
+
+
+@contextmanager
+def about(param: str) -> Iterator[None]:
+    """Errors raised inside name ``param`` as the input at fault, unless they already name one."""
+    try:
+        yield
+    except SteerlabError as exc:
+        if exc.param is None:
+            exc.param = param
+        raise
 
 
 class ModelNotFoundError(SteerlabError):

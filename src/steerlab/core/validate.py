@@ -31,26 +31,26 @@ def finite(name: str, value: Any, *, max_abs: float = MAX_MAGNITUDE, low: float 
         if isinstance(value, Tensor) and value.numel() == 1:
             value = value.item()
         else:
-            raise SteerlabError(f"{name} must be a number, got {value!r}")
+            raise SteerlabError(f"{name} must be a number, got {value!r}", param=name)
     try:
         v = float(value)
     except OverflowError:  # an int too large for a float
-        raise NonFiniteError(f"{name} is too large: {value!r}") from None
+        raise NonFiniteError(f"{name} is too large: {value!r}", param=name) from None
     if not math.isfinite(v):
-        raise NonFiniteError(f"{name} must be a finite number, got {value!r}")
+        raise NonFiniteError(f"{name} must be a finite number, got {value!r}", param=name)
     if abs(v) > max_abs:
-        raise NonFiniteError(f"{name} = {value!r} is too large (|{name}| must be <= {max_abs:g})")
+        raise NonFiniteError(f"{name} = {value!r} is too large (|{name}| must be <= {max_abs:g})", param=name)
     if low is not None and v < low:
-        raise SteerlabError(f"{name} must be >= {low:g}, got {value!r}")
+        raise SteerlabError(f"{name} must be >= {low:g}, got {value!r}", param=name)
     if high is not None and v > high:
-        raise SteerlabError(f"{name} must be <= {high:g}, got {value!r}")
+        raise SteerlabError(f"{name} must be <= {high:g}, got {value!r}", param=name)
     return v
 
 
 def positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
     """``value`` as an int ``>= minimum``, or a :class:`SteerlabError` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SteerlabError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise SteerlabError(f"{name} must be an integer >= {minimum}, got {value!r}", param=name)
     return int(value)
 
 
@@ -63,10 +63,10 @@ def seed_value(name: str, value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SteerlabError(f"{name} must be an integer, got {value!r}")
+        raise SteerlabError(f"{name} must be an integer, got {value!r}", param=name)
     low, high = SEED_RANGE
     if not low <= value <= high:
-        raise SteerlabError(f"{name} must be between {low} and {high}, got {value}")
+        raise SteerlabError(f"{name} must be between {low} and {high}, got {value}", param=name)
     return int(value)
 
 

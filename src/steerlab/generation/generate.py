@@ -17,11 +17,12 @@ import torch
 from steerlab.core.apply import patch
 from steerlab.core.model import LoadedModel
 from steerlab.core.plan import per_row, with_option
-from steerlab.core.validate import finite, offset_seed, positive_int, seed_value
+from steerlab.core.validate import offset_seed, positive_int, seed_value
 from steerlab.errors import SteerlabError
 from steerlab.generation.decode import decode
 from steerlab.generation.guidance import check_scale, guided_merge
 from steerlab.generation.rows import Row, build_rows, format_prompt
+from steerlab.generation.sampling import check_sampling
 from steerlab.generation.stops import cut_at_stop
 from steerlab.progress import maybe_bar
 
@@ -88,10 +89,7 @@ def generate(
         if not chat and not p:
             raise SteerlabError(f"prompt {i} is empty: give some text to continue (or generate with chat=True)")
     positive_int("max_new_tokens", max_new_tokens)
-    finite("temperature", temperature, low=0.0, max_abs=1e4)
-    if not 0 < finite("top_p", top_p) <= 1:
-        raise SteerlabError(f"top_p must be in (0, 1], got {top_p!r}")
-    positive_int("top_k", top_k, minimum=0)
+    check_sampling(temperature, top_p, top_k)
     seed_value("seed", seed)
     scale = check_scale(guidance)
     if (guidance_reference is not None or reference is not None) and scale == 1.0:

@@ -91,7 +91,9 @@ async def _serve(srv: ServerState, request: Request, body: Any, inputs: list[Any
         steering = (list(config.default_steering) if "steering" not in body.model_fields_set
                     else None if body.steering is None else [SteerSpec.from_dict(s) for s in body.steering])
         spec = GenerationRequest(
-            prompts=["chat"] if chat and not isinstance(inputs[0], str) else inputs, steering=steering,
+            # a conversation's prompt is its last user turn (the text steering rewrites); the turns
+            # themselves go to the row builder beside the request
+            prompts=[x if isinstance(x, str) else x[-1]["content"] for x in inputs], steering=steering,
             attributes=body.attributes, guidance=body.guidance, guidance_reference=body.guidance_reference,
             max_new_tokens=max_tokens, temperature=1.0 if body.temperature is None else body.temperature,
             top_p=1.0 if body.top_p is None else body.top_p, top_k=body.top_k, seed=body.seed,
@@ -100,7 +102,7 @@ async def _serve(srv: ServerState, request: Request, body: Any, inputs: list[Any
         # off the event loop: soft prompts (DGLM) run an encoder and a diffusion sampler
         jobs = await asyncio.to_thread(build_jobs, lm, resolved, inputs, n=body.n)
     except SteerlabError as exc:
-        raise ApiError(400, str(exc), param=_param_of(str(exc))) from None
+        raise ApiError(400, str(exc), param=_param_of(exc)) from None
     prompt_tokens = _check_lengths(lm, jobs, config, max_tokens)
     streams = _submit(engine, jobs, asyncio.get_running_loop())
     rid = ("chatcmpl-" if kind == "chat.completion" else "cmpl-") + uuid.uuid4().hex[:24]
@@ -264,11 +266,13 @@ def _check_lengths(lm: LoadedModel, jobs: list[Job], config: ServerConfig, max_t
     return counts
 
 
-def _param_of(message: str) -> str | None:
-    for name in ("attributes", "guidance", "strength", "temperature", "top_p", "top_k", "seed", "stop",
-                 "max_new_tokens"):
-        if name in message:
-            return {"max_new_tokens": "max_tokens", "strength": "steering"}.get(name, name)
-    if "artifact" in message or "option" in message or "layer" in message:
-        return "steering"
-    return None
+REQUEST_PARAMS = frozenset({"prompt", "messages", "n", "max_tokens", "temperature", "top_p", "top_k", "seed",
+                            "stop", "attributes", "guidance", "guidance_reference", "steering"})
+ALIASES = {"max_new_tokens": "max_tokens", "prompts": "prompt", "strength": "steering"}
+
+
+def _param_of(exc: SteerlabError) -> str:
+    """The API field an error names (:attr:`SteerlabError.param`, in the API's spelling); errors
+    naming something inside a steer (an option, a layer) or nothing are about ``steering``."""
+    param = ALIASES.get(exc.param or "", exc.param or "")
+    return param if param in REQUEST_PARAMS else "steering"

@@ -23,6 +23,7 @@ from typing import Any
 
 from steerlab.core.validate import finite, positive_int, seed_value
 from steerlab.errors import SteerlabError
+from steerlab.generation.sampling import check_sampling
 
 _STEER_KEYS = ("artifact", "strength", "options")
 
@@ -37,10 +38,10 @@ class SteerSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.artifact, str) or not self.artifact.strip():
-            raise SteerlabError(f"steering artifact must be a non-empty name, got {self.artifact!r}")
+            raise SteerlabError(f"steering artifact must be a non-empty name, got {self.artifact!r}", param="steering")
         object.__setattr__(self, "strength", finite("strength", self.strength))
         if not isinstance(self.options, Mapping) or not all(isinstance(k, str) for k in self.options):
-            raise SteerlabError(f"steering options must be an object, got {self.options!r}")
+            raise SteerlabError(f"steering options must be an object, got {self.options!r}", param="steering")
         _check_json("options", self.options)
 
     @classmethod
@@ -49,16 +50,17 @@ class SteerSpec:
         if isinstance(d, str):
             return cls(d)
         if not isinstance(d, Mapping):
-            raise SteerlabError(f"a steer must be an object like {{'artifact': 'name', 'strength': 4}}, got {d!r}")
+            raise SteerlabError(f"a steer must be an object like {{'artifact': 'name', 'strength': 4}}, got {d!r}",
+                                param="steering")
         if "artifact" not in d:
-            raise SteerlabError(f"a steer needs 'artifact', got keys {sorted(d)}")
+            raise SteerlabError(f"a steer needs 'artifact', got keys {sorted(d)}", param="steering")
         nested = d.get("options", {})
         if not isinstance(nested, Mapping):
-            raise SteerlabError(f"steer 'options' must be an object, got {nested!r}")
+            raise SteerlabError(f"steer 'options' must be an object, got {nested!r}", param="steering")
         flat = {k: v for k, v in d.items() if k not in _STEER_KEYS}
         clash = sorted(set(flat) & set(nested))
         if clash:
-            raise SteerlabError(f"option(s) {clash} given both flat and under 'options'")
+            raise SteerlabError(f"option(s) {clash} given both flat and under 'options'", param="steering")
         return cls(d["artifact"], d.get("strength", 1.0), {**nested, **flat})
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,39 +89,37 @@ class GenerationRequest:
 
     def __post_init__(self) -> None:
         if isinstance(self.prompts, str) or not isinstance(self.prompts, Sequence) or not self.prompts:
-            raise SteerlabError("prompts must be a non-empty list of strings")
+            raise SteerlabError("prompts must be a non-empty list of strings", param="prompt")
         if not all(isinstance(p, str) for p in self.prompts):
-            raise SteerlabError("every prompt must be a string")
+            raise SteerlabError("every prompt must be a string", param="prompt")
         object.__setattr__(self, "prompts", list(self.prompts))
         steering = [] if self.steering is None else self.steering
         if isinstance(steering, (str, Mapping)) or not isinstance(steering, Sequence):
-            raise SteerlabError("steering must be a list of steers (or null)")
+            raise SteerlabError("steering must be a list of steers (or null)", param="steering")
         object.__setattr__(self, "steering", [s if isinstance(s, SteerSpec) else SteerSpec.from_dict(s)
                                               for s in steering])
         for name in ("attributes", "guidance_reference"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, (str, Mapping)):
-                raise SteerlabError(f"{name} must be an object like {{'humor': 3}} or a string like 'humor:3'")
+                raise SteerlabError(f"{name} must be an object like {{'humor': 3}} or a string like 'humor:3'",
+                                    param=name)
         finite("guidance", self.guidance, max_abs=1e3)
         positive_int("max_new_tokens", self.max_new_tokens)
-        finite("temperature", self.temperature, low=0.0, max_abs=1e4)
-        if not 0 < finite("top_p", self.top_p) <= 1:
-            raise SteerlabError(f"top_p must be in (0, 1], got {self.top_p!r}")
-        positive_int("top_k", self.top_k, minimum=0)
+        check_sampling(self.temperature, self.top_p, self.top_k)
         seed_value("seed", self.seed)
         if self.stop is not None:
             if isinstance(self.stop, str):
                 object.__setattr__(self, "stop", [self.stop])
             elif not all(isinstance(s, str) and s for s in self.stop):
-                raise SteerlabError("stop must be a list of non-empty strings")
+                raise SteerlabError("stop must be a list of non-empty strings", param="stop")
         for name in ("chat",):
             value = getattr(self, name)
             if value is not None and not isinstance(value, bool):
-                raise SteerlabError(f"{name} must be true, false or null")
+                raise SteerlabError(f"{name} must be true, false or null", param=name)
         for name in ("system", "model"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
-                raise SteerlabError(f"{name} must be a string")
+                raise SteerlabError(f"{name} must be a string", param=name)
 
     @classmethod
     def from_dict(cls, d: Any) -> GenerationRequest:

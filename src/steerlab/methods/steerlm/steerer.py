@@ -26,7 +26,7 @@ from steerlab.core.hooks import HookSet
 from steerlab.core.model import LoadedModel
 from steerlab.core.positions import PositionTracker
 from steerlab.core.steerer import Application, Steerer
-from steerlab.errors import ModelMismatchError, SteerlabError
+from steerlab.errors import ModelMismatchError, SteerlabError, about
 from steerlab.methods.peft_lora import install_lora
 from steerlab.methods.steerlm.artifact import SteerLMAdapter
 from steerlab.models.loading import as_loaded
@@ -55,12 +55,14 @@ class SteerLMSteerer(Steerer[SteerLMAdapter, SteerLMOptions]):
     def bind_options(self, artifact: SteerLMAdapter, options: SteerLMOptions) -> SteerLMOptions:
         """The attributes (a mapping or ``"humor:3,toxicity:0"``) resolved once against the
         adapter's schema: every attribute, defaults filled in, validated."""
-        return SteerLMOptions(artifact.schema.resolve(options.attributes))
+        with about("attributes"):
+            return SteerLMOptions(artifact.schema.resolve(options.attributes))
 
     def validate(self, lm: LoadedModel, app: Application, *, allow_mismatch: bool = False) -> None:
         super().validate(lm, app, allow_mismatch=allow_mismatch)
         art: SteerLMAdapter = app.artifact  # type: ignore[assignment]
-        art.schema.resolve(app.options.attributes)  # unknown attribute / out of range -> error now
+        with about("attributes"):
+            art.schema.resolve(app.options.attributes)  # unknown attribute / out of range -> error now
         modules = dict(lm.model.named_modules())
         for name, (a, b) in art.lora.items():
             mod = modules.get(name)
