@@ -62,9 +62,9 @@ def commands(code: str) -> list[str]:
     return out
 
 
-def _env(cwd: Path) -> dict[str, str]:
+def _env() -> dict[str, str]:
     return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "HF_HUB_OFFLINE": "1",
-            "STEERLAB_QUIET": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(cwd)}
+            "STEERLAB_QUIET": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 def check_cli(cmd: str) -> None:
@@ -132,7 +132,7 @@ def test_runnable_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.Mon
             exec(compile(block.code, where, "exec"), namespace)  # noqa: S102 - our own documentation
             continue
         for cmd in commands(block.code):
-            done = subprocess.run(cmd, shell=True, cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True,
+            done = subprocess.run(cmd, shell=True, cwd=tmp_path, env=_env(), capture_output=True, text=True,
                                   timeout=900)
             assert done.returncode == 0, f"{where}: {cmd}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
 

@@ -111,6 +111,10 @@ class Steerer(ABC, Generic[A, O]):
         string, as SteerLM does); default: unchanged."""
         return text
 
+    makes_soft_prompts: ClassVar[bool] = False
+    """True for methods whose :meth:`soft_prompt` returns vectors (DGLM): engines that cannot feed
+    input embeddings refuse them by this flag."""
+
     def soft_prompt(self, lm: LoadedModel, artifact: A, prompt: str, strength: float, options: O) -> Tensor | None:
         """Vectors (k, hidden) to place before the row's prompt tokens in the input embeddings
         (soft prompts, as DGLM's prompt generator makes from ``prompt``); default: none."""

@@ -34,7 +34,7 @@ from safetensors.torch import save_file
 
 from steerlab.core.artifact import Artifact
 from steerlab.core.plan import per_row, with_option
-from steerlab.core.steerer import Prepared, Steerer
+from steerlab.core.steerer import Prepared
 from steerlab.core.validate import offset_seed
 from steerlab.defaults import DEFAULT_MODEL
 from steerlab.errors import SteerlabError
@@ -161,7 +161,7 @@ class VllmEngine:
             st, steerer = p.steer, p.steerer
             if st.strength == 0:
                 continue
-            if type(steerer).soft_prompt is not Steerer.soft_prompt:  # the method makes soft prompts
+            if steerer.makes_soft_prompts:
                 raise SteerlabError(f"{st.artifact.name!r} ({st.artifact.method}) steers through soft prompts, which "
                                     "the vLLM engine cannot carry with its LoRA: vLLM 0.32 fails every LoRA request "
                                     "once prompt embeddings are on; use steerlab's own engine (--engine hf)")
