@@ -14,9 +14,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from steerlab.models.loading import load_model
-from steerlab.methods.dglm.decoder import batch_inputs, embed_scale, PromptGenerator, PromptGeneratorConfig, noised
 from steerlab.methods.dglm.data import load_pairs
+from steerlab.methods.dglm.decoder import PromptGenerator, PromptGeneratorConfig, batch_inputs, embed_scale, noised
+from steerlab.models.loading import load_model
+
 lm = load_model("smollm2-135m"); tok = lm.tokenizer
 for p in lm.model.parameters(): p.requires_grad_(False)
 data = load_pairs(os.path.expanduser("~/.cache/steerlab/dglm/pairs/b13ffd6710541e71")).split("train")

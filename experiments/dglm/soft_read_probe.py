@@ -6,9 +6,12 @@ embeddings of a matching vs swapped topical prompt.
 
 Seen: random 4.68, random x10 4.86, zeros 6.00, matching topic 4.38 vs swapped 4.57.
 """
-import torch, torch.nn.functional as F
-from steerlab.models.loading import load_model
+import torch
+import torch.nn.functional as F
+
 from steerlab.methods.dglm.decoder import batch_inputs, embed_scale
+from steerlab.models.loading import load_model
+
 lm = load_model("smollm2-135m")
 tok = lm.tokenizer
 conts = ["the government announced a new plan to reduce taxes for small businesses next year",

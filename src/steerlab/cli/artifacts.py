@@ -12,14 +12,16 @@ from steerlab.cli.common import out, print_json
 
 def artifacts(json_out: bool = typer.Option(False, "--json", help="Print every field as JSON.")) -> None:
     """List the shipped artifacts: steer with any of them by name (--steer NAME), no training."""
-    from steerlab.artifacts import shipped
+    from steerlab.artifacts import cards, shipped
 
     rows = []
     for name, art in sorted(shipped().items()):
         cfg = art.config()
+        card = art.eval_card
         rows.append({"name": name, "method": cfg["method"], "model": (cfg.get("model") or {}).get("name"),
                      "description": art.description, "recommended": art.recommended, "companions": art.companions,
-                     "eval_card": cfg.get("eval_card") or {}, "path": str(art.path)})
+                     "by_task": [r.describe() for r in cards.recommendations(card)],
+                     "summary": cards.summary(card), "eval_card": card, "path": str(art.path)})
     if json_out:
         print_json(rows)
         return
@@ -30,8 +32,12 @@ def artifacts(json_out: bool = typer.Option(False, "--json", help="Print every f
     table.add_column("eval card")
     for r in rows:
         rec = r["recommended"]
-        start = f"strength {rec.get('strength', 1)}" + (f" {json.dumps(rec['options'])}" if rec.get("options") else "")
-        table.add_row(r["name"], r["method"], start, str(r["eval_card"].get("summary") or "not measured yet"))
+        start = f"strength {rec.get('strength', 1):g}"
+        if rec.get("options"):
+            start += f" {json.dumps(rec['options'])}"
+        if r["by_task"]:
+            start += "\n" + "\n".join(r["by_task"])
+        table.add_row(r["name"], r["method"], start, r["summary"] or "not measured yet")
     out.print(table)
     for r in rows:
         extra = "".join(f"; {role}: {folder}" for role, folder in r["companions"].items())

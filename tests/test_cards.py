@@ -1,0 +1,51 @@
+"""The catalogue reads its recommendations and summaries from each artifact's eval card."""
+
+from __future__ import annotations
+
+import json
+
+from steerlab.artifacts import cards, shipped
+from tests.helpers import run
+
+
+def _card(task: str, sweep: list[tuple[float, float, float]], unsteered: float, chosen: float | None,
+          best: float) -> dict:
+    return {"task": task, "options": {"layers": [3]},
+            "recommended": {"strength": chosen, "budget": 0.1, "best_unconstrained": best},
+            "sweep": [{"strength": s, "options": {"layers": [3]}, "success": ok, "perplexity": ppl}
+                      for s, ok, ppl in sweep],
+            "unsteered": {"success": unsteered, "perplexity": 100.0},
+            "prompting": {"success": unsteered + 0.05, "perplexity": 104.0}}
+
+
+def test_the_start_is_the_within_budget_setting_that_gains_most() -> None:
+    card = {"eval:pos": _card("pos", [(2, 0.55, 105), (6, 0.80, 300)], 0.50, 2, 6),
+            "eval:neg": _card("neg", [(-2, 0.60, 108), (-6, 0.70, 250)], 0.30, -2, -6)}
+    rec = cards.primary(card)
+    assert rec is not None and rec.task == "neg" and rec.strength == -2 and rec.within_budget
+    assert abs(rec.gain - 0.30) < 1e-9 and rec.options == {"layers": [3]}
+
+
+def test_with_nothing_within_budget_the_start_is_the_most_successful_and_says_so() -> None:
+    card = {"eval:pos": _card("pos", [(1, 0.60, 190), (4, 0.86, 176)], 0.68, None, 4)}
+    rec = cards.primary(card)
+    assert rec is not None and rec.strength == 4 and not rec.within_budget
+    assert "over the fluency budget" in rec.describe()
+    assert "none within +10% ppl" in (cards.summary(card) or "")
+
+
+def test_a_card_without_tasks_keeps_its_own_summary() -> None:
+    assert cards.primary({"summary": "monotone"}) is None
+    assert cards.summary({"summary": "monotone"}) == "monotone"
+    assert cards.summary({}) is None
+
+
+def test_every_measured_shipped_artifact_is_listed_with_its_card(capsys) -> None:
+    code, out, err = run(["artifacts", "--json"], capsys)
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads(out)}
+    for name, entry in shipped().items():
+        if cards.task_cards(entry.eval_card):
+            assert rows[name]["summary"] and rows[name]["by_task"], name
+    dglm = rows["dglm-smollm2"]
+    assert dglm["recommended"]["strength"] == 4  # where its card shows it works, not the catalogue's 1
