@@ -42,11 +42,11 @@ def recommendations(eval_card: Mapping[str, Any]) -> list[Recommendation]:
         rec = card.get("recommended") or {}
         within = rec.get("strength") is not None
         strength = rec.get("strength") if within else rec.get("best_unconstrained")
-        row = next((r for r in card["sweep"] if r["strength"] == strength), None)
+        row = next((r for r in card["sweep"] if strength is not None and r["strength"] == strength), None)
         if row is None:
             row = max(card["sweep"], key=lambda r: r["success"])
-            strength, within = row["strength"], False
-        out.append(Recommendation(task, float(strength), dict(row.get("options") or card.get("options") or {}),
+            within = False
+        out.append(Recommendation(task, float(row["strength"]), dict(row.get("options") or card.get("options") or {}),
                                   float(row["success"]), float(row["perplexity"]), within,
                                   float(row["success"]) - float(card["unsteered"]["success"])))
     return out
