@@ -19,12 +19,12 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
-from transformers.generation import StopStringCriteria
 
 from steerlab.core.model import LoadedModel
 from steerlab.errors import SteerlabError
 from steerlab.generation.finite import check_finite_logits
 from steerlab.generation.sampling import choose, warpers
+from steerlab.generation.stops import StopScanner
 
 Merge = Callable[[Tensor], Tensor]
 """(branches·B, V) model logits of the last position -> (B, V) scores to sample from."""
@@ -92,8 +92,8 @@ def decode(
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     eos = torch.tensor(eos_ids(lm), device=lm.device, dtype=torch.long)
     warp = warpers(temperature, top_p, top_k)
-    stopper = StopStringCriteria(tok, list(stop)) if stop else None
-    seq = enc["input_ids"][:n]  # (B, T + t): branch 0's rows so far, for processors and stop strings
+    scanners = [StopScanner(stop) for _ in range(n)] if stop else None  # as the serving engine scans
+    seq = enc["input_ids"][:n]  # (B, T + t): branch 0's rows so far, for processors
     done = torch.zeros(n, dtype=torch.bool, device=lm.device)
     new: list[Tensor] = []
     with torch.no_grad():
@@ -113,8 +113,11 @@ def decode(
             seq = torch.cat([seq, nxt[:, None]], dim=1)
             if eos.numel() and not ignore_eos:
                 done |= torch.isin(nxt, eos)
-            if stopper is not None:
-                done |= stopper(seq, scores).to(done.device)
+            if scanners is not None:  # a stop string anywhere in a row's new text ends it
+                texts = tok.batch_decode(torch.stack(new, dim=1), skip_special_tokens=True)
+                for i, (scanner, text) in enumerate(zip(scanners, texts)):
+                    if not done[i] and scanner.feed(text.rstrip("\ufffd")) >= 0:
+                        done[i] = True
             if on_step is not None:
                 on_step(step, nxt, done.clone())
             if bool(done.all()) or len(new) == max_new_tokens:
