@@ -23,6 +23,8 @@ from steerlab.artifacts import shipped_path  # noqa: E402
 from steerlab.methods.steerlm.records import Example  # noqa: E402
 from steerlab.models.loading import LoadedModel  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
+
 # The shipped SteerLM adapter and its value model (``steerlab artifacts``), used as real files.
 ADAPTER = Path(shipped_path("steerlm-smollm2") or "missing:steerlm-smollm2")
 VALUE_MODEL = Path(shipped_path("steerlm-smollm2-value-model")

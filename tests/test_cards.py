@@ -49,3 +49,23 @@ def test_every_measured_shipped_artifact_is_listed_with_its_card(capsys) -> None
             assert rows[name]["summary"] and rows[name]["by_task"], name
     dglm = rows["dglm-smollm2"]
     assert dglm["recommended"]["strength"] == 4  # where its card shows it works, not the catalogue's 1
+
+
+def test_the_comparison_page_is_what_the_command_writes(tmp_path, capsys) -> None:
+    from tests.helpers import ROOT
+
+    code, _, err = run(["compare", "--out", str(tmp_path / "c.md")], capsys)
+    assert code == 0, err
+    page = (tmp_path / "c.md").read_text()
+    assert page == (ROOT / "docs" / "comparison.md").read_text(), "run: steerlab compare --out docs/comparison.md"
+    assert page.count("| sentiment-positive |") >= 3 and "beats prompting" in page
+
+
+def test_the_verdict_uses_intervals_where_the_card_has_them() -> None:
+    card = {"eval:pos": _card("pos", [(2, 0.90, 105)], 0.50, 2, 2)}
+    card["eval:pos"]["sweep"][0].update(success_ci=[0.85, 0.95], dist3=0.8)
+    card["eval:pos"]["prompting"]["success_ci"] = [0.45, 0.60]
+    table = cards.comparison([("a", "vectors", "m", card)])
+    assert "yes (intervals separate)" in table and "0.80" in table
+    card["eval:pos"]["prompting"]["success_ci"] = [0.45, 0.88]
+    assert "intervals overlap" in cards.comparison([("a", "vectors", "m", card)])

@@ -5,7 +5,7 @@ measurements."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,3 +84,74 @@ def _task_summary(card: Mapping[str, Any]) -> str:
     return (f"{card['task']}: {100 * best['success']:.0f}% at x{best['strength']:g} (ppl {best['perplexity']:.0f}) vs "
             f"unsteered {100 * un['success']:.0f}% (ppl {un['perplexity']:.0f}), prompting "
             f"{100 * pr['success']:.0f}% (ppl {pr['perplexity']:.0f}); {within}")
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.0f}%"
+
+
+def _ci(row: Mapping[str, Any]) -> str:
+    ci = row.get("success_ci")
+    return f" [{100 * ci[0]:.0f}–{100 * ci[1]:.0f}]" if ci else ""
+
+
+def _verdict(row: Mapping[str, Any] | None, prompting: Mapping[str, Any]) -> str:
+    """Whether a within-budget row beats prompting: by interval (its low end above prompting's
+    high end), by point estimate only (intervals overlap or were not stored), or not."""
+    if row is None:
+        return "no setting within budget"
+    if row["success"] <= prompting["success"]:
+        return "no"
+    ci, pci = row.get("success_ci"), prompting.get("success_ci")
+    if ci and pci:
+        return "yes (intervals separate)" if ci[0] > pci[1] else "yes, point estimate (intervals overlap)"
+    return "yes, point estimate (card has no intervals)"
+
+
+def comparison(entries: Sequence[tuple[str, str, str, Mapping[str, Any]]]) -> str:
+    """The comparison page (markdown): one row per (task, model, artifact) from each entry
+    ``(name, method, model, eval_card)``: the best setting within the card's fluency budget and
+    the best overall, each with success, its interval where stored, perplexity and distinct-3,
+    against the unsteered model and the prompting baseline of the same run."""
+    rows: list[tuple[str, str, str]] = []
+    lines = ["| task | model | method (artifact) | within budget: strength, success [95% CI], ppl, dist-3 | "
+             "best overall: strength, success, ppl | unsteered | prompting | beats prompting within budget? |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, method, model, eval_card in entries:
+        for task, card in task_cards(eval_card).items():
+            rec = card.get("recommended") or {}
+            chosen = next((r for r in card["sweep"] if r["strength"] == rec.get("strength")), None)
+            best = max(card["sweep"], key=lambda r: r["success"])
+            un, pr = card["unsteered"], card["prompting"]
+            within = "—"
+            if chosen is not None:
+                dist3 = f"{chosen['dist3']:.2f}" if "dist3" in chosen else "—"
+                within = (f"x{chosen['strength']:g}: {_pct(chosen['success'])}{_ci(chosen)}, "
+                          f"{chosen['perplexity']:.0f}, {dist3}")
+            rows.append((task, model, (f"| {task} | {model} | {method} (`{name}`) | {within} | "
+                                       f"x{best['strength']:g}: {_pct(best['success'])}, {best['perplexity']:.0f} | "
+                                       f"{_pct(un['success'])}{_ci(un)}, {un['perplexity']:.0f} | "
+                                       f"{_pct(pr['success'])}{_ci(pr)}, {pr['perplexity']:.0f} | "
+                                       f"{_verdict(chosen, pr)} |")))
+    lines += [line for _, _, line in sorted(rows)]
+    return "\n".join(lines) + "\n"
+
+
+PAGE_HEAD = """# Comparison
+
+Every shipped steer on every task it was measured on, with the unsteered model and the prompting
+baseline of the same run (same prompts, seeds and samples). Success is the share of samples with
+the attribute (95% bootstrap interval over prompts where the card stores it); perplexity is under
+the reference model; the fluency budget is +10% perplexity over unsteered. "Within budget" is the
+most successful strength that stays inside it; "best overall" ignores fluency.
+
+Generated from the artifacts' eval cards by `steerlab compare --out docs/comparison.md`; a test
+checks this page equals what the command writes. The evaluation protocol is on the
+[Evaluation](evaluation.md) page.
+
+"""
+
+
+def comparison_page(entries: Sequence[tuple[str, str, str, Mapping[str, Any]]]) -> str:
+    """The whole comparison page: :data:`PAGE_HEAD` and :func:`comparison`'s table."""
+    return PAGE_HEAD + comparison(entries)

@@ -56,6 +56,7 @@ def _register() -> None:
     from steerlab.cli import (
         artifacts,
         bench,
+        compare,
         demo,
         dglm,
         evaluate,
@@ -72,8 +73,8 @@ def _register() -> None:
 
     if app.registered_commands:  # already registered (main called twice in one process)
         return
-    for module in (models, artifacts, extract, lm_steer, steerlm, generate, inspect, gguf, sweep, evaluate, demo,
-                   bench, serve, dglm):
+    for module in (models, artifacts, extract, lm_steer, steerlm, generate, inspect, gguf, sweep, evaluate, compare,
+                   demo, bench, serve, dglm):
         module.register(app)
     _wrap_commands(app)
 

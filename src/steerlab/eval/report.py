@@ -47,8 +47,7 @@ class EvalReport:
         """The compact summary stored in an artifact's eval card."""
         return {"task": self.task.name, "protocol": asdict(self.protocol), "recommended": self.choice,
                 "options": self.options, "reference": self.reference,
-                "sweep": [{"strength": r.strength, "options": r.options, "success": r.success,
-                           "attribute": r.attribute, "perplexity": r.perplexity}
+                "sweep": [{"strength": r.strength, "options": r.options, **(_brief(r) or {})}
                           for r in self.results if r.kind == "steered"],
                 "unsteered": _brief(self.row("unsteered")), "prompting": _brief(self.row("prompting"))}
 
@@ -107,5 +106,10 @@ class EvalReport:
         return out
 
 
-def _brief(r: ConditionResult | None) -> dict[str, float] | None:
-    return None if r is None else {"success": r.success, "attribute": r.attribute, "perplexity": r.perplexity}
+def _brief(r: ConditionResult | None) -> dict[str, Any] | None:
+    """A condition's numbers for the card: success with its 95% interval, attribute, perplexity,
+    distinct-3."""
+    if r is None:
+        return None
+    return {"success": r.success, "success_ci": list(r.success_ci), "attribute": r.attribute,
+            "perplexity": r.perplexity, "dist3": r.dist[2]}
