@@ -178,3 +178,17 @@ def test_mauve_tells_the_same_distribution_from_another() -> None:
     assert same > other + 0.2, (same, other)
     with pytest.raises(ValueError):
         mauve_score(["one"], ref)
+
+
+def test_a_saved_report_reads_back_to_the_same_card(tmp_path) -> None:
+    import json
+
+    from steerlab.eval.report import EvalReport
+    from steerlab.eval.tasks import TASKS
+
+    rows = [_result("unsteered", None, 0.3, 100.0), _result("prompting", None, 0.5, 105.0),
+            _result("steered", 2.0, 0.6, 108.0)]
+    report = EvalReport(TASKS.get("detoxify-hard"), Protocol(n_prompts=8, samples=3), "m", "ref", False, "a", "vectors", {}, rows,
+                        choose_strength(rows, 0.1), 0.1)
+    again = EvalReport.from_dict(json.loads(json.dumps(report.to_dict())))
+    assert json.dumps(again.card(), sort_keys=True) == json.dumps(report.card(), sort_keys=True)

@@ -43,6 +43,16 @@ class EvalReport:
                 "results": [r.to_dict() for r in self.results], "choice": self.choice,
                 "fluency_budget": self.fluency_budget, "versions": self.versions, "seconds": self.seconds}
 
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> EvalReport:
+        """A report back from :meth:`to_dict` (its saved JSON), e.g. to store its card later."""
+        tuples = ("attribute_ci", "success_ci", "perplexity_ci", "dist")
+        results = [ConditionResult(**{k: tuple(v) if k in tuples else v for k, v in r.items()})
+                   for r in doc["results"]]
+        return cls(Task(**doc["task"]), Protocol(**doc["protocol"]), doc["model"], doc["reference"],
+                   doc["reference_is_self"], doc["artifact"], doc["artifact_method"], doc["options"], results,
+                   doc["choice"], doc["fluency_budget"], doc.get("versions", {}), doc.get("seconds", 0.0))
+
     def card(self) -> dict[str, Any]:
         """The compact summary stored in an artifact's eval card."""
         return {"task": self.task.name, "protocol": asdict(self.protocol), "recommended": self.choice,
