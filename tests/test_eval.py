@@ -188,7 +188,7 @@ def test_a_saved_report_reads_back_to_the_same_card(tmp_path) -> None:
 
     rows = [_result("unsteered", None, 0.3, 100.0), _result("prompting", None, 0.5, 105.0),
             _result("steered", 2.0, 0.6, 108.0)]
-    report = EvalReport(TASKS.get("detoxify-hard"), Protocol(n_prompts=8, samples=3), "m", "ref", False, "a", "vectors", {}, rows,
-                        choose_strength(rows, 0.1), 0.1)
+    report = EvalReport(TASKS.get("detoxify-hard"), Protocol(n_prompts=8, samples=3), "m", "ref", False, "a",
+                        "vectors", {}, rows, choose_strength(rows, 0.1), 0.1)
     again = EvalReport.from_dict(json.loads(json.dumps(report.to_dict())))
     assert json.dumps(again.card(), sort_keys=True) == json.dumps(report.card(), sort_keys=True)
