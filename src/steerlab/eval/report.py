@@ -47,8 +47,9 @@ class EvalReport:
     def from_dict(cls, doc: dict[str, Any]) -> EvalReport:
         """A report back from :meth:`to_dict` (its saved JSON), e.g. to store its card later."""
         tuples = ("attribute_ci", "success_ci", "perplexity_ci", "dist")
-        results = [ConditionResult(**{k: tuple(v) if k in tuples else v for k, v in r.items()})
-                   for r in doc["results"]]
+        rows: list[dict[str, Any]] = [{k: tuple(v) if k in tuples else v for k, v in r.items()}
+                                      for r in doc["results"]]
+        results = [ConditionResult(**r) for r in rows]
         return cls(Task(**doc["task"]), Protocol(**doc["protocol"]), doc["model"], doc["reference"],
                    doc["reference_is_self"], doc["artifact"], doc["artifact_method"], doc["options"], results,
                    doc["choice"], doc["fluency_budget"], doc.get("versions", {}), doc.get("seconds", 0.0))
