@@ -6,7 +6,7 @@ The :class:`Engine` is what a server puts behind many concurrent requests. Its t
    batch, each row under its own steering, sample each job's first token, and merge their KV cache
    into the running batch (the shorter side is left-padded, so every row keeps its own positions);
 2. **decode** one token for every running row, the steering re-installed for the batch's current
-   rows whenever membership changed (hooks of one :func:`~steerlab.core.steerer.patch`, per-row
+   rows whenever membership changed (hooks of one :func:`~steerlab.core.apply.patch`, per-row
    strengths, the position tracker resumed with each row's padding and prompt length);
 3. **retire** rows that finished (EOS, ``max_new_tokens``, a stop string, cancelled by the client
    or failed) and trim padding no row needs.
