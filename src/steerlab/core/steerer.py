@@ -181,12 +181,13 @@ class Steerer(ABC, Generic[A, O]):
 
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Prepared:
     """A steer made ready for one model by :meth:`Steerer.prepare`: what every stage of a request
     reads instead of parsing and validating again. Passing a prepared steer to
     :func:`~steerlab.core.apply.patch` also says the caller applied its prompt stages
-    (:meth:`rewrite_prompt`, :meth:`rewrite_formatted`, :meth:`soft_prompt`)."""
+    (:meth:`rewrite_prompt`, :meth:`rewrite_formatted`, :meth:`soft_prompt`). Compared by
+    identity: rows that share one prepared steer are grouped into one application."""
 
     steer: Steer
     steerer: Steerer[Any, Any]
