@@ -66,7 +66,7 @@ class _Seq:
 
 
 @dataclass
-class _Prepared:
+class _Admitted:
     """A job taken from the queue, ready to prefill: its rows' token ids, steering and soft
     prompts (one per branch: the conditioned row, then the guidance reference), and its state."""
 
@@ -204,12 +204,12 @@ class Engine(EngineThread):
                 except Exception as solo:  # noqa: BLE001 - this job alone
                     self._fail_new(item, solo)
 
-    def _fail_new(self, item: _Prepared, exc: Exception) -> None:
+    def _fail_new(self, item: _Admitted, exc: Exception) -> None:
         if not item.stream.finished.is_set():
             self.stats.jobs_failed += 1
             item.stream._emit(Event("error", error=exc))
 
-    def _prepare(self, stream: Stream) -> _Prepared | None:
+    def _prepare(self, stream: Stream) -> _Admitted | None:
         """One job's model rows (token ids, steering, soft prompt per branch) and its generator;
         None (the job has failed alone) if any of it cannot be built."""
         job, tok = stream.job, self.lm.tokenizer
@@ -228,9 +228,9 @@ class Engine(EngineThread):
         steering = [self._prepared(job.steering), self._prepared(job.reference_steering)][:len(ids)]
         soft = [job.soft_prompt, job.reference_soft_prompt][:len(ids)]
         seq = _Seq(stream, gen, prompt_tokens=len(ids[0]), text=TextStream(job.stop))
-        return _Prepared(stream, seq, ids, steering, soft)
+        return _Admitted(stream, seq, ids, steering, soft)
 
-    def _prefill(self, items: list[_Prepared]) -> None:
+    def _prefill(self, items: list[_Admitted]) -> None:
         """Prefill ``items`` as one batch under their own steering, sample each one's first
         token, and merge their rows into the running batch."""
         texts = [ids for it in items for ids in it.ids]
