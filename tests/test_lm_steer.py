@@ -86,7 +86,32 @@ def test_training_is_deterministic_and_resumes_exactly(tiny_llama, tmp_path: Pat
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["checkpoint.safetensors", "state.json"]
 
 
+def test_cached_states_train_like_fresh_forwards(tiny_llama) -> None:
+    """Keeping each text's frozen final states after its first visit changes nothing but the
+    cost: over several epochs of a subset the losses and parameters match a run that recomputes
+    every batch, and the cache holds one entry per example used."""
+    from steerlab.methods.lm_steer.states import StateCache
+
+    kw = {"rank": 3, "batch_size": 4, "epsilon": 0.5, "init_var": 0.2, "seed": 1, "progress": False,
+          "max_examples": 6, "n_steps": 6}
+    fresh = train(tiny_llama, PAIRS, **kw)
+    cached = train(tiny_llama, PAIRS, cache_states=True, **kw)
+    assert fresh.meta["training"]["examples_used"] == 6 and fresh.meta["training"]["epochs"] == 4.0
+    assert torch.allclose(torch.tensor(fresh.meta["training"]["loss_history"]),
+                          torch.tensor(cached.meta["training"]["loss_history"]), atol=1e-3)
+    assert all(torch.allclose(fresh.params[k], cached.params[k], atol=1e-5) for k in fresh.params)
+    texts = ["a short one", "a somewhat longer text than the first"]
+    cache = StateCache(tiny_llama, texts, 32, cache=True)
+    h_a, labels_a = cache.batch([1, 0])
+    h_b, labels_b = StateCache(tiny_llama, texts, 32, cache=False).batch([1, 0])
+    assert len(cache) == 2 and torch.equal(labels_a, labels_b)
+    mask = labels_a != -100
+    assert torch.allclose(h_a[:, 1:][mask], h_b[:, 1:][mask], atol=1e-5)
+
+
 def test_bad_training_config(tiny_llama) -> None:
+    with pytest.raises(steerlab.SteerlabError, match="max_examples"):
+        train(tiny_llama, PAIRS, max_examples=-1, n_steps=1)
     with pytest.raises(steerlab.SteerlabError, match="dummy_steer"):
         train(tiny_llama, PAIRS, num_steers=2, dummy_steer=0, training_steer=0, n_steps=1)
     with pytest.raises(steerlab.SteerlabError, match="adaptor_class"):

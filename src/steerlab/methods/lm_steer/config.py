@@ -29,6 +29,11 @@ class LMSteerTrainConfig:
     max_length: int = field(default=64, metadata={"help": "Tokens per text."})
     seed: int = field(default=0, metadata={"help": "Initialisation and data-order seed."})
     checkpoint_every: int = field(default=100, metadata={"help": "Steps between checkpoints."})
+    max_examples: int = field(default=0, metadata={"help": "Train on this many examples (half per label), "
+                                                           "revisited each epoch; 0: all."})
+    cache_states: bool = field(default=False, metadata={"help": "Keep each text's frozen final hidden states "
+                                                                "after its first visit (large models: later "
+                                                                "epochs cost only the head)."})
 
     def train_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`steerlab.methods.lm_steer.train` (``dummy_steer=-1`` → None)."""

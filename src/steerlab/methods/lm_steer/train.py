@@ -15,6 +15,11 @@ minutes; ~4,800 texts, most of the Rotten Tomatoes training half seen once) with
 official sentiment setting), rank 256 (2 × 576 × 256 = 295k parameters = 0.22% of SmolLM2 per
 steer, the paper's ~0.2%; the adaptor costs little next to the LM head), ε 1e-3 and init_var 1e-2
 as in the official code.
+
+Larger models: the frozen forward dominates a step (Qwen2.5-1.5B: ~3 GFLOP per token against the
+head's ~0.5), so ``max_examples`` trains on a fixed subset for several epochs and
+``cache_states=True`` keeps each text's final hidden states after its first visit
+(:mod:`~steerlab.methods.lm_steer.states`): later epochs cost only the head's forward and backward.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from steerlab.data.pairs import ContrastSet, as_contrast, text_hashes
 from steerlab.errors import SteerlabError
 from steerlab.methods.lm_steer.adaptor import hidden_delta, init_params, logit_offset, regularization
 from steerlab.methods.lm_steer.artifact import LMSteer
+from steerlab.methods.lm_steer.states import StateCache
 from steerlab.models.layout import get_module
 from steerlab.models.loading import LoadedModel, holds_model_lock
 
@@ -72,6 +78,8 @@ def train(
     seed: int = 0,
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int = 100,
+    max_examples: int = 0,
+    cache_states: bool = False,
     restart: bool = False,
     name: str | None = None,
     progress: bool = True,
@@ -85,6 +93,8 @@ def train(
     step 0 and replaces it. Ctrl-C saves a checkpoint and raises :class:`~steerlab.errors.Interrupted`.
     """
     contrast: ContrastSet = as_contrast(data)
+    if max_examples < 0:
+        raise SteerlabError(f"max_examples must be >= 0 (0: every example), got {max_examples}")
     for knob, value in (("num_steers", num_steers), ("rank", rank), ("n_steps", n_steps), ("batch_size", batch_size),
                         ("max_length", max_length), ("checkpoint_every", checkpoint_every)):
         positive_int(knob, value)
@@ -98,7 +108,8 @@ def train(
     names = list(steer_names) if steer_names else [
         "dummy" if k == dummy_steer else (contrast.name if k == training_steer else f"steer{k}")
         for k in range(num_steers)]
-    examples = [(t, 1.0) for t in contrast.positive] + [(t, -1.0) for t in contrast.negative]
+    examples = _subset([(t, 1.0) for t in contrast.positive], [(t, -1.0) for t in contrast.negative],
+                       max_examples, seed)
     gen = torch.Generator().manual_seed(seed)
     vocab = int(lm.config.vocab_size)
     adaptor = _Adaptor(init_params(adaptor_class, num_steers, lm.hidden_size, vocab, rank, init_var, gen))
@@ -110,7 +121,7 @@ def train(
     run = {"config": {"adaptor_class": adaptor_class, "num_steers": num_steers, "dummy_steer": dummy_steer,
                       "training_steer": training_steer, "rank": rank, "epsilon": epsilon, "init_var": init_var,
                       "regularization": regularization_weight, "lr": lr, "batch_size": batch_size,
-                      "max_length": max_length, "seed": seed},
+                      "max_length": max_length, "seed": seed, "max_examples": max_examples},
            "data": _data_digest(examples), "model": lm.fingerprint.weights_hash[:16]}
     if ckpt is not None:
         check_dir_target(ckpt, CHECKPOINT_FILES, overwrite=True, what="LM-Steer checkpoint")
@@ -126,8 +137,7 @@ def train(
     for _ in range(consumed // max(1, len(examples))):  # replay the data order up to the resume point
         order = _epoch_order(len(examples), order_rng)
     pos = consumed % max(1, len(examples))
-    tok = lm.tokenizer
-    side = tok.padding_side
+    states = StateCache(lm, [t for t, _ in examples], max_length, cache_states)
     for prm in lm.model.parameters():
         prm.requires_grad_(False)
     t0 = time.perf_counter()
@@ -135,26 +145,21 @@ def train(
 
     done = start
     try:
-        tok.padding_side = "right"
         with maybe_bar(progress, n_steps - start, f"training lm-steer ({name or contrast.name})") as advance:
             for step in range(start, n_steps):
-                batch: list[tuple[str, float]] = []
+                batch: list[int] = []
                 while len(batch) < batch_size:
                     if pos >= len(order):
                         order, pos = _epoch_order(len(examples), order_rng), 0
-                    batch.append(examples[order[pos]])
+                    batch.append(order[pos])
                     pos += 1
                 batch = batch[rank::world]  # this process's share of the global batch
-                enc = tok([t for t, _ in batch], return_tensors="pt", padding=True, truncation=True,
-                          max_length=max_length).to(lm.device)
                 values = torch.zeros(len(batch), num_steers)
-                values[:, training_steer] = torch.tensor([y for _, y in batch])
+                values[:, training_steer] = torch.tensor([examples[i][1] for i in batch])
                 if dummy_steer is not None:
                     values[:, dummy_steer] = 1.0
-                with torch.no_grad():
-                    h = lm.base(**enc).last_hidden_state.float()  # (B, T, H) after the final norm
+                h, labels = states.batch(batch)  # (B, T, H), (B, T-1)
                 logits = model(lm, h, adaptor_class, values, epsilon)  # (B, T, V)
-                labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)[:, 1:]  # (B, T-1)
                 nll = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels.reshape(-1),
                                       ignore_index=-100, reduction="sum")
                 # Mean over the *global* batch's tokens: DDP averages gradients over processes, so
@@ -176,20 +181,21 @@ def train(
     except KeyboardInterrupt:
         raise interrupted(ckpt, done, start, n_steps, lambda path: save_checkpoint(
             path, params, opt, done, history, run, "LM-Steer checkpoint"), accelerator.is_main_process) from None
-    finally:
-        tok.padding_side = side
     seconds = time.perf_counter() - t0
     n_model = sum(p.numel() for p in lm.model.parameters())
     n_steer = sum(p.numel() for p in params.values())
     config = {"adaptor_class": adaptor_class, "num_steers": num_steers, "dummy_steer": dummy_steer,
               "training_steer": training_steer, "rank": rank, "epsilon": epsilon, "init_var": init_var,
               "regularization": regularization_weight, "lr": lr, "n_steps": n_steps, "batch_size": batch_size,
-              "max_length": max_length, "seed": seed}
+              "max_length": max_length, "seed": seed, "max_examples": max_examples,
+              "cache_states": cache_states}
     meta = {"name": name or f"{contrast.name}-lm-steer",
             "training": {**config, "seconds_this_run": seconds, "resumed_from_step": start,
                          "loss_first": history[0] if history else None,
                          "loss_last_50": sum(history[-50:]) / max(1, len(history[-50:])),
-                         "loss_history": [round(x, 4) for x in history], "processes": world,
+                         "loss_history": [round(x, 4) for x in history],
+                         "examples_used": len(examples), "epochs": done * batch_size / max(1, len(examples)),
+                         "processes": world,
                          "params_per_steer": n_steer // num_steers,
                          "params_percent_of_model_per_steer": 100.0 * n_steer / num_steers / n_model},
             "provenance": {"data": contrast.source, "n_positive": len(contrast.positive),
@@ -220,6 +226,18 @@ def _accelerator(lm: LoadedModel, batch_size: int) -> Any:
     if batch_size % acc.num_processes:
         raise SteerlabError(f"batch_size {batch_size} must be a multiple of the {acc.num_processes} processes")
     return acc
+
+
+def _subset(positive: list[tuple[str, float]], negative: list[tuple[str, float]], max_examples: int,
+            seed: int) -> list[tuple[str, float]]:
+    """Every example, or ``max_examples`` of them (half per label where both have enough), drawn
+    with ``seed``: a smaller set that a run revisits, so cached states pay off."""
+    if not max_examples or max_examples >= len(positive) + len(negative):
+        return positive + negative
+    rng = random.Random(seed)
+    n_pos = min(len(positive), max(max_examples // 2, max_examples - len(negative)))
+    n_neg = min(len(negative), max_examples - n_pos)
+    return rng.sample(positive, n_pos) + rng.sample(negative, n_neg)
 
 
 def _epoch_order(n: int, rng: random.Random) -> list[int]:
