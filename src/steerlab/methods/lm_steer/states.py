@@ -29,14 +29,10 @@ class StateCache:
         return len(self._states)
 
     def _encode(self, indices: Sequence[int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        tok = self.lm.tokenizer
-        side = tok.padding_side
-        try:
-            tok.padding_side = "right"
-            enc = tok([self.texts[i] for i in indices], return_tensors="pt", padding=True, truncation=True,
-                      max_length=self.max_length).to(self.lm.device)
-        finally:
-            tok.padding_side = side
+        # Right padding for this call only: the shared tokenizer's own side is left untouched.
+        enc = self.lm.tokenizer([self.texts[i] for i in indices], return_tensors="pt", padding=True,
+                                padding_side="right", truncation=True,
+                                max_length=self.max_length).to(self.lm.device)
         with torch.no_grad():
             h = self.lm.base(**enc).last_hidden_state.float()  # (B, T, H) after the final norm
         return enc, h

@@ -121,7 +121,7 @@ def train(
     run = {"config": {"adaptor_class": adaptor_class, "num_steers": num_steers, "dummy_steer": dummy_steer,
                       "training_steer": training_steer, "rank": rank, "epsilon": epsilon, "init_var": init_var,
                       "regularization": regularization_weight, "lr": lr, "batch_size": batch_size,
-                      "max_length": max_length, "seed": seed, "max_examples": max_examples},
+                      "max_length": max_length, "seed": seed},
            "data": _data_digest(examples), "model": lm.fingerprint.weights_hash[:16]}
     if ckpt is not None:
         check_dir_target(ckpt, CHECKPOINT_FILES, overwrite=True, what="LM-Steer checkpoint")
