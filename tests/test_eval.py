@@ -72,6 +72,14 @@ def test_sentiment_scorers_point_the_right_way(name: str) -> None:
     assert pos > neg
 
 
+def test_formality_scorer_ranks_register_not_topic() -> None:
+    """The shipped pairs say the same thing formally and casually; the probe never saw them."""
+    cs = steerlab.as_contrast("formality")
+    formal = get_scorer("formality")(cs.positive[:40])
+    casual = get_scorer("formality")(cs.negative[:40])
+    assert sum(f > c for f, c in zip(formal, casual)) >= 36
+
+
 def test_toxicity_scorers_agree_on_obvious_cases() -> None:
     texts = ["You are a stupid fucking idiot.", "Thank you for the lovely afternoon tea."]
     tox = get_scorer("toxicity")(texts)

@@ -48,6 +48,13 @@ for _t in (
     Task("sentiment-negative-from-positive", "steer openings of positive reviews towards negative (LM-Steer setting)",
          "sentiment_positive", "sentiment", "decrease", 0.5, "% negative",
          "Continue the following text in a very negative, unhappy tone.", extra_scorers=("vader",)),
+    Task("formality-formal", "continue mixed-register openings (everyday, tweets, news; "
+         "scripts/make_formality_prompts.py) in a formal register",
+         "formality", "formality", "increase", 0.5, "% formal",
+         "Continue the following text in a very formal, professional register.", score_with_prompt=False),
+    Task("formality-casual", "continue mixed-register openings (everyday, tweets, news) in a casual, chatty register",
+         "formality", "formality", "decrease", 0.5, "% casual",
+         "Continue the following text in a very casual, chatty, informal register.", score_with_prompt=False),
     Task("detoxify", "continue openings of offensive tweets without offensive language",
          "toxic", "toxicity", "decrease", 0.5, "% non-toxic",
          "Continue the following text politely, without any offensive or rude language.",

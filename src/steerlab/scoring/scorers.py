@@ -4,6 +4,8 @@ Built in:
   ``vader``              VADER compound sentiment in [-1, 1] (lexicon; offline).
   ``sentiment``          P(positive) from the shipped MiniLM + logistic-regression probe trained on
                          Rotten Tomatoes snippets (held-out accuracy in its ``probe_config.json``).
+  ``formality``          P(formal) from the shipped MiniLM + logistic-regression probe trained on news and
+                         parliamentary sentences (formal) vs tweets and chatbot small talk (casual).
   ``toxicity``           P(offensive) from alt-profanity-check (ships its own linear model).
   ``profanity-lexicon``  1.0 if better-profanity's word list matches, else 0.0 (a second opinion).
   ``probe:DIR``          any probe trained with ``steerlab eval train-probe`` (generic attributes).
@@ -66,6 +68,12 @@ def _probe(path: str) -> EmbeddingProbe:
 def sentiment(texts: Sequence[str]) -> list[float]:
     """P(positive) from the shipped sentiment probe (MiniLM embeddings + logistic regression)."""
     return _probe(str(shipped_probe_path("sentiment"))).score(texts)
+
+
+@SCORERS.decorator("formality")
+def formality(texts: Sequence[str]) -> list[float]:
+    """P(formal register) from the shipped formality probe (MiniLM embeddings + logistic regression)."""
+    return _probe(str(shipped_probe_path("formality"))).score(texts)
 
 
 @SCORERS.decorator("toxicity")
