@@ -33,8 +33,9 @@ def qwen() -> Iterator[steerlab.LoadedModel]:
 
 
 def _steer(name: str, sign: float) -> steerlab.Steer:
-    """The artifact at its recommended setting, pointed ``sign`` times its recommended strength."""
-    rec = shipped()[name].recommended
+    """The artifact at the catalogue's default setting (a strength that moves the attribute clearly;
+    the eval card's within-budget choice can be too gentle for 8 prompts), pointed ``sign``."""
+    rec = shipped()[name].default
     return steerlab.Steer(steerlab.load_artifact(name), sign * abs(float(rec["strength"])), rec.get("options", {}))
 
 
