@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import re
 
-from make_formality_probe import DATA, PER_SOURCE, _SENT, clean, sentences
+from make_formality_probe import _SENT, DATA, PER_SOURCE, clean, sentences
 
 PER_SIDE = 100
 _PLAIN = re.compile(r"^[A-Za-z][A-Za-z0-9 ,.'!?-]*$")  # no handles, entities, symbols or quotes
