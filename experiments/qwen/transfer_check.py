@@ -12,6 +12,7 @@ src/steerlab/artifacts/lmsteer-sentiment --to qwen2.5-1.5b --out TRANSFERRED_DIR
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 
 import torch
 
@@ -26,7 +27,7 @@ def mean_logp(lm: steerlab.LoadedModel, texts: list[str], steer: steerlab.Steer 
     """Mean per-token log-likelihood of ``texts`` (batch of right-padded rows)."""
     enc = lm.tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=40)
     ids, mask = enc["input_ids"], enc["attention_mask"]  # (B, T)
-    ctx = steerlab.apply(lm, steer) if steer is not None else torch.no_grad()
+    ctx = steerlab.apply(lm, steer) if steer is not None else nullcontext()
     with torch.no_grad(), ctx:
         logits = lm.model(input_ids=ids, attention_mask=mask).logits.float()  # (B, T, V)
     logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
