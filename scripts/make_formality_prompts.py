@@ -47,9 +47,10 @@ def main() -> None:
     from steerlab.data.corpora import news_articles, tweets
 
     news = [d.text for d in news_articles()]
-    all_tweets = [d.text for d in tweets()]
+    tweet_docs = tweets()
+    all_tweets = [d.text for d in tweet_docs]
     probe_text = {s.lower() for s in sentences(news, PER_SOURCE, 0) + sentences(all_tweets, PER_SOURCE, 2)}
-    neutral_tweets = [d.text for d in tweets() if d.label == "neutral"]
+    neutral_tweets = [d.text for d in tweet_docs if d.label == "neutral"]
     team = (DATA / "sets" / "prompts_neutral.txt").read_text().splitlines()
     sources = [[p.strip() for p in team if p.strip()],
                openings(neutral_tweets, probe_text, PER_SIDE, 10),
