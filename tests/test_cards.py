@@ -34,6 +34,16 @@ def test_with_nothing_within_budget_the_start_is_the_most_successful_and_says_so
     assert "none within +10% ppl" in (cards.summary(card) or "")
 
 
+def test_with_no_fluent_setting_the_start_is_the_gentlest_that_gains_and_says_so() -> None:
+    card = {"eval:pos": _card("pos", [(2, 0.52, 2900), (4, 0.03, 900), (6, 0.68, 4500)], 0.45, None, 6)}
+    rec = cards.primary(card)
+    assert rec is not None and rec.strength == 2 and not rec.within_budget and not rec.fluent
+    assert "no fluent setting measured" in rec.describe()
+    card["eval:pos"]["sweep"].append({"strength": 1, "options": {}, "success": 0.50, "perplexity": 150})
+    rec = cards.primary(card)
+    assert rec is not None and rec.strength == 1 and rec.fluent and not rec.within_budget
+
+
 def test_a_card_without_tasks_keeps_its_own_summary() -> None:
     assert cards.primary({"summary": "monotone"}) is None
     assert cards.summary({"summary": "monotone"}) == "monotone"

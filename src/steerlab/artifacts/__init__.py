@@ -55,7 +55,8 @@ class ShippedArtifact:
         if rec is None:
             return dict(self.default)
         options = {**self.default.get("options", {}), **rec.options}
-        return {"strength": rec.strength, "options": options, "task": rec.task, "within_budget": rec.within_budget}
+        return {"strength": rec.strength, "options": options, "task": rec.task, "within_budget": rec.within_budget,
+                "fluent": rec.fluent}
 
 
 def root() -> Path:

@@ -9,11 +9,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+FLUENT_RATIO = 2.0
+"""Past this multiple of the unsteered perplexity a setting counts as breaking the text, not as
+merely over the budget: when no setting fits the budget, the start is the most successful one
+below it, and when none is below it either, the gentlest one that gains, flagged as not fluent."""
+
 
 @dataclass(frozen=True)
 class Recommendation:
     """Where to start for one task: the strength chosen within the fluency budget, or (when no
-    strength fits it) the most successful one, flagged as over budget."""
+    strength fits it) the most successful one that keeps perplexity under :data:`FLUENT_RATIO` x
+    the unsteered model's, flagged as over budget (or as not fluent when no measured one does)."""
 
     task: str
     strength: float
@@ -22,9 +28,16 @@ class Recommendation:
     perplexity: float
     within_budget: bool
     gain: float  # success minus the unsteered model's
+    perplexity_ratio: float = 1.0  # perplexity over the unsteered model's
+
+    @property
+    def fluent(self) -> bool:
+        return self.perplexity_ratio <= FLUENT_RATIO
 
     def describe(self) -> str:
         flag = "" if self.within_budget else ", over the fluency budget"
+        if not self.fluent:
+            flag = f", perplexity x{self.perplexity_ratio:.1f} the unsteered: no fluent setting measured"
         return (f"{self.task}: x{self.strength:g} ({100 * self.success:.0f}%, "
                 f"{100 * self.gain:+.0f} pts vs unsteered{flag})")
 
@@ -40,25 +53,43 @@ def recommendations(eval_card: Mapping[str, Any]) -> list[Recommendation]:
     out = []
     for task, card in task_cards(eval_card).items():
         rec = card.get("recommended") or {}
-        within = rec.get("strength") is not None
-        strength = rec.get("strength") if within else rec.get("best_unconstrained")
-        row = next((r for r in card["sweep"] if strength is not None and r["strength"] == strength), None)
+        un_ok, un_ppl = float(card["unsteered"]["success"]), float(card["unsteered"]["perplexity"])
+        row = next((r for r in card["sweep"] if rec.get("strength") is not None and r["strength"] == rec["strength"]),
+                   None)
+        within = row is not None
         if row is None:
-            row = max(card["sweep"], key=lambda r: r["success"])
-            within = False
+            row = _fallback(card["sweep"], un_ok, un_ppl)
+        ppl = float(row["perplexity"])
         out.append(Recommendation(task, float(row["strength"]), dict(row.get("options") or card.get("options") or {}),
-                                  float(row["success"]), float(row["perplexity"]), within,
-                                  float(row["success"]) - float(card["unsteered"]["success"])))
+                                  float(row["success"]), ppl, within, float(row["success"]) - un_ok,
+                                  ppl / un_ppl if un_ppl > 0 else float("inf")))
     return out
+
+
+def _fallback(sweep: Sequence[Mapping[str, Any]], un_ok: float, un_ppl: float) -> Mapping[str, Any]:
+    """With nothing within budget: the most successful row under ``FLUENT_RATIO`` x the unsteered
+    perplexity that gains; else the gentlest (lowest-perplexity) row that gains; else the most
+    successful row."""
+    gaining = [r for r in sweep if r["success"] > un_ok]
+    fluent = [r for r in gaining if r["perplexity"] <= FLUENT_RATIO * un_ppl]
+    if fluent:
+        return max(fluent, key=lambda r: r["success"])
+    if gaining:
+        return min(gaining, key=lambda r: r["perplexity"])
+    return max(sweep, key=lambda r: r["success"])
 
 
 def primary(eval_card: Mapping[str, Any]) -> Recommendation | None:
     """The one setting to start from: the within-budget setting that gains most over unsteered,
-    else the first task's most successful setting; None for a card with no task entries."""
+    else the fluent (over-budget) one that gains most, else the first task's fallback; None for a
+    card with no task entries."""
     recs = recommendations(eval_card)
     winners = [r for r in recs if r.within_budget and r.gain > 0]
     if winners:
         return max(winners, key=lambda r: r.gain)
+    fluent = [r for r in recs if r.fluent and r.gain > 0]
+    if fluent:
+        return max(fluent, key=lambda r: r.gain)
     return recs[0] if recs else None
 
 
