@@ -1,0 +1,103 @@
+"""Screen vector settings on qwen2.5-1.5b in one generation pass, both directions of an attribute.
+
+The shipped card protocol (24 prompts x 4 samples) costs ~2 min per condition on 2 CPU cores, so
+settings are screened here first on fewer samples, every condition in one per-row-steered batch.
+Sentiment: the templated-pairs vector (``sentiment-vec-qwen1.5b``) against vectors extracted in
+memory from Rotten Tomatoes snippets (movies in half 0; the prompts come from half 1). Formality:
+vectors extracted in memory from ``experiments/formality/formality_600.jsonl`` (news + Commons vs
+tweets + chat). Each at several layers and strengths; prints success towards each side (the
+tasks' scorer), perplexity under qwen2.5-0.5b and the budget line (``*`` = within it). The
+winner is then run through ``steerlab eval`` at the card protocol.
+
+    python experiments/qwen/screen.py sentiment [--samples 2] [--n-rt 300]
+    python experiments/qwen/screen.py formality
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+import steerlab
+from steerlab.data.pairs import ContrastSet, as_contrast
+from steerlab.eval.harness import load_reference
+from steerlab.eval.protocol import Condition, Protocol, prompts_for, sample_conditions, summarise
+from steerlab.eval.tasks import TASKS
+from steerlab.methods.vectors.steerer import extract
+
+
+def sample_vector(lm: steerlab.LoadedModel, data: ContrastSet, n: int, read: str, layers: list[int],
+                  name: str) -> steerlab.Artifact:
+    """Mean-difference vector of ``n`` + ``n`` texts of ``data`` (seed 0), in memory."""
+    rng = random.Random(0)
+    sub = ContrastSet(rng.sample(data.positive, min(n, len(data.positive))),
+                      rng.sample(data.negative, min(n, len(data.negative))), paired=False,
+                      name=data.name, source=data.source + f" ({n}+{n}, seed 0)")
+    return extract(lm, sub, layers=layers, read=read, name=name)
+
+
+ATTRS = {
+    # attribute: (task towards the positive side, task towards the negative side, data, default grid)
+    "sentiment": ("sentiment-positive", "sentiment-negative", "rt-sentiment",
+                  ["tmpl:10:1,-1.5:generated", "tmpl:8+10+12:0.5,-0.7", "mean:10:2,4,-2,-4", "last:10:2,4,-2,-4",
+                   "mean:8+10+12:2,-2"]),
+    "formality": ("formality-formal", "formality-casual", "experiments/formality/formality_600.jsonl",
+                  ["mean:10:1,2,-1,-2", "last:10:1,2,-1,-2", "mean:14:1,2,-2", "mean:8+10+12:0.7,-0.7"]),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("attr", choices=sorted(ATTRS))
+    ap.add_argument("--samples", type=int, default=2)
+    ap.add_argument("--n-prompts", type=int, default=24)
+    ap.add_argument("--n-data", type=int, default=300, help="texts per side for the in-memory vectors")
+    ap.add_argument("--set", action="append", default=None,
+                    help="VECTOR:LAYERS:STRENGTHS[:POSITIONS], e.g. mean:8+10:2,-2 (VECTOR: tmpl, mean, last)")
+    args = ap.parse_args()
+    up_name, down_name, data_name, grid = ATTRS[args.attr]
+    t0 = time.perf_counter()
+    lm = steerlab.load_model("qwen2.5-1.5b")
+    ref = load_reference(lm, "auto")
+    layers = [6, 8, 10, 12, 14]
+    data = as_contrast(data_name)
+    vecs: dict[str, steerlab.Artifact] = {
+        "mean": sample_vector(lm, data, args.n_data, "mean", layers, f"{args.attr}-mean"),
+        "last": sample_vector(lm, data, args.n_data, "last", layers, f"{args.attr}-last")}
+    if args.attr == "sentiment":
+        vecs["tmpl"] = steerlab.load_artifact("src/steerlab/artifacts/sentiment-vec-qwen1.5b")
+    for key, v in vecs.items():
+        print(key, v.name, {la: round(v.meta["stats"][str(la)]["norm"], 2) for la in layers},
+              {la: round(v.meta["stats"][str(la)]["accuracy"], 2) for la in layers}, flush=True)
+    print(f"vectors ready {time.perf_counter() - t0:.0f}s", flush=True)
+
+    up, down = TASKS.get(up_name), TASKS.get(down_name)
+    conds = [Condition("unsteered", "unsteered"),
+             Condition("prompting+", "prompting", prefix=up.instruction + "\n\n"),
+             Condition("prompting-", "prompting", prefix=down.instruction + "\n\n")]
+    for spec in args.set or grid:
+        key, lay, strengths, *rest = spec.split(":")
+        opts: dict[str, object] = {"layers": [int(x) for x in lay.split("+")]}
+        if rest:
+            opts["positions"] = rest[0]
+        for st in strengths.split(","):
+            s = float(st)
+            label = f"{key} x{s:g} " + " ".join(f"{k}={v}" for k, v in opts.items())
+            conds.append(Condition(label, "steered", (steerlab.Steer(vecs[key], s, dict(opts)),), strength=s,
+                                   options=opts))
+
+    protocol = Protocol(n_prompts=args.n_prompts, samples=args.samples, max_new_tokens=20, seed=0)
+    samples = sample_conditions(lm, up, conds, protocol, ref, prompts_for(up, protocol))
+    res = summarise(up, samples, protocol)
+    base = res[0].perplexity
+    print(f"\nbudget: perplexity <= {base * 1.1:.1f} (unsteered {base:.1f}); {time.perf_counter() - t0:.0f}s")
+    print(f"{'condition':50s} {'%up':>6s} {'%down':>6s} {'ppl':>7s} {'2nd':>7s} {'dist3':>6s}")
+    for r in res:
+        second = next((v for k, v in r.extra.items() if k.endswith("_mean")), float("nan"))
+        print(f"{r.name:50s} {100 * r.success:6.1f} {100 * (1 - r.success):6.1f} {r.perplexity:7.1f} "
+              f"{second:+7.3f} {r.dist[2]:6.3f}{'  *' if r.perplexity <= base * 1.1 else ''}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
