@@ -1,4 +1,4 @@
-"""Screen vector settings on qwen2.5-1.5b in one generation pass, both directions of an attribute.
+"""Screen vector settings on qwen2.5-1.5b (or ``--model``) in one generation pass, both directions of an attribute.
 
 The shipped card protocol (24 prompts x 4 samples) costs ~2 min per condition on 2 CPU cores, so
 settings are screened here first on fewer samples, every condition in one per-row-steered batch.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from pathlib import Path
 
 import steerlab
 from steerlab.data.pairs import ContrastSet, as_contrast
@@ -50,6 +51,8 @@ ATTRS = {
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("attr", choices=sorted(ATTRS))
+    ap.add_argument("--model", default="qwen2.5-1.5b")
+    ap.add_argument("--layers", default="6,8,10,12,14", help="layers the in-memory vectors record")
     ap.add_argument("--samples", type=int, default=2)
     ap.add_argument("--n-prompts", type=int, default=24)
     ap.add_argument("--n-data", type=int, default=300, help="texts per side for the in-memory vectors")
@@ -58,18 +61,20 @@ def main() -> None:
     args = ap.parse_args()
     up_name, down_name, data_name, grid = ATTRS[args.attr]
     t0 = time.perf_counter()
-    lm = steerlab.load_model("qwen2.5-1.5b")
+    lm = steerlab.load_model(args.model)
     ref = load_reference(lm, "auto")
-    layers = [6, 8, 10, 12, 14]
+    layers = [int(x) for x in args.layers.split(",")]
     data = as_contrast(data_name)
     vecs: dict[str, steerlab.Artifact] = {
         "mean": sample_vector(lm, data, args.n_data, "mean", layers, f"{args.attr}-mean"),
         "last": sample_vector(lm, data, args.n_data, "last", layers, f"{args.attr}-last")}
-    if args.attr == "sentiment":
-        vecs["tmpl"] = steerlab.load_artifact("src/steerlab/artifacts/sentiment-vec-qwen1.5b")
+    shipped = f"{args.attr}-vec" + ("-qwen1.5b" if args.model == "qwen2.5-1.5b" else "")
+    if Path(f"src/steerlab/artifacts/{shipped}").is_dir():
+        vecs["tmpl"] = steerlab.load_artifact(f"src/steerlab/artifacts/{shipped}")
     for key, v in vecs.items():
-        print(key, v.name, {la: round(v.meta["stats"][str(la)]["norm"], 2) for la in layers},
-              {la: round(v.meta["stats"][str(la)]["accuracy"], 2) for la in layers}, flush=True)
+        st = v.meta.get("stats", {})
+        print(key, v.name, {la: round(st[str(la)]["norm"], 2) for la in layers if str(la) in st},
+              {la: round(st[str(la)]["accuracy"], 2) for la in layers if str(la) in st}, flush=True)
     print(f"vectors ready {time.perf_counter() - t0:.0f}s", flush=True)
 
     up, down = TASKS.get(up_name), TASKS.get(down_name)
