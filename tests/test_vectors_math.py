@@ -116,6 +116,26 @@ def test_extract_all_sites_and_reads(tiny_llama) -> None:
             assert torch.isfinite(vec.directions[1]).all()
 
 
+def test_mean_read_skips_the_attention_sink_token(tiny_llama) -> None:
+    """The mean read of a text is the mean of its per-token states after the first, for either
+    padding side and whatever else shares the batch."""
+    from steerlab.models.recording import record
+
+    texts = ["hey send me the file", "ok", "a much longer text than the others in this batch"]
+    every = record(tiny_llama, texts, [1], positions="all")[1]  # (total tokens, H)
+    lens = [len(ids) for ids in tiny_llama.tokenizer(texts)["input_ids"]]
+    starts = [sum(lens[:i]) for i in range(len(texts))]
+    want = torch.stack([every[s + (1 if n > 1 else 0):s + n].mean(0) for s, n in zip(starts, lens)])  # (3, H)
+    original = tiny_llama.tokenizer.padding_side
+    try:
+        for side in ("left", "right"):
+            tiny_llama.tokenizer.padding_side = side
+            got = record(tiny_llama, texts, [1], positions="mean")[1]  # (3, H)
+            assert torch.allclose(got, want, atol=1e-5), side
+    finally:
+        tiny_llama.tokenizer.padding_side = original
+
+
 def test_vectors_at_different_sites_of_one_layer_compose(tiny_llama) -> None:
     lm = tiny_llama
     g = torch.Generator().manual_seed(5)

@@ -40,7 +40,8 @@ def record(
     """Hidden states of ``texts`` at ``layers``.
 
     ``positions``: ``"last"`` → (N, H) last real token of each text; ``"mean"`` → (N, H) mean over
-    real tokens; ``"all"`` → (total_tokens, H) every real token, texts concatenated in order.
+    real tokens but the first (the attention sink; kept for one-token texts); ``"all"`` →
+    (total_tokens, H) every real token, texts concatenated in order.
     Returned tensors are float32 on CPU.
     """
     if positions not in READ_POSITIONS:
@@ -91,7 +92,15 @@ def _select(h: Tensor, mask: Tensor, positions: str) -> Tensor:
     if positions == "all":
         return h[mask]  # (sum real tokens, H)
     if positions == "mean":
-        m = mask.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
+        # without each text's first real token where it has others: that token is the attention
+        # sink, whose hidden state is orders of magnitude larger than the rest in many models
+        # (Qwen2, Llama), so it would dominate the mean and make the difference of two sets' means
+        # a measure of their lengths, not of their content
+        first = mask.long().argmax(1)  # (B,) index of the first True
+        keep = mask.clone()
+        rows = torch.arange(h.shape[0])
+        keep[rows, first] = mask.sum(1) < 2  # (B, T)
+        m = keep.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
         return (h * m).sum(1) / m.sum(1).clamp(min=1)  # (B, H)
     # last real token: with left padding it is the final column; handle right padding too
     last = mask.long().cumsum(1).argmax(1)  # (B,) index of the last True
