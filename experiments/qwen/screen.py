@@ -9,7 +9,7 @@ tweets + chat). Each at several layers and strengths; prints success towards eac
 tasks' scorer), perplexity under qwen2.5-0.5b and the budget line (``*`` = within it). The
 winner is then run through ``steerlab eval`` at the card protocol.
 
-    python experiments/qwen/screen.py sentiment [--samples 2] [--n-rt 300]
+    python experiments/qwen/screen.py sentiment [--samples 2] [--n-data 300] [--set mean:10:2,-2]
     python experiments/qwen/screen.py formality
 """
 
@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 import random
 import time
-from pathlib import Path
 
 import steerlab
+from steerlab.artifacts import shipped_path
 from steerlab.data.pairs import ContrastSet, as_contrast
 from steerlab.eval.harness import load_reference
 from steerlab.eval.protocol import Condition, Protocol, prompts_for, sample_conditions, summarise
@@ -68,9 +68,9 @@ def main() -> None:
     vecs: dict[str, steerlab.Artifact] = {
         "mean": sample_vector(lm, data, args.n_data, "mean", layers, f"{args.attr}-mean"),
         "last": sample_vector(lm, data, args.n_data, "last", layers, f"{args.attr}-last")}
-    shipped = f"{args.attr}-vec" + ("-qwen1.5b" if args.model == "qwen2.5-1.5b" else "")
-    if Path(f"src/steerlab/artifacts/{shipped}").is_dir():
-        vecs["tmpl"] = steerlab.load_artifact(f"src/steerlab/artifacts/{shipped}")
+    tmpl = shipped_path(f"{args.attr}-vec" + ("-qwen1.5b" if args.model == "qwen2.5-1.5b" else ""))
+    if tmpl is not None:  # the shipped vector from the templated pairs, where one ships
+        vecs["tmpl"] = steerlab.load_artifact(tmpl)
     for key, v in vecs.items():
         st = v.meta.get("stats", {})
         print(key, v.name, {la: round(st[str(la)]["norm"], 2) for la in layers if str(la) in st},
