@@ -49,7 +49,7 @@ def _both_ways(lm: steerlab.LoadedModel, name: str, prompts: list[str], scorer: 
 
 def test_qwen_artifacts_are_bound_to_the_model() -> None:
     names = [n for n in shipped() if n.endswith("-qwen1.5b")]
-    assert {"sentiment-vec-qwen1.5b", "toxicity-vec-qwen1.5b",
+    assert {"sentiment-vec-qwen1.5b", "formality-vec-qwen1.5b", "toxicity-vec-qwen1.5b",
             "lmsteer-sentiment-qwen1.5b", "lmsteer-toxicity-qwen1.5b"} <= set(names)
     for name in names:
         entry = shipped()[name]
@@ -70,3 +70,10 @@ def test_toxicity_steers_move_toxicity(qwen, name: str) -> None:
     prompts = steerlab.load_prompts("toxic_hard")[:12]
     toxic, clean = _both_ways(qwen, name, prompts, "toxicity")
     assert clean < toxic, (clean, toxic)
+
+
+def test_formality_vector_moves_register(qwen) -> None:
+    """+ is the formal side (news and Commons sentences), − the casual one (tweets and chat)."""
+    prompts = steerlab.load_prompts("formality")[:8]
+    formal, casual = _both_ways(qwen, "formality-vec-qwen1.5b", prompts, "formality")
+    assert formal > casual + 0.1, (formal, casual)
