@@ -69,7 +69,7 @@ def main() -> None:
         "mean": sample_vector(lm, data, args.n_data, "mean", layers, f"{args.attr}-mean"),
         "last": sample_vector(lm, data, args.n_data, "last", layers, f"{args.attr}-last")}
     tmpl = shipped_path(f"{args.attr}-vec" + ("-qwen1.5b" if args.model == "qwen2.5-1.5b" else ""))
-    if tmpl is not None:  # the shipped vector from the templated pairs, where one ships
+    if tmpl is not None:  # the shipped vector, where one ships (sentiment's is from the templated pairs)
         vecs["tmpl"] = steerlab.load_artifact(tmpl)
     for key, v in vecs.items():
         st = v.meta.get("stats", {})
