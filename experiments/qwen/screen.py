@@ -11,6 +11,7 @@ winner is then run through ``steerlab eval`` at the card protocol.
 
     python experiments/qwen/screen.py sentiment [--samples 2] [--n-data 300] [--set mean:10:2,-2]
     python experiments/qwen/screen.py formality
+    python experiments/qwen/screen.py sentiment --vec self=/tmp/sentiment-self --set self:15:-1,-2
 """
 
 from __future__ import annotations
@@ -57,7 +58,10 @@ def main() -> None:
     ap.add_argument("--n-prompts", type=int, default=24)
     ap.add_argument("--n-data", type=int, default=300, help="texts per side for the in-memory vectors")
     ap.add_argument("--set", action="append", default=None,
-                    help="VECTOR:LAYERS:STRENGTHS[:POSITIONS], e.g. mean:8+10:2,-2 (VECTOR: tmpl, mean, last)")
+                    help="VECTOR:LAYERS:STRENGTHS[:POSITIONS], e.g. mean:8+10:2,-2 (VECTOR: tmpl, mean, last, "
+                    "or a KEY given by --vec)")
+    ap.add_argument("--vec", action="append", default=[], metavar="KEY=PATH",
+                    help="also screen a saved vector artifact under KEY (e.g. self=/tmp/sentiment-self)")
     args = ap.parse_args()
     up_name, down_name, data_name, grid = ATTRS[args.attr]
     t0 = time.perf_counter()
@@ -71,6 +75,9 @@ def main() -> None:
     tmpl = shipped_path(f"{args.attr}-vec" + ("-qwen1.5b" if args.model == "qwen2.5-1.5b" else ""))
     if tmpl is not None:  # the shipped vector, where one ships (sentiment's is from the templated pairs)
         vecs["tmpl"] = steerlab.load_artifact(tmpl)
+    for spec in args.vec:
+        key, _, path = spec.partition("=")
+        vecs[key] = steerlab.load_artifact(path)
     for key, v in vecs.items():
         st = v.meta.get("stats", {})
         print(key, v.name, {la: round(st[str(la)]["norm"], 2) for la in layers if str(la) in st},
