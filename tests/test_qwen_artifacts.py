@@ -49,14 +49,15 @@ def _both_ways(lm: steerlab.LoadedModel, name: str, prompts: list[str], scorer: 
 
 def test_qwen_artifacts_are_bound_to_the_model() -> None:
     names = [n for n in shipped() if n.endswith("-qwen1.5b")]
-    assert {"sentiment-vec-qwen1.5b", "formality-vec-qwen1.5b", "toxicity-vec-qwen1.5b",
-            "lmsteer-sentiment-qwen1.5b", "lmsteer-toxicity-qwen1.5b"} <= set(names)
+    assert {"sentiment-vec-qwen1.5b", "sentiment-distilled-qwen1.5b", "formality-vec-qwen1.5b",
+            "toxicity-vec-qwen1.5b", "lmsteer-sentiment-qwen1.5b", "lmsteer-toxicity-qwen1.5b"} <= set(names)
     for name in names:
         entry = shipped()[name]
         assert entry.config()["model"]["name"] == QWEN
 
 
-@pytest.mark.parametrize("name", ["sentiment-vec-qwen1.5b", "lmsteer-sentiment-qwen1.5b"])
+@pytest.mark.parametrize("name", ["sentiment-vec-qwen1.5b", "sentiment-distilled-qwen1.5b",
+                                  "lmsteer-sentiment-qwen1.5b"])
 def test_sentiment_steers_move_sentiment(qwen, name: str) -> None:
     prompts = steerlab.load_prompts("sentiment_neutral")[:8]
     up, down = _both_ways(qwen, name, prompts, "vader")

@@ -68,10 +68,12 @@ def main() -> None:
     lm = steerlab.load_model(args.model)
     ref = load_reference(lm, "auto")
     layers = [int(x) for x in args.layers.split(",")]
+    specs = args.set or grid
+    used = {spec.split(":")[0] for spec in specs}
     data = as_contrast(data_name)
-    vecs: dict[str, steerlab.Artifact] = {
-        "mean": sample_vector(lm, data, args.n_data, "mean", layers, f"{args.attr}-mean"),
-        "last": sample_vector(lm, data, args.n_data, "last", layers, f"{args.attr}-last")}
+    vecs: dict[str, steerlab.Artifact] = {  # in-memory reads only where a setting uses them (minutes each)
+        read: sample_vector(lm, data, args.n_data, read, layers, f"{args.attr}-{read}")
+        for read in ("mean", "last") if read in used}
     tmpl = shipped_path(f"{args.attr}-vec" + ("-qwen1.5b" if args.model == "qwen2.5-1.5b" else ""))
     if tmpl is not None:  # the shipped vector, where one ships (sentiment's is from the templated pairs)
         vecs["tmpl"] = steerlab.load_artifact(tmpl)
@@ -88,7 +90,7 @@ def main() -> None:
     conds = [Condition("unsteered", "unsteered"),
              Condition("prompting+", "prompting", prefix=up.instruction + "\n\n"),
              Condition("prompting-", "prompting", prefix=down.instruction + "\n\n")]
-    for spec in args.set or grid:
+    for spec in specs:
         key, lay, strengths, *rest = spec.split(":")
         opts: dict[str, object] = {"layers": [int(x) for x in lay.split("+")]}
         if rest:

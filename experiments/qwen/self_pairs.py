@@ -8,6 +8,9 @@ opening + negative continuation), the instruction dropped. A vector read from th
 the prompting baseline's effect distilled into a direction (no instruction at inference time).
 
     python experiments/qwen/self_pairs.py --n 160 --out experiments/qwen/sentiment_self_pairs.jsonl
+    # negative vs the model's own uninstructed continuation (the + side is then "neutral"):
+    python experiments/qwen/self_pairs.py --n 160 --neutral-vs experiments/qwen/sentiment_self_pairs.jsonl \
+        --out experiments/qwen/sentiment_neutral_negative_pairs.jsonl
     steerlab extract --data experiments/qwen/sentiment_self_pairs.jsonl --read mean \
         --model qwen2.5-1.5b --out /tmp/sentiment-self --name sentiment-self-qwen1.5b
 """
@@ -36,6 +39,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=160, help="openings (pairs)")
     ap.add_argument("--max-new-tokens", type=int, default=24)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--neutral-vs", type=Path, default=None,
+                    help="pairs file written earlier with the same --n: keep its negative side, and write the "
+                         "uninstructed continuation as the + side")
     args = ap.parse_args()
     t0 = time.perf_counter()
     lm = steerlab.load_model(args.model)
@@ -43,8 +49,14 @@ def main() -> None:
     openings = pick(plots, args.n, seed=3)
     p = Protocol()
     sides = {}
-    for side, task in (("positive", "sentiment-positive"), ("negative", "sentiment-negative")):
-        prefix = TASKS.get(task).instruction + "\n\n"
+    jobs = (("positive", "sentiment-positive"), ("negative", "sentiment-negative"))
+    if args.neutral_vs is not None:
+        old = [json.loads(line) for line in args.neutral_vs.read_text().splitlines()]
+        assert len(old) == len(openings) and all(r["negative"].startswith(o) for r, o in zip(old, openings))
+        sides["negative"] = [r["negative"][len(o):] for r, o in zip(old, openings)]
+        jobs = (("positive", ""),)
+    for side, task in jobs:
+        prefix = TASKS.get(task).instruction + "\n\n" if task else ""
         sides[side] = steerlab.generate(lm, [prefix + o for o in openings], max_new_tokens=args.max_new_tokens,
                                         temperature=p.temperature, top_p=p.top_p, seed=p.seed)
     rows = [{"positive": o + pos, "negative": o + neg}
