@@ -11,8 +11,8 @@ the prompting baseline's effect distilled into a direction (no instruction at in
     # negative vs the model's own uninstructed continuation (the + side is then "neutral"):
     python experiments/qwen/self_pairs.py --n 160 --neutral-vs experiments/qwen/sentiment_self_pairs.jsonl \
         --out experiments/qwen/sentiment_neutral_negative_pairs.jsonl
-    steerlab extract --data experiments/qwen/sentiment_self_pairs.jsonl --read mean \
-        --model qwen2.5-1.5b --out /tmp/sentiment-self --name sentiment-self-qwen1.5b
+    steerlab extract --data experiments/qwen/sentiment_self_pairs.jsonl --read mean --model qwen2.5-1.5b \
+        --out src/steerlab/artifacts/sentiment-distilled-qwen1.5b --name sentiment-distilled-qwen1.5b
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import steerlab
 from steerlab.data.corpora import movie_split, rotten_tomatoes
 from steerlab.eval.protocol import Protocol
 from steerlab.eval.tasks import TASKS
-from steerlab.scoring.scorers import SCORERS
+from steerlab.scoring.scorers import get_scorer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from make_eval_data import pick  # noqa: E402  (the prompt sets' own opening rule)
@@ -48,21 +48,21 @@ def main() -> None:
     plots = [d.text for d in movie_split(rotten_tomatoes(), 0) if d.label == "plot"]
     openings = pick(plots, args.n, seed=3)
     p = Protocol()
-    sides = {}
-    jobs = (("positive", "sentiment-positive"), ("negative", "sentiment-negative"))
-    if args.neutral_vs is not None:
+    sides: dict[str, list[str]] = {}
+    prefixes = {side: TASKS.get(f"sentiment-{side}").instruction + "\n\n" for side in ("positive", "negative")}
+    if args.neutral_vs is not None:  # reuse the negative side; the + side is written with no instruction
         old = [json.loads(line) for line in args.neutral_vs.read_text().splitlines()]
-        assert len(old) == len(openings) and all(r["negative"].startswith(o) for r, o in zip(old, openings))
+        if len(old) != len(openings) or not all(r["negative"].startswith(o) for r, o in zip(old, openings)):
+            raise SystemExit(f"{args.neutral_vs} was not written from these {len(openings)} openings (same --n?)")
         sides["negative"] = [r["negative"][len(o):] for r, o in zip(old, openings)]
-        jobs = (("positive", ""),)
-    for side, task in jobs:
-        prefix = TASKS.get(task).instruction + "\n\n" if task else ""
+        prefixes = {"positive": ""}
+    for side, prefix in prefixes.items():
         sides[side] = steerlab.generate(lm, [prefix + o for o in openings], max_new_tokens=args.max_new_tokens,
                                         temperature=p.temperature, top_p=p.top_p, seed=p.seed)
     rows = [{"positive": o + pos, "negative": o + neg}
             for o, pos, neg in zip(openings, sides["positive"], sides["negative"])]
     args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    vader = SCORERS.get("vader")
+    vader = get_scorer("vader")
     for side in ("positive", "negative"):
         scores = vader([r[side] for r in rows])
         print(f"{side}: mean VADER {sum(scores) / len(scores):+.3f}")
