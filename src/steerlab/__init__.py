@@ -33,6 +33,7 @@ _LAZY = {
     "load_contrast": "steerlab.data.pairs", "load_prompts": "steerlab.data.pairs",
     "generate": "steerlab.generation.generate", "SteeringVector": "steerlab.methods.vectors",
     "export_gguf": "steerlab.methods.vectors", "extract": "steerlab.methods.vectors",
+    "distil": "steerlab.methods.vectors",
     "import_gguf": "steerlab.methods.vectors", "sweep_layers": "steerlab.methods.vectors",
     "Layout": "steerlab.models", "LoadedModel": "steerlab.models", "load_model": "steerlab.models",
     "wrap_model": "steerlab.models",
@@ -41,7 +42,7 @@ _LAZY = {
 __all__ = [
     "METHODS", "Application", "Artifact", "ContrastSet", "Layout", "LoadedModel", "MethodSpec", "ModelFingerprint",
     "Prepared", "Steer", "Steerer", "SteeringVector", "SteerlabError", "__version__", "apply", "as_contrast",
-    "export_gguf", "extract", "generate", "get_steerer", "import_gguf", "load_artifact",
+    "distil", "export_gguf", "extract", "generate", "get_steerer", "import_gguf", "load_artifact",
     "load_contrast", "load_model", "load_prompts", "patch", "prepare", "register_method", "save_artifact",
     "sweep_layers", "wrap_model",
 ]
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
     from steerlab.core.steerer import Application, Prepared, Steer, Steerer, get_steerer
     from steerlab.data.pairs import ContrastSet, as_contrast, load_contrast, load_prompts
     from steerlab.generation.generate import generate
-    from steerlab.methods.vectors import SteeringVector, export_gguf, extract, import_gguf, sweep_layers
+    from steerlab.methods.vectors import SteeringVector, distil, export_gguf, extract, import_gguf, sweep_layers
     from steerlab.models import Layout, LoadedModel, load_model, wrap_model
 
 

@@ -2,6 +2,7 @@
 
 from steerlab.core.methods import MethodSpec, register_method
 from steerlab.methods.vectors.aggregators import AGGREGATORS
+from steerlab.methods.vectors.distil import distil, distil_pairs
 from steerlab.methods.vectors.gguf_io import export_gguf, import_gguf
 from steerlab.methods.vectors.operators import OPERATORS
 from steerlab.methods.vectors.steerer import VectorOptions, VectorSteerer, extract
@@ -13,4 +14,4 @@ METHOD = register_method(MethodSpec("vectors", SteeringVector, VectorSteerer,
                                                 "hidden states"))
 
 __all__ = ["AGGREGATORS", "METHOD", "OPERATORS", "LayerSweep", "SteeringVector", "VectorOptions",
-           "VectorSteerer", "export_gguf", "extract", "import_gguf", "sweep_layers"]
+           "VectorSteerer", "distil", "distil_pairs", "export_gguf", "extract", "import_gguf", "sweep_layers"]
