@@ -26,7 +26,10 @@ def inspect(path: Path = typer.Argument(..., help="Artifact directory."),
     out.print(f"model: {model.get('name', '?')} ({model.get('model_type', '?')}, hidden "
               f"{model.get('hidden_size', '?')}, {model.get('num_layers', '?')} layers, "
               f"weights {str(model.get('weights_hash', ''))[:12]})")
-    out.print(f"provenance: {doc.get('provenance')}")
+    prov = dict(doc.get("provenance") or {})
+    if isinstance(prov.get("text_hashes"), list):  # hundreds of digests: the count is what a reader wants
+        prov["text_hashes"] = f"<{len(prov['text_hashes'])} hashes of training texts; --json lists them>"
+    out.print(f"provenance: {prov}")
     stats = art.meta.get("stats") or {}  # validated on load
     if stats:
         table = Table(title="per-layer statistics")
