@@ -11,11 +11,11 @@ the prompting baseline's effect distilled into a direction (no instruction at in
     # negative vs the model's own uninstructed continuation (the + side is then "neutral"):
     python experiments/qwen/self_pairs.py --n 160 --neutral-vs experiments/qwen/sentiment_self_pairs.jsonl \
         --out experiments/qwen/sentiment_neutral_negative_pairs.jsonl
-    # the negative side rewritten: a sharper instruction, best of 4 samples by VADER (a second
-    # scorer, not the task's probe); the + side kept from the first file:
+    # the negative side redrawn: best of 4 samples by VADER (a second scorer, not the task's probe),
+    # every draw kept in --draws-out; the + side kept from the first file (2,437 s):
     python experiments/qwen/self_pairs.py --n 160 --keep-positive experiments/qwen/sentiment_self_pairs.jsonl \
-        --negative-instruction "Continue the following text in a harsh, critical, disappointed tone." \
-        --best-of 4 --out experiments/qwen/sentiment_strong_negative_pairs.jsonl
+        --best-of 4 --select vader --draws-out experiments/qwen/sentiment_negative_draws.jsonl \
+        --out experiments/qwen/sentiment_strong_negative_pairs.jsonl
     steerlab extract --data experiments/qwen/sentiment_self_pairs.jsonl --read mean --model qwen2.5-1.5b \
         --out src/steerlab/artifacts/sentiment-distilled-qwen1.5b --name sentiment-distilled-qwen1.5b
 """
