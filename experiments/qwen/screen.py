@@ -12,6 +12,7 @@ winner is then run through ``steerlab eval`` at the card protocol.
     python experiments/qwen/screen.py sentiment [--samples 2] [--n-data 300] [--set mean:10:2,-2]
     python experiments/qwen/screen.py formality
     python experiments/qwen/screen.py sentiment --vec self=/tmp/sentiment-self --set self:15:-1,-2
+    python experiments/qwen/screen.py sentiment --vec lms=/tmp/lmsteer --set lms:-:-2,-4   # LM-Steer
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def main() -> None:
     ap.add_argument("--n-data", type=int, default=300, help="texts per side for the in-memory vectors")
     ap.add_argument("--set", action="append", default=None,
                     help="VECTOR:LAYERS:STRENGTHS[:POSITIONS], e.g. mean:8+10:2,-2 (VECTOR: tmpl, mean, last, "
-                    "or a KEY given by --vec)")
+                    "or a KEY given by --vec; LAYERS '-' for an artifact without layers, e.g. LM-Steer)")
     ap.add_argument("--vec", action="append", default=[], metavar="KEY=PATH",
                     help="also screen a saved vector artifact under KEY (e.g. self=/tmp/sentiment-self)")
     args = ap.parse_args()
@@ -92,7 +93,8 @@ def main() -> None:
              Condition("prompting-", "prompting", prefix=down.instruction + "\n\n")]
     for spec in specs:
         key, lay, strengths, *rest = spec.split(":")
-        opts: dict[str, object] = {"layers": [int(x) for x in lay.split("+")]}
+        # LAYERS "-": no layer option (an LM-Steer artifact, e.g. --vec lms=DIR --set lms:-:-2,-4)
+        opts: dict[str, object] = {} if lay == "-" else {"layers": [int(x) for x in lay.split("+")]}
         if rest:
             opts["positions"] = rest[0]
         for st in strengths.split(","):
