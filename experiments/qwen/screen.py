@@ -62,7 +62,7 @@ def main() -> None:
                     help="VECTOR:LAYERS:STRENGTHS[:POSITIONS], e.g. mean:8+10:2,-2 (VECTOR: tmpl, mean, last, "
                     "or a KEY given by --vec; LAYERS '-' for an artifact without layers, e.g. LM-Steer)")
     ap.add_argument("--vec", action="append", default=[], metavar="KEY=PATH",
-                    help="also screen a saved vector artifact under KEY (e.g. self=/tmp/sentiment-self)")
+                    help="also screen a saved artifact (a vector, or LM-Steer with LAYERS -) under KEY")
     args = ap.parse_args()
     up_name, down_name, data_name, grid = ATTRS[args.attr]
     t0 = time.perf_counter()
