@@ -185,3 +185,14 @@ def test_digits_tells_an_adapter_that_reads_the_humour_digit(tmp_path: Path, cap
 def test_boolean_flags_of_training_verbs_take_no_value(argv: list[str], tmp_path: Path, capsys) -> None:
     code, _, err = run([*argv, "--data", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "requires an argument" not in err and "missing.jsonl" in err, err
+
+
+@pytest.mark.slow
+def test_eval_batch_size_reaches_the_protocol(tmp_path: Path, capsys) -> None:
+    # baselines only on the packaged model; the report (and so the card) records the batch size
+    code, out, err = run(["eval", "--task", "sentiment-positive", "--model", "smollm2-135m", "--n-prompts", "2",
+                          "--samples", "2", "--max-new-tokens", "4", "--reference", "self", "--batch-size", "3",
+                          "--out", str(tmp_path), "--json"], capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "sentiment-positive.json").read_text())
+    assert report["protocol"]["batch_size"] == 3 and report["protocol"]["n_prompts"] == 2

@@ -36,6 +36,18 @@ def test_steered_greedy_equals_transformers_generate(tiny) -> None:
     assert torch.equal(ours, theirs[:, : ours.shape[1]])
 
 
+def test_prefill_computes_only_the_last_positions_logits(tiny) -> None:
+    # the prompt's other positions' logits are never read: (B, T, V) of them is wasted work and memory
+    widths: list[int] = []
+    handle = tiny.model.get_output_embeddings().register_forward_hook(
+        lambda module, args, out: widths.append(out.shape[1]))
+    try:
+        decode(tiny, PROMPTS, max_new_tokens=3)
+    finally:
+        handle.remove()
+    assert widths == [1, 1, 1]
+
+
 def test_seeded_sampling_is_reproducible(tiny_llama) -> None:
     kw = {"max_new_tokens": 8, "temperature": 0.9, "top_p": 0.9, "top_k": 20}
     torch.manual_seed(3)

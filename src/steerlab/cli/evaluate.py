@@ -44,6 +44,9 @@ def run(
     samples: int | None = typer.Option(None, help="Override samples per prompt (k)."),
     max_new_tokens: int | None = typer.Option(None, help="Override new tokens per sample (T)."),
     seed: int | None = typer.Option(None, help="Sampling and bootstrap seed."),
+    batch_size: int | None = typer.Option(None, min=1, help="Rows generated together (default 32). Larger is "
+                                          "faster for 1B+ models on CPU and on GPUs; samples drawn depend on it, "
+                                          "so keep it to reproduce a card (the card records it)."),
     reference: str = typer.Option("auto", help="Perplexity model: auto (qwen2.5-0.5b if installed), self, or a name."),
     budget: float = typer.Option(0.10, help="Fluency budget for the automatic strength choice (+10% perplexity)."),
     model: str = typer.Option("", "--model", "-m", help="Model (default: the artifact's)."),
@@ -64,7 +67,7 @@ def run(
     task_obj = TASKS.get(task)
     art = load_artifact(artifact) if artifact else None
     proto = with_protocol(QUICK if quick else FULL, n_prompts=n_prompts, samples=samples,
-                          max_new_tokens=max_new_tokens, seed=seed)
+                          max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size)
     from steerlab.core.atomic import check_folder
     from steerlab.eval.report import EvalReport
 

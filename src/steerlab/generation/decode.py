@@ -15,7 +15,9 @@ alone — the row-equals-solo and cache-parity tests run through this loop.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -44,6 +46,21 @@ def eos_ids(lm: LoadedModel) -> list[int]:
     if eos is None:
         return []
     return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])]
+
+
+def prefill_kwargs(lm: LoadedModel) -> dict[str, Any]:
+    """Extra forward arguments for a prefill whose caller reads only the last position's logits.
+
+    A causal LM computes logits at every position by default: (R, T, V) floats, which for a
+    151,936-token vocabulary is ~600 KB per prompt token in float32 and ~15% of a 1.5B model's
+    prefill FLOPs, all thrown away. Models that take ``logits_to_keep`` (transformers' causal LMs,
+    also behind a PEFT wrapper) return (R, 1, V) instead; hooks on the head then see only the last
+    position (the LM-Steer hooks slice their position masks to the positions they are given).
+    """
+    model: Any = lm.model
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    takes = "logits_to_keep" in inspect.signature(base.forward).parameters  # ~20 µs, once a prefill
+    return {"logits_to_keep": 1} if takes else {}
 
 
 def decode(
@@ -96,11 +113,12 @@ def decode(
     seq = enc["input_ids"][:n]  # (B, T + t): branch 0's rows so far, for processors
     done = torch.zeros(n, dtype=torch.bool, device=lm.device)
     new: list[Tensor] = []
+    keep = prefill_kwargs(lm)
     with torch.no_grad():
         if embeds is None:
-            out = lm.model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=pos, use_cache=True)
+            out = lm.model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=pos, use_cache=True, **keep)
         else:
-            out = lm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True)
+            out = lm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True, **keep)
         for step in range(max_new_tokens):
             logits = out.logits[:, -1, :]  # (R, V)
             check_finite_logits(logits)

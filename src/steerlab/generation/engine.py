@@ -42,7 +42,7 @@ from steerlab.core.model import LoadedModel
 from steerlab.core.steerer import Prepared
 from steerlab.core.validate import positive_int
 from steerlab.errors import SteerlabError
-from steerlab.generation.decode import eos_ids, with_soft_prompts
+from steerlab.generation.decode import eos_ids, prefill_kwargs, with_soft_prompts
 from steerlab.generation.guidance import guided_log_probs
 from steerlab.generation.jobs import EngineStats, EngineThread, Event, Job, QueueFull, Stream
 from steerlab.generation.kv import Batch, mergeable
@@ -256,10 +256,11 @@ class Engine(EngineThread):
             self._handle, self._dirty = None, True
         handle = patch(self.lm, list(steering), batch_size=n, allow_mismatch=self.allow_mismatch)
         try:
+            keep = prefill_kwargs(self.lm)  # only the last position's logits are read
             if embeds is None:
-                out = self.lm.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+                out = self.lm.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **keep)
             else:
-                out = self.lm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True)
+                out = self.lm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True, **keep)
         finally:
             handle.remove()
         self.stats.prefills += 1
