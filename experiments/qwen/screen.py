@@ -60,9 +60,12 @@ def main() -> None:
     ap.add_argument("--n-data", type=int, default=300, help="texts per side for the in-memory vectors")
     ap.add_argument("--set", action="append", default=None,
                     help="VECTOR:LAYERS:STRENGTHS[:POSITIONS], e.g. mean:8+10:2,-2 (VECTOR: tmpl, mean, last, "
-                    "or a KEY given by --vec; LAYERS '-' for an artifact without layers, e.g. LM-Steer)")
+                    "or a KEY given by --vec; LAYERS '-' for an artifact without layers, e.g. LM-Steer); "
+                    "parts joined by & compose, e.g. tmpl:15:-1&lms:-:-2")
     ap.add_argument("--vec", action="append", default=[], metavar="KEY=PATH",
                     help="also screen a saved artifact (a vector, or LM-Steer with LAYERS -) under KEY")
+    ap.add_argument("--down-only", action="store_true", help="leave out the prompting+ baseline (a screen "
+                    "towards the down direction only: a third less generation)")
     args = ap.parse_args()
     up_name, down_name, data_name, grid = ATTRS[args.attr]
     t0 = time.perf_counter()
@@ -91,7 +94,15 @@ def main() -> None:
     conds = [Condition("unsteered", "unsteered"),
              Condition("prompting+", "prompting", prefix=up.instruction + "\n\n"),
              Condition("prompting-", "prompting", prefix=down.instruction + "\n\n")]
+    if args.down_only:
+        conds.pop(1)
     for spec in specs:
+        if "&" in spec:  # a composition: KEY:LAYERS:STRENGTH parts, each with one strength, applied together
+            parts = [part.split(":") for part in spec.split("&")]
+            steers = tuple(steerlab.Steer(vecs[k], float(s), {} if lay == "-" else
+                                          {"layers": [int(x) for x in lay.split("+")]}) for k, lay, s in parts)
+            conds.append(Condition(spec, "steered", steers))
+            continue
         key, lay, strengths, *rest = spec.split(":")
         # LAYERS "-": no layer option (an LM-Steer artifact, e.g. --vec lms=DIR --set lms:-:-2,-4)
         opts: dict[str, object] = {} if lay == "-" else {"layers": [int(x) for x in lay.split("+")]}
@@ -113,6 +124,11 @@ def main() -> None:
         second = next((v for k, v in r.extra.items() if k.endswith("_mean")), float("nan"))
         print(f"{r.name:50s} {100 * r.success:6.1f} {100 * (1 - r.success):6.1f} {r.perplexity:7.1f} "
               f"{second:+7.3f} {r.dist[2]:6.3f}{'  *' if r.perplexity <= base * 1.1 else ''}", flush=True)
+    print("95% intervals over prompts (bootstrap): %down, ppl")
+    for r in res:
+        lo, hi = r.success_ci
+        print(f"{r.name:50s} [{100 * (1 - hi):5.1f}, {100 * (1 - lo):5.1f}]  [{r.perplexity_ci[0]:5.1f}, "
+              f"{r.perplexity_ci[1]:5.1f}]", flush=True)
 
 
 if __name__ == "__main__":
