@@ -50,6 +50,12 @@ ATTRS = {
 }
 
 
+def layer_options(field: str) -> dict[str, object]:
+    """A --set LAYERS field as steering options: "8+10" -> layers [8, 10]; "-" -> none (an
+    artifact without layers, e.g. LM-Steer: --vec lms=DIR --set lms:-:-2,-4)."""
+    return {} if field == "-" else {"layers": [int(x) for x in field.split("+")]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("attr", choices=sorted(ATTRS))
@@ -99,13 +105,11 @@ def main() -> None:
     for spec in specs:
         if "&" in spec:  # a composition: KEY:LAYERS:STRENGTH parts, each with one strength, applied together
             parts = [part.split(":") for part in spec.split("&")]
-            steers = tuple(steerlab.Steer(vecs[k], float(s), {} if lay == "-" else
-                                          {"layers": [int(x) for x in lay.split("+")]}) for k, lay, s in parts)
+            steers = tuple(steerlab.Steer(vecs[k], float(s), layer_options(lay)) for k, lay, s in parts)
             conds.append(Condition(spec, "steered", steers))
             continue
         key, lay, strengths, *rest = spec.split(":")
-        # LAYERS "-": no layer option (an LM-Steer artifact, e.g. --vec lms=DIR --set lms:-:-2,-4)
-        opts: dict[str, object] = {} if lay == "-" else {"layers": [int(x) for x in lay.split("+")]}
+        opts = layer_options(lay)
         if rest:
             opts["positions"] = rest[0]
         for st in strengths.split(","):
