@@ -79,3 +79,7 @@ def test_the_verdict_uses_intervals_where_the_card_has_them() -> None:
     assert "yes (intervals separate)" in table and "0.80" in table
     card["eval:pos"]["prompting"]["success_ci"] = [0.45, 0.88]
     assert "intervals overlap" in cards.comparison([("a", "vectors", "m", card)])
+    card["eval:pos"]["sweep"][0]["vs_prompting"] = [0.4, 0.05, 0.7]  # the paired interval decides
+    assert "yes (paired difference [+5, +70] points)" in cards.comparison([("a", "vectors", "m", card)])
+    card["eval:pos"]["sweep"][0]["vs_prompting"] = [0.4, -0.05, 0.7]
+    assert "yes, point estimate (paired difference [-5, +70] points)" in cards.comparison([("a", "vectors", "m", card)])

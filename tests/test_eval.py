@@ -196,7 +196,47 @@ def test_a_saved_report_reads_back_to_the_same_card(tmp_path) -> None:
 
     rows = [_result("unsteered", None, 0.3, 100.0), _result("prompting", None, 0.5, 105.0),
             _result("steered", 2.0, 0.6, 108.0)]
+    rows[2].vs_prompting = (0.1, 0.02, 0.2)
     report = EvalReport(TASKS.get("detoxify-hard"), Protocol(n_prompts=8, samples=3), "m", "ref", False, "a",
                         "vectors", {}, rows, choose_strength(rows, 0.1), 0.1)
     again = EvalReport.from_dict(json.loads(json.dumps(report.to_dict())))
     assert json.dumps(again.card(), sort_keys=True) == json.dumps(report.card(), sort_keys=True)
+    assert again.card()["sweep"][0]["vs_prompting"] == [0.1, 0.02, 0.2]
+    assert "+10.0 [+2.0, +20.0]" in again.to_markdown()
+
+
+def test_steered_rows_are_paired_with_prompting_over_the_same_prompts() -> None:
+    """Prompts differ a lot (0–75% success under prompting) and the steered row adds exactly one
+    successful sample of four on every prompt: the marginal intervals overlap, the paired
+    difference is exactly +0.25 with a zero-width interval."""
+    from types import SimpleNamespace
+
+    from steerlab.eval.protocol import Condition, Samples, summarise
+
+    task = TASKS.get("sentiment-positive")
+    k, n = 4, 12
+    wins_prompting = [i % 4 for i in range(n)]  # 0..3 successes of 4 on each prompt
+
+    def scores(wins: list[int]) -> list[float]:
+        return [0.9 if j < w else 0.1 for w in wins for j in range(k)]
+
+    conds = [Condition("unsteered", "unsteered"), Condition("prompting", "prompting", prefix="Be nice.\n\n"),
+             Condition("steered x2", "steered", strength=2.0)]
+    all_scores = scores([0] * n) + scores(wins_prompting) + scores([w + 1 for w in wins_prompting])
+    rows = len(all_scores)
+    ppl = SimpleNamespace(nll=[1.0] * rows, tokens=[1] * rows, per_sample=[3.0] * rows)
+    samples = Samples([f"p{i}" for i in range(n)], conds, k, ["x"] * rows, all_scores, {}, ppl,
+                      (task.scorer, task.score_with_prompt, task.extra_scorers))
+    proto = Protocol(n_prompts=n, samples=k, n_boot=200)
+    un, pr, st = summarise(task, samples, proto)
+    assert un.vs_prompting is None and pr.vs_prompting is None
+    assert st.vs_prompting == pytest.approx((0.25, 0.25, 0.25))
+    assert st.success - pr.success == pytest.approx(0.25)
+    assert st.success_ci[0] < pr.success_ci[1]  # the marginal intervals overlap
+    only = summarise(task, samples, proto, only=["steered x2"])  # pairing survives the filter
+    assert [r.name for r in only] == ["steered x2"] and only[0].vs_prompting == st.vs_prompting
+    two = Samples(samples.prompts, conds[:2] + [Condition("prompting 2", "prompting")] + conds[2:], k,
+                  ["x"] * (rows + n * k), all_scores[:2 * n * k] + all_scores[n * k:],
+                  {}, SimpleNamespace(nll=[1.0] * (rows + n * k), tokens=[1] * (rows + n * k),
+                                      per_sample=[3.0] * (rows + n * k)), samples.scorer)
+    assert summarise(task, two, proto)[-1].vs_prompting is None  # which prompting? none is assumed

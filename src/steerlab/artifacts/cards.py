@@ -127,12 +127,18 @@ def _ci(row: Mapping[str, Any]) -> str:
 
 
 def _verdict(row: Mapping[str, Any] | None, prompting: Mapping[str, Any]) -> str:
-    """Whether a within-budget row beats prompting: by interval (its low end above prompting's
-    high end), by point estimate only (intervals overlap or were not stored), or not."""
+    """Whether a within-budget row beats prompting: by the paired interval of the difference
+    (above zero, where the card stores it), by interval (its low end above prompting's high end),
+    by point estimate only (intervals overlap or were not stored), or not."""
     if row is None:
         return "no setting within budget"
     if row["success"] <= prompting["success"]:
         return "no"
+    paired = row.get("vs_prompting")
+    if paired:
+        lo, hi = (100 * x for x in paired[1:])
+        sep = "yes (paired difference" if lo > 0 else "yes, point estimate (paired difference"
+        return f"{sep} [{lo:+.0f}, {hi:+.0f}] points)"
     ci, pci = row.get("success_ci"), prompting.get("success_ci")
     if ci and pci:
         return "yes (intervals separate)" if ci[0] > pci[1] else "yes, point estimate (intervals overlap)"
@@ -174,7 +180,9 @@ Every shipped steer on every task it was measured on, with the unsteered model a
 baseline of the same run (same prompts, seeds and samples). Success is the share of samples with
 the attribute (95% bootstrap interval over prompts where the card stores it); perplexity is under
 the reference model; the fluency budget is +10% perplexity over unsteered. "Within budget" is the
-most successful strength that stays inside it; "best overall" ignores fluency.
+most successful strength that stays inside it; "best overall" ignores fluency. "Beats prompting"
+is decided by the paired interval of the difference (steered − prompting on the same prompts)
+where the card stores one, else by whether the two intervals separate.
 
 Generated from the artifacts' eval cards by `steerlab compare --out docs/comparison.md`; a test
 checks this page equals what the command writes. The evaluation protocol is on the

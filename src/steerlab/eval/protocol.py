@@ -75,6 +75,10 @@ class ConditionResult:
     repetition: float
     extra: dict[str, float] = field(default_factory=dict)
     examples: list[tuple[str, str]] = field(default_factory=list)
+    per_prompt_success: list[float] = field(default_factory=list)  # (N,) share of each prompt's k samples
+    # success minus the prompting baseline's, paired over the same prompts: (mean difference, 95% low,
+    # 95% high) by bootstrap over prompts; None for the baselines or when the run had no single prompting row
+    vs_prompting: tuple[float, float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,8 +138,6 @@ def summarise(task: Task, samples: Samples, protocol: Protocol, only: Sequence[s
     per_cond = len(samples.prompts) * samples.k
     results = []
     for ci, cond in enumerate(samples.conditions):
-        if only is not None and cond.name not in only:
-            continue
         sl = slice(ci * per_cond, (ci + 1) * per_cond)
         ppl = samples.ppl
         total = math.exp(sum(ppl.nll[sl]) / max(1, sum(ppl.tokens[sl])))
@@ -144,7 +146,24 @@ def summarise(task: Task, samples: Samples, protocol: Protocol, only: Sequence[s
         for name, values in samples.extras.items():
             res.extra.update(_second_opinion(name, values[sl], samples.scores[sl], task))
         results.append(res)
-    return results
+    _pair_with_prompting(results, protocol)
+    return [r for r in results if only is None or r.name in only]
+
+
+def _pair_with_prompting(results: Sequence[ConditionResult], protocol: Protocol) -> None:
+    """Set each steered row's ``vs_prompting``: the mean over prompts of (its success − the
+    prompting row's) on the same prompt, with a bootstrap interval over prompts. Pairing removes
+    the prompt-to-prompt spread both rows share, so "beats prompting" is judged on the difference
+    rather than on two overlapping marginal intervals. Skipped unless exactly one prompting row."""
+    prompting = [r for r in results if r.kind == "prompting"]
+    if len(prompting) != 1:
+        return
+    base = np.asarray(prompting[0].per_prompt_success)  # (N,)
+    for r in results:
+        if r.kind == "steered":
+            diff = np.asarray(r.per_prompt_success) - base  # (N,)
+            lo, hi = M.bootstrap_ci(diff.tolist(), n_boot=protocol.n_boot, seed=protocol.seed)
+            r.vs_prompting = (float(diff.mean()), lo, hi)
 
 
 def run_conditions(lm: LoadedModel, task: Task, conditions: Sequence[Condition], protocol: Protocol,
@@ -176,6 +195,7 @@ def _summarise(task: Task, cond: Condition, prompts: list[str], outs: list[str],
         mean_words=float(np.mean([len(o.split()) for o in outs])),
         repetition=float(np.mean([M.repetition_rate(o) for o in outs])),
         extra=extra, examples=[(p, t[0]) for p, t in zip(prompts[:3], texts_by_prompt[:3])],
+        per_prompt_success=succ,
     )
 
 

@@ -46,8 +46,8 @@ class EvalReport:
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> EvalReport:
         """A report back from :meth:`to_dict` (its saved JSON), e.g. to store its card later."""
-        tuples = ("attribute_ci", "success_ci", "perplexity_ci", "dist")
-        rows: list[dict[str, Any]] = [{k: tuple(v) if k in tuples else v for k, v in r.items()}
+        tuples = ("attribute_ci", "success_ci", "perplexity_ci", "dist", "vs_prompting")
+        rows: list[dict[str, Any]] = [{k: tuple(v) if k in tuples and v is not None else v for k, v in r.items()}
                                       for r in doc["results"]]
         results = [ConditionResult(**r) for r in rows]
         return cls(Task(**doc["task"]), Protocol(**doc["protocol"]), doc["model"], doc["reference"],
@@ -75,12 +75,15 @@ class EvalReport:
         ]
         tox = t.toxicity_metrics
         seconds = [f"{n} mean" for n in t.extra_scorers] + [f"{n} agreement" for n in t.extra_scorers]
-        head = ["condition", t.success_name, "mean score", "perplexity", "dist-1", "dist-2", "dist-3", "words",
-                "repetition"] + (["avg max tox", "tox prob"] if tox else []) + seconds
+        paired = any(r.vs_prompting is not None for r in self.results)
+        head = ["condition", t.success_name] + (["vs prompting (paired)"] if paired else []) + [
+            "mean score", "perplexity", "dist-1", "dist-2", "dist-3", "words", "repetition"] + (
+            ["avg max tox", "tox prob"] if tox else []) + seconds
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in self.results:
             cells = [r.name,
                      f"{100 * r.success:.1f} [{100 * r.success_ci[0]:.1f}, {100 * r.success_ci[1]:.1f}]",
+                     *([_points(r.vs_prompting)] if paired else []),
                      f"{_f(r.attribute)} [{_f(r.attribute_ci[0])}, {_f(r.attribute_ci[1])}]",
                      f"{_f(r.perplexity, 1)} [{_f(r.perplexity_ci[0], 1)}, {_f(r.perplexity_ci[1], 1)}]",
                      *(_f(d) for d in r.dist), f"{r.mean_words:.1f}", _f(r.repetition)]
@@ -117,10 +120,21 @@ class EvalReport:
         return out
 
 
+def _points(diff: tuple[float, float, float] | None) -> str:
+    """A paired success difference in percentage points with its interval, e.g. "+7.4 [+2.5, +12.0]"."""
+    if diff is None:
+        return "—"
+    d, lo, hi = (100 * x for x in diff)
+    return f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+
+
 def _brief(r: ConditionResult | None) -> dict[str, Any] | None:
     """A condition's numbers for the card: success with its 95% interval, attribute, perplexity,
-    distinct-3."""
+    distinct-3, and for a steered row the paired difference from prompting where measured."""
     if r is None:
         return None
-    return {"success": r.success, "success_ci": list(r.success_ci), "attribute": r.attribute,
-            "perplexity": r.perplexity, "dist3": r.dist[2]}
+    brief = {"success": r.success, "success_ci": list(r.success_ci), "attribute": r.attribute,
+             "perplexity": r.perplexity, "dist3": r.dist[2]}
+    if r.vs_prompting is not None:
+        brief["vs_prompting"] = list(r.vs_prompting)
+    return brief
