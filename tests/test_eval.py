@@ -233,10 +233,15 @@ def test_steered_rows_are_paired_with_prompting_over_the_same_prompts() -> None:
     assert st.vs_prompting == pytest.approx((0.25, 0.25, 0.25))
     assert st.success - pr.success == pytest.approx(0.25)
     assert st.success_ci[0] < pr.success_ci[1]  # the marginal intervals overlap
-    only = summarise(task, samples, proto, only=["steered x2"])  # pairing survives the filter
-    assert [r.name for r in only] == ["steered x2"] and only[0].vs_prompting == st.vs_prompting
+    # two prompting rows (e.g. both sentiment reports from one pass): each report pairs with the
+    # prompting row it keeps; with both kept, none is assumed
     two = Samples(samples.prompts, conds[:2] + [Condition("prompting 2", "prompting")] + conds[2:], k,
-                  ["x"] * (rows + n * k), all_scores[:2 * n * k] + all_scores[n * k:],
+                  ["x"] * (rows + n * k), all_scores[:2 * n * k] + all_scores[:n * k] + all_scores[2 * n * k:],
                   {}, SimpleNamespace(nll=[1.0] * (rows + n * k), tokens=[1] * (rows + n * k),
                                       per_sample=[3.0] * (rows + n * k)), samples.scorer)
-    assert summarise(task, two, proto)[-1].vs_prompting is None  # which prompting? none is assumed
+    assert summarise(task, two, proto)[-1].vs_prompting is None
+    kept = summarise(task, two, proto, only=["prompting", "steered x2"])
+    assert [r.name for r in kept] == ["prompting", "steered x2"] and kept[1].vs_prompting == st.vs_prompting
+    other = summarise(task, two, proto, only=["prompting 2", "steered x2"])  # "prompting 2" never succeeds
+    assert other[1].vs_prompting == pytest.approx((st.success, st.success_ci[0], st.success_ci[1]))
+    assert summarise(task, two, proto, only=["steered x2"])[0].vs_prompting is None

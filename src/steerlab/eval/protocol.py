@@ -138,6 +138,8 @@ def summarise(task: Task, samples: Samples, protocol: Protocol, only: Sequence[s
     per_cond = len(samples.prompts) * samples.k
     results = []
     for ci, cond in enumerate(samples.conditions):
+        if only is not None and cond.name not in only:
+            continue
         sl = slice(ci * per_cond, (ci + 1) * per_cond)
         ppl = samples.ppl
         total = math.exp(sum(ppl.nll[sl]) / max(1, sum(ppl.tokens[sl])))
@@ -146,8 +148,8 @@ def summarise(task: Task, samples: Samples, protocol: Protocol, only: Sequence[s
         for name, values in samples.extras.items():
             res.extra.update(_second_opinion(name, values[sl], samples.scores[sl], task))
         results.append(res)
-    _pair_with_prompting(results, protocol)
-    return [r for r in results if only is None or r.name in only]
+    _pair_with_prompting(results, protocol)  # within the rows kept: a report's own prompting row
+    return results
 
 
 def _pair_with_prompting(results: Sequence[ConditionResult], protocol: Protocol) -> None:
