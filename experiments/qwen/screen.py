@@ -13,6 +13,7 @@ winner is then run through ``steerlab eval`` at the card protocol.
     python experiments/qwen/screen.py formality
     python experiments/qwen/screen.py sentiment --vec self=/tmp/sentiment-self --set self:15:-1,-2
     python experiments/qwen/screen.py sentiment --vec lms=/tmp/lmsteer --set lms:-:-2,-4   # LM-Steer
+    python experiments/qwen/screen.py sentiment --set tmpl:15:1:operator=clamp:clamp_value=-9.3   # clamp
 """
 
 from __future__ import annotations
@@ -56,6 +57,23 @@ def layer_options(field: str) -> dict[str, object]:
     return {} if field == "-" else {"layers": [int(x) for x in field.split("+")]}
 
 
+def set_options(lay: str, rest: list[str]) -> dict[str, object]:
+    """Options of one --set part: the LAYERS field, then fields after the strengths, each
+    ``name=value`` (``operator=clamp``, ``clamp_value=-9.3``; numbers parsed) or a bare
+    position rule (``generated``)."""
+    opts = layer_options(lay)
+    for field in rest:
+        name, eq, value = field.partition("=")
+        if not eq:
+            opts["positions"] = field
+            continue
+        try:
+            opts[name] = float(value)
+        except ValueError:
+            opts[name] = value
+    return opts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("attr", choices=sorted(ATTRS))
@@ -65,9 +83,10 @@ def main() -> None:
     ap.add_argument("--n-prompts", type=int, default=24)
     ap.add_argument("--n-data", type=int, default=300, help="texts per side for the in-memory vectors")
     ap.add_argument("--set", action="append", default=None,
-                    help="VECTOR:LAYERS:STRENGTHS[:POSITIONS], e.g. mean:8+10:2,-2 (VECTOR: tmpl, mean, last, "
-                    "or a KEY given by --vec; LAYERS '-' for an artifact without layers, e.g. LM-Steer); "
-                    "parts joined by & compose, e.g. tmpl:15:-1&lms:-:-2")
+                    help="VECTOR:LAYERS:STRENGTHS[:POSITIONS][:NAME=VALUE...], e.g. mean:8+10:2,-2 (VECTOR: tmpl, "
+                    "mean, last, or a KEY given by --vec; LAYERS '-' for an artifact without layers, e.g. "
+                    "LM-Steer; options such as operator=clamp:clamp_value=-9.3); parts joined by & compose, "
+                    "e.g. tmpl:15:-1&lms:-:-2")
     ap.add_argument("--vec", action="append", default=[], metavar="KEY=PATH",
                     help="also screen a saved artifact (a vector, or LM-Steer with LAYERS -) under KEY")
     ap.add_argument("--down-only", action="store_true", help="leave out the prompting+ baseline (a screen "
@@ -103,15 +122,13 @@ def main() -> None:
     if args.down_only:
         conds.pop(1)
     for spec in specs:
-        if "&" in spec:  # a composition: KEY:LAYERS:STRENGTH parts, each with one strength, applied together
+        if "&" in spec:  # a composition: KEY:LAYERS:STRENGTH[:OPTIONS] parts, one strength each, applied together
             parts = [part.split(":") for part in spec.split("&")]
-            steers = tuple(steerlab.Steer(vecs[k], float(s), layer_options(lay)) for k, lay, s in parts)
+            steers = tuple(steerlab.Steer(vecs[k], float(s), set_options(lay, rest)) for k, lay, s, *rest in parts)
             conds.append(Condition(spec, "steered", steers))
             continue
         key, lay, strengths, *rest = spec.split(":")
-        opts = layer_options(lay)
-        if rest:
-            opts["positions"] = rest[0]
+        opts = set_options(lay, rest)
         for st in strengths.split(","):
             s = float(st)
             label = f"{key} x{s:g} " + " ".join(f"{k}={v}" for k, v in opts.items())
@@ -128,11 +145,14 @@ def main() -> None:
         second = next((v for k, v in r.extra.items() if k.endswith("_mean")), float("nan"))
         print(f"{r.name:50s} {100 * r.success:6.1f} {100 * (1 - r.success):6.1f} {r.perplexity:7.1f} "
               f"{second:+7.3f} {r.dist[2]:6.3f}{'  *' if r.perplexity <= base * 1.1 else ''}", flush=True)
-    print("95% intervals over prompts (bootstrap): %down, ppl")
+    print("95% intervals over prompts (bootstrap): %down, ppl; with one prompting row (--down-only), the "
+          "paired difference from it in %down points")
     for r in res:
         lo, hi = r.success_ci
+        paired = "" if r.vs_prompting is None else (
+            f"  {-100 * r.vs_prompting[0]:+5.1f} [{-100 * r.vs_prompting[2]:+5.1f}, {-100 * r.vs_prompting[1]:+5.1f}]")
         print(f"{r.name:50s} [{100 * (1 - hi):5.1f}, {100 * (1 - lo):5.1f}]  [{r.perplexity_ci[0]:5.1f}, "
-              f"{r.perplexity_ci[1]:5.1f}]", flush=True)
+              f"{r.perplexity_ci[1]:5.1f}]{paired}", flush=True)
 
 
 if __name__ == "__main__":
