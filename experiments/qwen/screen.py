@@ -67,10 +67,12 @@ def set_options(lay: str, rest: list[str]) -> dict[str, object]:
         if not eq:
             opts["positions"] = field
             continue
-        try:
-            opts[name] = float(value)
-        except ValueError:
-            opts[name] = value
+        for parse in (int, float, str):
+            try:
+                opts[name] = parse(value)
+                break
+            except ValueError:
+                continue
     return opts
 
 
