@@ -83,3 +83,16 @@ def test_the_verdict_uses_intervals_where_the_card_has_them() -> None:
     assert "yes (paired difference [+5, +70] points)" in cards.comparison([("a", "vectors", "m", card)])
     card["eval:pos"]["sweep"][0]["vs_prompting"] = [0.4, -0.05, 0.7]
     assert "yes, point estimate (paired difference [-5, +70] points)" in cards.comparison([("a", "vectors", "m", card)])
+
+
+def test_a_setting_names_its_layers_operator_and_positions() -> None:
+    """The strength alone misleads where a clamp's target carries the direction."""
+    card = {"options": {"layers": [15]}}
+    assert cards.setting({"strength": -1.0, "options": {}}, card) == "x-1 L15"
+    clamp = {"strength": 1.0, "options": {"layers": [15], "operator": "clamp", "clamp_value": -14.0}}
+    assert cards.setting(clamp, card) == "x1 L15 clamp to -14"
+    spread = {"strength": 3.0, "options": {"layers": [8, 10, 12], "positions": "generated"}}
+    assert cards.setting(spread, {}) == "x3 L8+10+12 generated"
+    assert cards.setting({"strength": 2.0, "options": {"operator": "ablate", "positions": 5}}, {}) == "x2 ablate from 5"
+    page = cards.comparison([("a", "vectors", "m", {"eval:neg": _card("neg", [(1, 0.6, 100)], 0.3, 1, 0.5)})])
+    assert "| x1 L3: 60%" in page and "| x1 L3: 60%, 100 |" in page  # within budget, and best overall

@@ -110,11 +110,31 @@ def _task_summary(card: Mapping[str, Any]) -> str:
     rec = card.get("recommended") or {}
     budget = 100 * float(rec.get("budget", 0.1))
     chosen = next((r for r in card["sweep"] if r["strength"] == rec.get("strength")), None)
-    within = (f"best within +{budget:.0f}% ppl: x{chosen['strength']:g} = {100 * chosen['success']:.0f}%"
+    within = (f"best within +{budget:.0f}% ppl: {setting(chosen, card)} = {100 * chosen['success']:.0f}%"
               if chosen is not None else f"none within +{budget:.0f}% ppl")
-    return (f"{card['task']}: {100 * best['success']:.0f}% at x{best['strength']:g} (ppl {best['perplexity']:.0f}) vs "
+    return (f"{card['task']}: {100 * best['success']:.0f}% at {setting(best, card)} (ppl {best['perplexity']:.0f}) vs "
             f"unsteered {100 * un['success']:.0f}% (ppl {un['perplexity']:.0f}), prompting "
             f"{100 * pr['success']:.0f}% (ppl {pr['perplexity']:.0f}); {within}")
+
+
+def setting(row: Mapping[str, Any], card: Mapping[str, Any]) -> str:
+    """A sweep row's setting in a few characters: ``x4 L8+10+12``, ``x1 L15 clamp to -14``,
+    ``x3 L8 generated``. The strength alone misleads where the options carry the direction (a
+    clamp's target) or where the steered layers differ from the artifact's."""
+    opts = dict(card.get("options") or {}) | dict(row.get("options") or {})
+    out = f"x{row['strength']:g}"
+    if opts.get("layers"):
+        out += " L" + "+".join(str(la) for la in opts["layers"])
+    operator = opts.get("operator", "add")
+    if operator == "clamp":
+        target = opts.get("clamp_value")
+        out += " clamp" + (f" to {target:g}" if target is not None else " to the + mean")
+    elif operator != "add":
+        out += f" {operator}"
+    positions = opts.get("positions", "all")
+    if positions != "all":
+        out += f" {positions}" if isinstance(positions, str) else f" from {positions}"
+    return out
 
 
 def _pct(x: float | None) -> str:
@@ -151,8 +171,8 @@ def comparison(entries: Sequence[tuple[str, str, str, Mapping[str, Any]]]) -> st
     the best overall, each with success, its interval where stored, perplexity and distinct-3,
     against the unsteered model and the prompting baseline of the same run."""
     rows: list[tuple[str, str, str]] = []
-    lines = ["| task | model | method (artifact) | within budget: strength, success [95% CI], ppl, dist-3 | "
-             "best overall: strength, success, ppl | unsteered | prompting | beats prompting within budget? |",
+    lines = ["| task | model | method (artifact) | within budget: setting, success [95% CI], ppl, dist-3 | "
+             "best overall: setting, success, ppl | unsteered | prompting | beats prompting within budget? |",
              "|---|---|---|---|---|---|---|---|"]
     for name, method, model, eval_card in entries:
         for task, card in task_cards(eval_card).items():
@@ -163,10 +183,10 @@ def comparison(entries: Sequence[tuple[str, str, str, Mapping[str, Any]]]) -> st
             within = "—"
             if chosen is not None:
                 dist3 = f"{chosen['dist3']:.2f}" if "dist3" in chosen else "—"
-                within = (f"x{chosen['strength']:g}: {_pct(chosen['success'])}{_ci(chosen)}, "
+                within = (f"{setting(chosen, card)}: {_pct(chosen['success'])}{_ci(chosen)}, "
                           f"{chosen['perplexity']:.0f}, {dist3}")
             rows.append((task, model, (f"| {task} | {model} | {method} (`{name}`) | {within} | "
-                                       f"x{best['strength']:g}: {_pct(best['success'])}, {best['perplexity']:.0f} | "
+                                       f"{setting(best, card)}: {_pct(best['success'])}, {best['perplexity']:.0f} | "
                                        f"{_pct(un['success'])}{_ci(un)}, {un['perplexity']:.0f} | "
                                        f"{_pct(pr['success'])}{_ci(pr)}, {pr['perplexity']:.0f} | "
                                        f"{_verdict(chosen, pr)} |")))
@@ -180,9 +200,11 @@ Every shipped steer on every task it was measured on, with the unsteered model a
 baseline of the same run (same prompts, seeds and samples). Success is the share of samples with
 the attribute (95% bootstrap interval over prompts where the card stores it); perplexity is under
 the reference model; the fluency budget is +10% perplexity over unsteered. "Within budget" is the
-most successful strength that stays inside it; "best overall" ignores fluency. "Beats prompting"
-is decided by the paired interval of the difference (steered − prompting on the same prompts)
-where the card stores one, else by whether the two intervals separate.
+most successful setting that stays inside it; "best overall" ignores fluency. A setting is the
+strength with the layers steered (`L8+10+12`), any operator other than adding the direction
+(`clamp to -14`: each token's projection on the direction set to -14) and any position rule.
+"Beats prompting" is decided by the paired interval of the difference (steered − prompting on the
+same prompts) where the card stores one, else by whether the two intervals separate.
 
 Generated from the artifacts' eval cards by `steerlab compare --out docs/comparison.md`; a test
 checks this page equals what the command writes. The evaluation protocol is on the
