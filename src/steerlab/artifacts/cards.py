@@ -38,7 +38,8 @@ class Recommendation:
         flag = "" if self.within_budget else ", over the fluency budget"
         if not self.fluent:
             flag = f", perplexity x{self.perplexity_ratio:.1f} the unsteered: no fluent setting measured"
-        return (f"{self.task}: x{self.strength:g} ({100 * self.success:.0f}%, "
+        return (f"{self.task}: {setting({'strength': self.strength, 'options': self.options}, {})} "
+                f"({100 * self.success:.0f}%, "
                 f"{100 * self.gain:+.0f} pts vs unsteered{flag})")
 
 
