@@ -205,7 +205,8 @@ most successful setting that stays inside it; "best overall" ignores fluency. A 
 strength with the layers steered (`L8+10+12`), any operator other than adding the direction
 (`clamp to -14`: each token's projection on the direction set to -14) and any position rule.
 "Beats prompting" is decided by the paired interval of the difference (steered − prompting on the
-same prompts) where the card stores one, else by whether the two intervals separate.
+same prompts) where the card stores one, else by whether the two intervals separate. Below the
+table: what each trained steer's training cost and whether its loss had stopped falling.
 
 Generated from the artifacts' eval cards by `steerlab compare --out docs/comparison.md`; a test
 checks this page equals what the command writes. The evaluation protocol is on the

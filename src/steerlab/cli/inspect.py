@@ -13,6 +13,7 @@ from steerlab.cli.common import out, print_json
 def inspect(path: Path = typer.Argument(..., help="Artifact directory."),
             json_out: bool = typer.Option(False, "--json", help="Print the full config as JSON.")) -> None:
     """Show an artifact's config and per-layer statistics."""
+    from steerlab.artifacts import training
     from steerlab.core.artifact import load_artifact, read_config
 
     doc = read_config(path)
@@ -39,6 +40,8 @@ def inspect(path: Path = typer.Argument(..., help="Artifact directory."),
             table.add_row(layer, f"{s['norm']:.2f}", f"{s['pos_proj']:.2f}", f"{s['neg_proj']:.2f}",
                           f"{s['accuracy']:.2f}")
         out.print(table)
+    for curve in training.curves(doc):
+        out.print(f"training: {training.describe(curve)}", markup=False, highlight=False)
     if doc.get("eval_card"):
         out.print(f"eval card: {doc['eval_card']}")
 
