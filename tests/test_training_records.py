@@ -54,3 +54,9 @@ def test_inspect_shows_a_trained_steer_s_learning_curve(tiny_llama, tmp_path: Pa
     code, out, _ = run(["inspect", str(path)], capsys)
     history = art.meta["training"]["loss_history"]
     assert code == 0 and "training: 4 steps in" in out and f"loss {history[0]:.3f} ->" in out
+
+
+def test_a_history_with_non_numbers_is_not_drawn() -> None:
+    doc = {"config": {"training": {"loss_first": float("nan"), "loss_history": [1.0, float("inf"), "x"]}}}
+    (curve,) = training.curves(doc)
+    assert curve.losses == () and curve.first is None and "no history stored" in training.describe(curve)

@@ -10,6 +10,7 @@ diffusion model). Nothing here trains or loads weights."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,7 +59,9 @@ class Curve:
 
 
 def _number(x: Any) -> float | None:
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
+    """A finite JSON number, else None (JSON as Python reads it may carry NaN or Infinity)."""
+    ok = isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+    return float(x) if ok else None
 
 
 def _record(node: Mapping[str, Any], stage: str) -> Curve:
