@@ -109,20 +109,28 @@ def _loss(x: float | None) -> str:
     return f"{x:.3f}" if x is not None else "?"
 
 
+def _steps(c: Curve) -> str:
+    return f"{c.steps:,}" if c.steps else "?"
+
+
+def _change(c: Curve) -> str | None:
+    change = c.last_quarter_change()
+    return f"{100 * change:+.1f}%" if change is not None else None
+
+
 def describe(curve: Curve, width: int = 20) -> str:
     """One line: steps, time, loss at the start and at the end, the curve as bars (``width`` window
     means) and how much the last quarter still moved it."""
     name = f"{curve.stage}: " if curve.stage else ""
-    steps = f"{curve.steps:,} steps" if curve.steps else "? steps"
     took = f" in {curve.seconds:,.0f} s" if curve.seconds is not None else ""
+    head = f"{name}{_steps(curve)} steps{took}, loss"
     means = curve.window_means(width)
     if not means:
-        return f"{name}{steps}{took}, loss {_loss(curve.first)} -> {_loss(curve.last)} (no history stored)"
-    change = curve.last_quarter_change()
-    tail = f"; last quarter {100 * change:+.1f}%" if change is not None else ""
-    per = (curve.steps or len(curve.losses) * curve.every) / len(means)
-    return (f"{name}{steps}{took}, loss {curve.losses[0]:.3f} -> {means[-1]:.3f} "
-            f"{sparkline(means)} ({per:,.0f} steps a bar){tail}")
+        return f"{head} {_loss(curve.first)} -> {_loss(curve.last)} (no history stored)"
+    change = _change(curve)
+    tail = f"; last quarter {change}" if change else ""
+    per = (curve.steps or 0) / len(means)  # a stored history always gives a step count
+    return f"{head} {curve.losses[0]:.3f} -> {means[-1]:.3f} {sparkline(means)} ({per:,.0f} steps a bar){tail}"
 
 
 def section(named: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
@@ -141,9 +149,8 @@ def section(named: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
              "|---|---|---|---|---|---|---|"]
     for name, c in rows:
         means = c.window_means(20)
-        change = c.last_quarter_change()
-        lines.append(f"| `{name}` | {c.stage or '—'} | {f'{c.steps:,}' if c.steps else '?'} | "
+        lines.append(f"| `{name}` | {c.stage or '—'} | {_steps(c)} | "
                      f"{f'{c.seconds:,.0f} s' if c.seconds is not None else '?'} | "
                      f"{_loss(c.first)} -> {_loss(c.last)} | {sparkline(means) if means else 'not stored'} | "
-                     f"{f'{100 * change:+.1f}%' if change is not None else '—'} |")
+                     f"{_change(c) or '—'} |")
     return "\n".join(lines) + "\n"
