@@ -25,10 +25,6 @@ def _quiet() -> bool:
     return os.environ.get("STEERLAB_QUIET", "") in ("1", "true")
 
 
-def _enabled() -> bool:
-    return not _quiet() and sys.stderr.isatty()
-
-
 def log_interval() -> float:
     """Seconds between progress lines when stderr is not a terminal (0: no lines)."""
     raw = os.environ.get("STEERLAB_PROGRESS_INTERVAL", "")
@@ -92,6 +88,23 @@ class _LogLines:
 
 
 @contextmanager
+def _logged(total: int, desc: str) -> Iterator[Callable[..., None]]:
+    """The non-terminal form of :func:`progress_bar`: :class:`_LogLines`, closed with how the loop
+    ended."""
+    interval = log_interval()
+    if interval <= 0:
+        yield lambda n, info=None: None
+        return
+    lines = _LogLines(total, desc, interval)
+    try:
+        yield lines.advance
+    except BaseException:
+        lines.close(stopped=True)
+        raise
+    lines.close()
+
+
+@contextmanager
 def progress_bar(total: int, desc: str) -> Iterator[Callable[..., None]]:
     """Yield ``advance(n, info=None)``; draws a rich bar on stderr when interactive, else writes a
     line per :func:`log_interval` (see the module docs).
@@ -101,18 +114,9 @@ def progress_bar(total: int, desc: str) -> Iterator[Callable[..., None]]:
     if _quiet():
         yield lambda n, info=None: None
         return
-    if not _enabled():
-        interval = log_interval()
-        if interval <= 0:
-            yield lambda n, info=None: None
-            return
-        lines = _LogLines(total, desc, interval)
-        try:
-            yield lines.advance
-        except BaseException:
-            lines.close(stopped=True)
-            raise
-        lines.close()
+    if not sys.stderr.isatty():
+        with _logged(total, desc) as advance:
+            yield advance
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
