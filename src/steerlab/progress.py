@@ -21,6 +21,10 @@ from typing import Any
 DEFAULT_INTERVAL = 60.0
 
 
+def _noop(n: int, info: str | None = None) -> None:
+    """``advance`` for a loop that reports nothing."""
+
+
 def _quiet() -> bool:
     return os.environ.get("STEERLAB_QUIET", "") in ("1", "true")
 
@@ -93,7 +97,7 @@ def _logged(total: int, desc: str) -> Iterator[Callable[..., None]]:
     ended."""
     interval = log_interval()
     if interval <= 0:
-        yield lambda n, info=None: None
+        yield _noop
         return
     lines = _LogLines(total, desc, interval)
     try:
@@ -112,7 +116,7 @@ def progress_bar(total: int, desc: str) -> Iterator[Callable[..., None]]:
     ``info`` (e.g. ``"loss 4.62"``) is shown after the description and replaces the previous one.
     """
     if _quiet():
-        yield lambda n, info=None: None
+        yield _noop
         return
     if not sys.stderr.isatty():
         with _logged(total, desc) as advance:
@@ -133,7 +137,7 @@ def progress_bar(total: int, desc: str) -> Iterator[Callable[..., None]]:
 @contextmanager
 def null_bar() -> Iterator[Callable[..., None]]:
     """A progress bar that draws nothing (for callers that pass ``progress=False``)."""
-    yield lambda n, info=None: None
+    yield _noop
 
 
 def maybe_bar(enabled: bool, total: int, desc: str) -> Any:
