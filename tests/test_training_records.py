@@ -40,6 +40,22 @@ def test_stages_histories_every_50_and_records_without_history() -> None:
     assert "| `d` | diffusion | 200 | ? | 1.000 -> 0.700 | █▆▃▁" in page
 
 
+def test_a_decoder_history_of_noise_and_loss_and_a_continued_run() -> None:
+    earlier = {"n_steps": 1500, "loss_first": 5.0, "loss_last_20": 3.3}
+    doc = {"config": {"training": {"decoder": {
+        "n_steps": 4, "seconds": 8.0, "loss_first": 4.0, "loss_last_20": 3.0,
+        "history": [[0.5, 4.0], [0.1, 3.5], [0.9, 3.0], [0.3, 2.5]],
+        "init_from": {"artifact": "dglm", "decoder": earlier}}}}}
+    (decoder,) = training.curves(doc)  # the earlier run's record is not a curve of its own
+    assert decoder.losses == (4.0, 3.5, 3.0, 2.5) and decoder.every == 1 and decoder.before == 1500
+    assert "4 steps (after 1,500 earlier) in 8 s, loss 4.000 -> 2.500" in training.describe(decoder, width=4)
+    assert "| `d` | decoder | 4 (after 1,500 earlier) | 8 s | 4.000 -> 3.000 | █▆▃▁ |" in training.section(
+        [("d", doc)])
+    doc["config"]["training"]["decoder"]["history"][1] = [0.1, "x"]  # a bad point: no curve, not a crash
+    (decoder,) = training.curves(doc)
+    assert decoder.losses == () and "no history stored" in training.describe(decoder)
+
+
 def test_a_plateau_reads_as_a_plateau() -> None:
     falling = {"config": {"training": {"loss_first": 4.0, "loss_history": [4 - 0.01 * i for i in range(100)]}}}
     flat = {"config": {"training": {"loss_first": 4.0, "loss_history": [4.0 + 1.0 * (i < 10) for i in range(100)]}}}

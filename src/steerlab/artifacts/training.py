@@ -5,8 +5,10 @@ and see what each training cost.
 The trainers write a ``training`` record into the artifact's config (DGLM one per stage): steps,
 wall time, the first loss and the mean over the last window (``loss_last_50`` and the like), and,
 in artifacts trained since histories were kept, the loss history itself: per step
-(``loss_history``; LM-Steer, SteerLM) or every 50 steps (``loss_history_every_50``; DGLM's
-diffusion model). Nothing here trains or loads weights."""
+(``loss_history``; LM-Steer, SteerLM), every 50 steps (``loss_history_every_50``; DGLM's
+diffusion model) or per step with the batch's noise level (``history`` of ``[σ², loss]``; DGLM's
+decoder). A run that continued another artifact's training (``init_from``) also names the steps
+that one had taken. Nothing here trains or loads weights."""
 
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ class Curve:
     n_steps: int | None
     first: float | None
     last: float | None
+    before: int | None = None
 
     @property
     def steps(self) -> int | None:
@@ -64,19 +67,42 @@ def _number(x: Any) -> float | None:
     return float(x) if ok else None
 
 
-def _record(node: Mapping[str, Any], stage: str) -> Curve:
-    losses: tuple[float, ...] = ()
-    every = 1
+def _count(x: Any) -> int | None:
+    """A positive JSON integer, else None."""
+    return x if isinstance(x, int) and not isinstance(x, bool) and x > 0 else None
+
+
+def _losses(node: Mapping[str, Any]) -> tuple[tuple[float, ...], int]:
+    """The stored loss history and the steps between its points; ``()`` when none is stored or a
+    point is not a finite number."""
     for key, step in HISTORY_KEYS.items():
         history = node.get(key)
         if isinstance(history, Sequence) and history and all(_number(x) is not None for x in history):
-            losses, every = tuple(float(x) for x in history), step
-            break
+            return tuple(float(x) for x in history), step
+    pairs = node.get("history")  # [[σ², loss], ...]: the loss is each point's last entry
+    if isinstance(pairs, Sequence) and pairs and all(isinstance(p, Sequence) and len(p) == 2 for p in pairs):
+        losses = [_number(p[1]) for p in pairs]
+        if all(x is not None for x in losses):
+            return tuple(float(x) for x in losses if x is not None), 1
+    return (), 1
+
+
+def _continued_from(node: Mapping[str, Any], stage: str) -> int | None:
+    """Steps of the run this one continued: ``init_from`` holds that run's record of the same stage
+    (or, for a one-stage trainer, the record itself)."""
+    init = node.get("init_from")
+    if not isinstance(init, Mapping):
+        return None
+    earlier = init.get(stage) if stage else init
+    return _count(earlier.get("n_steps")) if isinstance(earlier, Mapping) else None
+
+
+def _record(node: Mapping[str, Any], stage: str) -> Curve:
+    losses, every = _losses(node)
     last = next((_number(v) for k, v in sorted(node.items()) if k.startswith("loss_last")), None)
-    n_steps = node.get("n_steps")
     return Curve(stage, losses, every, _number(node.get("seconds_this_run", node.get("seconds"))),
-                 n_steps if isinstance(n_steps, int) and not isinstance(n_steps, bool) and n_steps > 0 else None,
-                 _number(node.get("loss_first")), last)
+                 _count(node.get("n_steps")), _number(node.get("loss_first")), last,
+                 _continued_from(node, stage))
 
 
 def curves(doc: Mapping[str, Any]) -> list[Curve]:
@@ -113,6 +139,10 @@ def _steps(c: Curve) -> str:
     return f"{c.steps:,}" if c.steps else "?"
 
 
+def _after(c: Curve) -> str:
+    return f" (after {c.before:,} earlier)" if c.before else ""
+
+
 def _change(c: Curve) -> str | None:
     change = c.last_quarter_change()
     return f"{100 * change:+.1f}%" if change is not None else None
@@ -123,7 +153,7 @@ def describe(curve: Curve, width: int = 20) -> str:
     means) and how much the last quarter still moved it."""
     name = f"{curve.stage}: " if curve.stage else ""
     took = f" in {curve.seconds:,.0f} s" if curve.seconds is not None else ""
-    head = f"{name}{_steps(curve)} steps{took}, loss"
+    head = f"{name}{_steps(curve)} steps{_after(curve)}{took}, loss"
     means = curve.window_means(width)
     if not means:
         return f"{head} {_loss(curve.first)} -> {_loss(curve.last)} (no history stored)"
@@ -141,7 +171,8 @@ def section(named: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
     if not rows:
         return ""
     lines = ["## How the trained steers were trained", "",
-             "From each artifact's training record: steps, wall time of the run that wrote it (on the "
+             "From each artifact's training record: steps (and those of the training it continued, if "
+             "it was warm-started from another artifact), wall time of the run that wrote it (on the "
              "machine named in its experiment notes), loss at the first step and over the trainer's "
              "last window, the loss curve as window means, and the change from the third quarter of "
              "the run to the last (near zero: more steps of the same kind would not help).", "",
@@ -149,7 +180,7 @@ def section(named: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
              "|---|---|---|---|---|---|---|"]
     for name, c in rows:
         means = c.window_means(20)
-        lines.append(f"| `{name}` | {c.stage or '—'} | {_steps(c)} | "
+        lines.append(f"| `{name}` | {c.stage or '—'} | {_steps(c)}{_after(c)} | "
                      f"{f'{c.seconds:,.0f} s' if c.seconds is not None else '?'} | "
                      f"{_loss(c.first)} -> {_loss(c.last)} | {sparkline(means) if means else 'not stored'} | "
                      f"{_change(c) or '—'} |")
