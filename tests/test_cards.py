@@ -96,3 +96,17 @@ def test_a_setting_names_its_layers_operator_and_positions() -> None:
     assert cards.setting({"strength": 2.0, "options": {"operator": "ablate", "positions": 5}}, {}) == "x2 ablate from 5"
     page = cards.comparison([("a", "vectors", "m", {"eval:neg": _card("neg", [(1, 0.6, 100)], 0.3, 1, 0.5)})])
     assert "| x1 L3: 60%" in page and "| x1 L3: 60%, 100 |" in page  # within budget, and best overall
+
+
+def test_inspect_reads_the_card_per_task_not_as_a_raw_dict(capsys) -> None:
+    card = {"eval:pos": _card("pos", [(2, 0.60, 105), (6, 0.80, 300)], 0.50, 2, 6),
+            "eval:neg": _card("neg", [(-6, 0.70, 250)], 0.30, None, -6)}
+    card["eval:pos"]["protocol"] = {"n_prompts": 100, "samples": 4, "max_new_tokens": 20}
+    pos, neg = sorted(cards.lines(card), reverse=True)
+    assert pos.startswith("pos: 80% at x6 L3") and "best within +10% ppl: x2 L3 = 60%" in pos
+    assert "beats prompting: yes, point estimate" in pos and pos.endswith("(100 prompts x 4 x 20 tokens)")
+    assert "none within +10% ppl" in neg and "beats prompting" not in neg and "? prompts" in neg
+    assert cards.lines({"summary": "monotone"}) == ["monotone"] and cards.lines({}) == []
+    code, out, err = run(["inspect", str(shipped()["lmsteer-sentiment"].path)], capsys)
+    assert code == 0, err
+    assert "eval card: sentiment-negative:" in out and "{'task'" not in out

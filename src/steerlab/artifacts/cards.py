@@ -105,6 +105,26 @@ def summary(eval_card: Mapping[str, Any]) -> str | None:
     return " | ".join(_task_summary(c) for _, c in sorted(cards.items()))
 
 
+def lines(eval_card: Mapping[str, Any]) -> list[str]:
+    """What ``steerlab inspect`` prints of a card: per measured task its summary, whether the
+    within-budget setting beats prompting (as the comparison page decides it) and the protocol it
+    was measured on; the card's own
+    ``summary`` for cards without task entries."""
+    cards = task_cards(eval_card)
+    if not cards:
+        text = summary(eval_card)
+        return [text] if text else []
+    out = []
+    for _, card in sorted(cards.items()):
+        p = card.get("protocol") or {}
+        rec = card.get("recommended") or {}
+        chosen = next((r for r in card["sweep"] if r["strength"] == rec.get("strength")), None)
+        verdict = f"; beats prompting: {_verdict(chosen, card['prompting'])}" if chosen is not None else ""
+        sample = f"{p.get('n_prompts', '?')} prompts x {p.get('samples', '?')} x {p.get('max_new_tokens', '?')} tokens"
+        out.append(f"{_task_summary(card)}{verdict} ({sample})")
+    return out
+
+
 def _task_summary(card: Mapping[str, Any]) -> str:
     best = max(card["sweep"], key=lambda r: r["success"])
     un, pr = card["unsteered"], card["prompting"]

@@ -1,4 +1,5 @@
-"""``steerlab inspect``: what an artifact holds (method, model, layers, norms, provenance)."""
+"""``steerlab inspect``: what an artifact holds (method, model, layers, norms, provenance), its
+training curve and its eval card per task."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from steerlab.cli.common import out, print_json
 def inspect(path: Path = typer.Argument(..., help="Artifact directory."),
             json_out: bool = typer.Option(False, "--json", help="Print the full config as JSON.")) -> None:
     """Show an artifact's config and per-layer statistics."""
-    from steerlab.artifacts import training
+    from steerlab.artifacts import cards, training
     from steerlab.core.artifact import load_artifact, read_config
 
     doc = read_config(path)
@@ -42,8 +43,10 @@ def inspect(path: Path = typer.Argument(..., help="Artifact directory."),
         out.print(table)
     for curve in training.curves(doc):
         out.print(f"training: {training.describe(curve)}", markup=False, highlight=False)
+    for line in cards.lines(doc.get("eval_card") or {}):
+        out.print(f"eval card: {line}", markup=False, highlight=False)
     if doc.get("eval_card"):
-        out.print(f"eval card: {doc['eval_card']}")
+        out.print("(every measured row: --json)", style="dim")
 
 
 def register(app: typer.Typer) -> None:
