@@ -49,14 +49,21 @@ def task_cards(eval_card: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
             if k.startswith("eval:") and isinstance(v, Mapping) and v.get("sweep")}
 
 
+def _chosen(card: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The sweep row of the strength the harness chose within the fluency budget; None when no
+    strength fitted it."""
+    strength = (card.get("recommended") or {}).get("strength")
+    if strength is None:
+        return None
+    return next((r for r in card["sweep"] if r["strength"] == strength), None)
+
+
 def recommendations(eval_card: Mapping[str, Any]) -> list[Recommendation]:
     """One :class:`Recommendation` per measured task, in the card's order."""
     out = []
     for task, card in task_cards(eval_card).items():
-        rec = card.get("recommended") or {}
         un_ok, un_ppl = float(card["unsteered"]["success"]), float(card["unsteered"]["perplexity"])
-        row = next((r for r in card["sweep"] if rec.get("strength") is not None and r["strength"] == rec["strength"]),
-                   None)
+        row = _chosen(card)
         within = row is not None
         if row is None:
             row = _fallback(card["sweep"], un_ok, un_ppl)
@@ -108,8 +115,7 @@ def summary(eval_card: Mapping[str, Any]) -> str | None:
 def lines(eval_card: Mapping[str, Any]) -> list[str]:
     """What ``steerlab inspect`` prints of a card: per measured task its summary, whether the
     within-budget setting beats prompting (as the comparison page decides it) and the protocol it
-    was measured on; the card's own
-    ``summary`` for cards without task entries."""
+    was measured on; the card's own ``summary`` for cards without task entries."""
     cards = task_cards(eval_card)
     if not cards:
         text = summary(eval_card)
@@ -117,8 +123,7 @@ def lines(eval_card: Mapping[str, Any]) -> list[str]:
     out = []
     for _, card in sorted(cards.items()):
         p = card.get("protocol") or {}
-        rec = card.get("recommended") or {}
-        chosen = next((r for r in card["sweep"] if r["strength"] == rec.get("strength")), None)
+        chosen = _chosen(card)
         verdict = f"; beats prompting: {_verdict(chosen, card['prompting'])}" if chosen is not None else ""
         sample = f"{p.get('n_prompts', '?')} prompts x {p.get('samples', '?')} x {p.get('max_new_tokens', '?')} tokens"
         out.append(f"{_task_summary(card)}{verdict} ({sample})")
@@ -130,7 +135,7 @@ def _task_summary(card: Mapping[str, Any]) -> str:
     un, pr = card["unsteered"], card["prompting"]
     rec = card.get("recommended") or {}
     budget = 100 * float(rec.get("budget", 0.1))
-    chosen = next((r for r in card["sweep"] if r["strength"] == rec.get("strength")), None)
+    chosen = _chosen(card)
     within = (f"best within +{budget:.0f}% ppl: {setting(chosen, card)} = {100 * chosen['success']:.0f}%"
               if chosen is not None else f"none within +{budget:.0f}% ppl")
     return (f"{card['task']}: {100 * best['success']:.0f}% at {setting(best, card)} (ppl {best['perplexity']:.0f}) vs "
@@ -197,8 +202,7 @@ def comparison(entries: Sequence[tuple[str, str, str, Mapping[str, Any]]]) -> st
              "|---|---|---|---|---|---|---|---|"]
     for name, method, model, eval_card in entries:
         for task, card in task_cards(eval_card).items():
-            rec = card.get("recommended") or {}
-            chosen = next((r for r in card["sweep"] if r["strength"] == rec.get("strength")), None)
+            chosen = _chosen(card)
             best = max(card["sweep"], key=lambda r: r["success"])
             un, pr = card["unsteered"], card["prompting"]
             within = "—"
