@@ -86,6 +86,18 @@ def test_training_is_deterministic_and_resumes_exactly(tiny_llama, tmp_path: Pat
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["checkpoint.safetensors", "state.json"]
 
 
+def test_the_artifact_records_the_projectors_rank(tiny_llama, tmp_path: Path) -> None:
+    """The config's rank is the projectors' (it once read the training process's index, 0), survives
+    a save and load, and a config that contradicts the tensors is refused."""
+    art = _art(tiny_llama)
+    assert art.rank == 3 and art.meta["training"]["rank"] == 3
+    art.save(tmp_path / "a")
+    assert steerlab.load_artifact(tmp_path / "a").rank == 3
+    assert LMSteer(dict(art.params), "multiply", 0.5, art.steer_names, rank=0).rank == 3  # not recorded: read
+    with pytest.raises(steerlab.SteerlabError, match="rank 5 in the config but the projectors have rank 3"):
+        LMSteer(dict(art.params), "multiply", 0.5, art.steer_names, rank=5)
+
+
 def test_cached_states_train_like_fresh_forwards(tiny_llama) -> None:
     """Keeping each text's frozen final states after its first visit changes nothing but the
     cost: over several epochs of a subset the losses and parameters match a run that recomputes

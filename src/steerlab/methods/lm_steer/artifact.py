@@ -50,6 +50,11 @@ class LMSteer(Artifact):
             raise SteerlabError(f"{k} steers in the weights but {len(self.steer_names)} steer names")
         if self.dummy_steer is not None and not 0 <= self.dummy_steer < k:
             raise SteerlabError(f"dummy_steer {self.dummy_steer} is not a steer index (0..{k - 1})")
+        if self.adaptor_class == "multiply":  # the projectors' last dim is the rank; 0 = not recorded
+            r = next(iter(self.params.values())).shape[-1]
+            if self.rank not in (0, r):
+                raise SteerlabError(f"rank {self.rank} in the config but the projectors have rank {r}")
+            self.rank = int(r)
         self.params = {n: p.detach().float().cpu().contiguous() for n, p in self.params.items()}
 
     @property

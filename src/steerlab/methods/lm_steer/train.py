@@ -130,7 +130,7 @@ def train(
     # One process: nothing changes. Under `accelerate launch`: gradients are all-reduced (DDP) and
     # each process takes its share of every batch (the same global batch as one process).
     model, opt = accelerator.prepare(adaptor, opt)
-    rank, world = accelerator.process_index, accelerator.num_processes
+    proc, world = accelerator.process_index, accelerator.num_processes
     order_rng = random.Random(seed)
     order = _epoch_order(len(examples), order_rng)
     consumed = start * batch_size
@@ -153,7 +153,7 @@ def train(
                         order, pos = _epoch_order(len(examples), order_rng), 0
                     batch.append(order[pos])
                     pos += 1
-                batch = batch[rank::world]  # this process's share of the global batch
+                batch = batch[proc::world]  # this process's share of the global batch
                 values = torch.zeros(len(batch), num_steers)
                 values[:, training_steer] = torch.tensor([examples[i][1] for i in batch])
                 if dummy_steer is not None:
