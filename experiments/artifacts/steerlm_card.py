@@ -24,6 +24,7 @@ card = {"controllability": {
                 "(steerlm-smollm2-value-model) and independent scorers (profanity check, sentiment probe, word count)",
     "knobs": knobs,
     "prompting_baseline": "rho ~ 0 on every knob (the base model told the levels in words)"},
-    "summary": "monotone on all 5 knobs: " + ", ".join(f"{k} rho {v['spearman']:+.2f}" for k, v in sorted(knobs.items()))}
+    "summary": "monotone on all 5 knobs: "
+               + ", ".join(f"{k} rho {v['spearman']:+.2f}" for k, v in sorted(knobs.items()))}
 update_eval_card("src/steerlab/artifacts/steerlm-smollm2", card)
 print(card["summary"])
