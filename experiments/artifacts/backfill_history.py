@@ -17,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+from steerlab.core.artifact import CONFIG_NAME, read_config
 from steerlab.core.atomic import atomic_file
 
 SAME = ("adaptor_class", "num_steers", "dummy_steer", "training_steer", "epsilon", "init_var",
@@ -24,9 +25,9 @@ SAME = ("adaptor_class", "num_steers", "dummy_steer", "training_steer", "epsilon
 
 
 def main(shipped: Path, longer: Path) -> None:
-    doc = json.loads((shipped / "steer_config.json").read_text())
+    doc = read_config(shipped)
     mine = doc["config"]["training"]
-    theirs = json.loads((longer / "steer_config.json").read_text())["config"]["training"]
+    theirs = read_config(longer)["config"]["training"]
     n = int(mine["n_steps"])
     history = theirs["loss_history"][:n]
     differ = [k for k in SAME if mine.get(k) != theirs.get(k)]
@@ -43,7 +44,7 @@ def main(shipped: Path, longer: Path) -> None:
     mine["loss_history"] = history
     mine["loss_history_from"] = (f"a re-run of the same settings, data and seed ({theirs['n_steps']} steps); "
                                  f"step 1 and the last-50 mean agree with this run's record to 1e-4")
-    with atomic_file(shipped / "steer_config.json", overwrite=True) as tmp:
+    with atomic_file(shipped / CONFIG_NAME, overwrite=True) as tmp:
         tmp.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"{shipped}: {n} losses from {longer} (first {history[0]:.4f}, last 50 {last:.4f})")
 
