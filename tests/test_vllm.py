@@ -94,7 +94,7 @@ def test_hookset_shows_vllm_layers_the_residual_stream_as_rows() -> None:
     x = torch.randn(5, 4)  # (T, H): five tokens of a flattened step
     v = torch.randn(4)
     seen = []
-    hooks = VllmHookSet(layers)
+    hooks = VllmHookSet(layers, {0: "pair"})
 
     def hook(module: Any, args: Any, output: torch.Tensor) -> torch.Tensor:
         seen.append(output.shape)

@@ -9,6 +9,7 @@ Hooks then build masks from these, never from the shape of the current call.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -113,3 +114,22 @@ def position_mask(tracker: PositionTracker, rule: PositionRule) -> Tensor | None
     if rule == "generated":
         return idx >= plen.unsqueeze(1)
     return idx >= int(rule)
+
+
+def rule_active(rule: PositionRule, pos: int, prompt_len: int) -> bool:
+    """Whether ``rule`` steers the token at absolute position ``pos`` of a sequence whose prompt
+    has ``prompt_len`` tokens: :func:`position_mask` for one token (the tables of steerlab's vLLM
+    plugin precompute a row per segment with it)."""
+    if rule == "all":
+        return pos >= 0
+    if rule == "prompt":
+        return 0 <= pos < prompt_len
+    if rule == "generated":
+        return pos >= prompt_len
+    return pos >= int(rule)
+
+
+def rule_cuts(rules: Sequence[PositionRule], prompt_len: int) -> list[int]:
+    """The positions where a set of rules changes what is active, sorted: between two cuts every
+    token is steered by the same rules (a *segment*)."""
+    return sorted({prompt_len if r in ("prompt", "generated") else int(r) for r in rules if r != "all"})

@@ -39,7 +39,7 @@ class ArtifactStore:
         base = {k: a.path for k, a in shipped_artifacts().items()} if shipped else {}
         self._named = {**base, **{k: Path(v) for k, v in (named or {}).items()}}
         self._allow_paths = allow_paths
-        self._cache: dict[Path, tuple[float, Artifact]] = {}
+        self._cache: dict[Path, tuple[tuple[Any, ...], Artifact]] = {}
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
@@ -78,6 +78,14 @@ class ArtifactStore:
         entry = shipped_artifacts()[name]
         return {"description": entry.description, "recommended": entry.recommended, "companions": entry.companions}
 
+    def path(self, name: str) -> Path:
+        """The directory of a known name (a :class:`SteerlabError` for an unknown one)."""
+        with self._lock:
+            path = self._named.get(name)
+        if path is None:
+            raise SteerlabError(f"unknown artifact {name!r}")
+        return path
+
     def get(self, ref: str) -> Artifact:
         """The artifact a request's reference means: a known name, else (if allowed) a directory.
         Where paths are allowed, an existing directory wins over a name."""
@@ -95,8 +103,7 @@ class ArtifactStore:
         return self._load(path)
 
     def _load(self, path: Path) -> Artifact:
-        config = path / "steer_config.json"
-        stamp = config.stat().st_mtime if config.is_file() else -1.0
+        stamp = _stamp(path)
         with self._lock:
             hit = self._cache.get(path.resolve())
         if hit is not None and hit[0] == stamp:
@@ -105,6 +112,19 @@ class ArtifactStore:
         with self._lock:
             self._cache[path.resolve()] = (stamp, art)
         return art
+
+
+def _stamp(path: Path) -> tuple[Any, ...]:
+    """What a cached artifact is valid for: every file's name, size, modification time and inode
+    (a folder replaced by a copy keeps the copied files' times, but not their inodes)."""
+    if not path.is_dir():
+        return ()
+    out = []
+    for p in sorted(path.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            out.append((str(p.relative_to(path)), st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(out)
 
 
 @dataclass(frozen=True)

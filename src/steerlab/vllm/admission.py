@@ -31,8 +31,13 @@ class SteeringAdmission(LogitsProcessor):
     @classmethod
     def validate_params(cls, sampling_params: Any) -> None:
         try:
-            request_steers(parse_steering(getattr(sampling_params, "extra_args", None)), _store(),
-                           SERVED[-1] if SERVED else None)
+            steers = request_steers(parse_steering(getattr(sampling_params, "extra_args", None)), _store(),
+                                    SERVED[-1] if SERVED else None)
+            if getattr(sampling_params, "prompt_logprobs", None) is not None and any(
+                    s.site_ops is None for s in steers):
+                raise SteerlabError("prompt_logprobs are not available beside a steer at the LM head (LM-Steer): "
+                                    "the head hooks steer the sampled rows only, so the prompt's logprobs would "
+                                    "be unsteered")
         except SteerlabError as e:  # ModelMismatchError and LayerError are SteerlabErrors
             raise ValueError(f"steering: {e}") from None
 

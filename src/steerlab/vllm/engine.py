@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -90,7 +91,7 @@ class VllmEngine:
     def _name(self, artifact: Artifact) -> str:
         hit = self._names.get(id(artifact))
         if hit is None:
-            name = f"{artifact.method}-{len(self._names)}"
+            name = f"{artifact.method}-{uuid.uuid4().hex[:12]}"  # unique: another engine's folder may be listed first
             artifact.save(self._dir / "artifacts" / name)
             hit = self._names[id(artifact)] = (artifact, name)  # holding the artifact keeps its id unique
         return hit[1]

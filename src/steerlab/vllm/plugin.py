@@ -6,30 +6,34 @@ starts (frontend, engine core, workers), possibly more than once; each step here
    :class:`~steerlab.vllm.worker.SteeringWorkerExtension` as the worker extension when the user has
    not chosen one, for steerlab's ``collective_rpc`` calls (``steerlab_artifacts``).
 2. The prefix cache: a request's steering joins the key of its first KV block (as vLLM's own
-   ``cache_salt`` does), so blocks computed under one steering are reused only by requests with
-   the same steering, never by unsteered ones.
-3. The served model: once vLLM has built its config, the frontend records the model (its
-   transformers config and folder), so admission checks artifacts against it (fingerprint, layers).
+   ``cache_salt`` does) — its spec, its artifacts' content and, where a position rule depends on
+   it, its prompt length — so blocks computed under one steering are reused only by requests
+   whose KV would be the same, never by unsteered ones.
+3. The served model: every frontend's ``InputProcessor`` records the model it admits requests for
+   (its transformers config, folder and vLLM settings), so admission checks artifacts against it
+   (fingerprint, layers) and refuses what the worker could not run (``served_from_config``).
 4. The model runner: steering hooks the V1 runner; ``VLLM_USE_V2_MODEL_RUNNER`` defaults to 0
    where the user has not chosen.
 5. The compile cache: the steering tables' layout and capacities join vLLM's ``additional_config``,
    which vLLM hashes into the key of its compiled-graph cache, so a graph compiled without
    steerlab's ops (or with other capacities) is never reused by an engine that steers; and
-   ``VLLM_USE_AOT_COMPILE`` defaults to 0, so the forward is traced against the live tables at
-   each start (compiled kernels still come from the cache).
+   ``VLLM_USE_AOT_COMPILE`` is forced to 0 (with a warning where the user set it), so the forward
+   is traced against the live tables at each start (compiled kernels still come from the cache).
 6. The execution mode: nothing is forced. In vLLM's default compiled mode (torch.compile, CUDA
-   graphs on a GPU) activation steering runs inside the graph (:mod:`steerlab.vllm.graph`),
+   graphs on a GPU) activation steering runs inside the graph (:mod:`steerlab.vllm.tables`),
    LM-Steer at ``compute_logits``; ``enforce_eager=True`` gives the same results.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from typing import Any
 
-from steerlab.vllm.requests import SERVED, ServedModel, is_compiled, steering_digest
+from steerlab.vllm.requests import SERVED, PluginStore, served_from_config, steering_digest
 
+log = logging.getLogger("steerlab.vllm")
 EXTENSION = "steerlab.vllm.worker.SteeringWorkerExtension"
 _MARK = "_steerlab_patched"
 
@@ -37,13 +41,18 @@ _MARK = "_steerlab_patched"
 def register() -> None:
     os.environ.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")
     # vLLM's AOT compile cache restores a compiled forward without tracing it again, bound to the
-    # tensors it was traced with; the steering tables are new each start, so the forward is traced
-    # against the live ones (Dynamo) while compiled kernels still come from the inductor cache
-    # (a restart here: 47 s instead of 242 s).
-    os.environ.setdefault("VLLM_USE_AOT_COMPILE", "0")
+    # tensors it was traced with; the steering tables are new each start, so a restored forward
+    # would read an earlier run's tables and steer nothing, silently. The forward is traced
+    # against the live tables (Dynamo) while compiled kernels still come from the inductor cache
+    # (a restart here: 47 s instead of 242 s). A user's VLLM_USE_AOT_COMPILE=1 is overridden, loudly.
+    if os.environ.get("VLLM_USE_AOT_COMPILE", "0").strip().lower() not in ("0", "false", ""):
+        log.warning("steerlab: VLLM_USE_AOT_COMPILE=%s is turned off: a restored graph would be bound to an earlier "
+                    "run's steering tables and steer nothing", os.environ["VLLM_USE_AOT_COMPILE"])
+    os.environ["VLLM_USE_AOT_COMPILE"] = "0"
     _patch_load_model()
     _patch_block_hash()
     _patch_engine_config()
+    _patch_input_processor()
 
 
 def _patch_engine_config() -> None:
@@ -56,19 +65,36 @@ def _patch_engine_config() -> None:
     @functools.wraps(original)
     def create_engine_config(self: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(self.additional_config, dict):  # vLLM hashes it into its compile cache's key
-            from steerlab.vllm.graph import graph_signature
+            from steerlab.vllm.capacity import graph_signature
 
             self.additional_config = {**self.additional_config, "steerlab_graph": graph_signature()}
         config = original(self, *args, **kwargs)
         if not config.parallel_config.worker_extension_cls:  # travels with the config to every worker
             config.parallel_config.worker_extension_cls = EXTENSION
-        model = config.model_config
-        name = model.served_model_name if isinstance(model.served_model_name, str) else str(model.model)
-        SERVED.append(ServedModel(name, model.hf_text_config, str(model.model), compiled=is_compiled(config)))
         return config
 
     setattr(create_engine_config, _MARK, True)
     EngineArgs.create_engine_config = create_engine_config
+
+
+def _patch_input_processor() -> None:
+    """Record the served model where every frontend admits requests: vLLM's ``InputProcessor`` is
+    built from the engine's ``VllmConfig`` by ``LLM``, ``AsyncLLM``, each API server process of
+    ``vllm serve`` and an engine built from a config directly, so admission always checks against
+    the model (and the settings) the request will run on."""
+    from vllm.v1.engine.input_processor import InputProcessor
+
+    original = InputProcessor.__init__
+    if getattr(original, _MARK, False):
+        return
+
+    @functools.wraps(original)
+    def init(self: Any, vllm_config: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, vllm_config, *args, **kwargs)
+        SERVED.append(served_from_config(vllm_config))
+
+    setattr(init, _MARK, True)
+    InputProcessor.__init__ = init
 
 
 def _patch_load_model() -> None:
@@ -92,6 +118,16 @@ def _patch_load_model() -> None:
     Worker.load_model = load_model
 
 
+_STORE: list[PluginStore] = []
+
+
+def _digest_store() -> PluginStore:
+    """The store the scheduler's process resolves artifact names with, for their content hashes."""
+    if not _STORE:
+        _STORE.append(PluginStore())
+    return _STORE[0]
+
+
 def _patch_block_hash() -> None:
     import importlib
 
@@ -107,7 +143,8 @@ def _patch_block_hash() -> None:
         if start_token_idx != 0:
             return keys, next_mm
         params = getattr(request, "sampling_params", None)
-        digest = steering_digest(getattr(params, "extra_args", None))
+        digest = steering_digest(getattr(params, "extra_args", None), getattr(request, "num_prompt_tokens", None),
+                                 _digest_store())
         if digest is None:
             return keys, next_mm
         return (*(keys or ()), ("steerlab", digest)), next_mm

@@ -9,8 +9,9 @@ import hashlib
 import json
 import os
 import threading
+import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -55,16 +56,30 @@ def _json_or_name(x: Any) -> Any:
     return x
 
 
-def steering_digest(extra_args: Mapping[str, Any] | None) -> str | None:
-    """A stable digest of a request's steering (None when unsteered), for keying cached prefixes.
-    Unparseable steering gets a digest too: such a request is refused before it runs anyway."""
+def steering_digest(extra_args: Mapping[str, Any] | None, prompt_len: int | None = None,
+                    store: PluginStore | None = None) -> str | None:
+    """A digest of everything a request's cached KV depends on through its steering (None when
+    unsteered), for keying cached prefixes: each steer's artifact *content* (``store`` given: a
+    hash of its files, so an artifact replaced on disk never reuses KV computed with the old one),
+    strength and options, and ``prompt_len`` where a position rule depends on it (``prompt`` and
+    ``generated``: vLLM caches blocks of generated tokens too, and turn 2 of a chat is turn 1's
+    prompt and answer, where the answer's tokens become prompt). An integer rule ``k`` steers
+    positions >= k whatever the prompt, so it needs no prompt length. Steering that cannot be
+    parsed or resolved gets a digest no other request shares (it is refused at admission anyway)."""
     if not extra_args or extra_args.get(STEERING_KEY) is None:
         return None
     try:
-        canon = json.dumps(extra_args[STEERING_KEY], sort_keys=True, separators=(",", ":"), default=repr)
-    except (TypeError, ValueError):
-        canon = repr(extra_args[STEERING_KEY])
-    return hashlib.sha256(canon.encode()).hexdigest()[:32]
+        specs = parse_steering(extra_args)
+        steers = [{"artifact": s.artifact, "content": store.digest(s.artifact) if store is not None else "",
+                   "strength": s.strength, "options": dict(s.options)} for s in specs]
+    except Exception:  # noqa: BLE001 - never fail the scheduler; never share such a prefix
+        return "unresolved-" + uuid.uuid4().hex
+    canon: dict[str, Any] = {"steers": steers}
+    if prompt_len is not None and any(str(s.options.get("positions", "all")) in ("prompt", "generated")
+                                      for s in specs):
+        canon["prompt_len"] = int(prompt_len)
+    text = json.dumps(canon, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 class PluginStore:
@@ -79,6 +94,7 @@ class PluginStore:
         self.directories = [Path(directory)] if directory is not None else [Path(d) for d in env.split(os.pathsep) if d]
         self._store = ArtifactStore(self._scan(), allow_paths=False)
         self._lock = threading.Lock()
+        self._digests: dict[Path, tuple[tuple[Any, ...], str]] = {}
 
     def _scan(self) -> dict[str, Path]:
         found: dict[str, Path] = {}
@@ -107,17 +123,50 @@ class PluginStore:
             self.refresh()
         return self._store.get(name)
 
+    def digest(self, name: str) -> str:
+        """A hash of the files of artifact ``name`` (its config and tensors), recomputed only when
+        a file's size, modification time or inode changes."""
+        if name not in self._store.names():
+            self.refresh()
+        path = self._store.path(name)
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        stamp = tuple((str(p.relative_to(path)), *_stat(p)) for p in files)
+        with self._lock:
+            hit = self._digests.get(path)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        h = hashlib.sha256()
+        for p in files:
+            h.update(str(p.relative_to(path)).encode() + b"\0")
+            with open(p, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        value = h.hexdigest()[:32]
+        with self._lock:
+            self._digests[path] = (stamp, value)
+        return value
+
+
+def _stat(p: Path) -> tuple[int, int, int]:
+    st = p.stat()
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
 
 @dataclass
 class ServedModel:
     """What the frontend knows of the served model before any worker runs (its transformers
-    config and checkpoint folder): enough for the steerers' checks of an artifact against it
-    (fingerprint, layer range, widths), so a mismatch is refused at admission."""
+    config, checkpoint folder and vLLM's settings): enough for the steerers' checks of an artifact
+    against it (fingerprint, layer range, widths) and for every refusal the worker would otherwise
+    meet inside a step, so such a request is refused at admission."""
 
     name: str
     config: Any  # the transformers config vLLM read
     model_dir: str | None
     compiled: bool = False  # the engine runs compiled: hook-only methods other than the head's are refused
+    unsteerable: str | None = None  # why this engine steers nothing (every steered request is refused)
+    site_refusals: dict[str, str] = field(default_factory=dict)  # site -> why it cannot be steered here
+    speculative: bool = False  # speculative decoding: position rules and head hooks are refused
+    tensor_parallel: int = 1
 
     @property
     def num_layers(self) -> int:
@@ -137,9 +186,75 @@ class ServedModel:
         return LoadedModel.check_layers(self, layers)  # type: ignore[arg-type]
 
 
+def unsteerable_reason(vllm_config: Any) -> str | None:
+    """Why an engine with this config cannot steer at all (None: it can). The worker then does not
+    attach, and admission refuses every steered request with this reason."""
+    model = vllm_config.model_config
+    if getattr(model, "runner_type", "generate") != "generate":
+        return f"this vLLM engine runs a {model.runner_type} model; steerlab steers text generation only"
+    parallel = vllm_config.parallel_config
+    if int(getattr(parallel, "pipeline_parallel_size", 1) or 1) > 1:
+        return "steering is not available with pipeline parallelism (pipeline_parallel_size > 1)"
+    if bool(getattr(parallel, "enable_dbo", False)) or int(getattr(parallel, "ubatch_size", 0) or 0) > 1:
+        return ("steering is not available with micro-batching (enable_dbo / ubatch_size): it runs the layers on "
+                "slices of a step's tokens")
+    if bool(getattr(vllm_config.cache_config, "kv_sharing_fast_prefill", False)):
+        return ("steering is not available with kv_sharing_fast_prefill: it runs the later layers on a slice of a "
+                "step's tokens")
+    if bool(getattr(model, "is_multimodal_model", False)):
+        return "steering is not available on multimodal models yet (their text stack is not found as a decoder)"
+    model_cls = _model_class(vllm_config)
+    if model_cls is not None and not callable(getattr(model_cls, "compute_logits", None)):
+        return f"vLLM's {model_cls.__name__} has no compute_logits, where steering reads the sampled rows"
+    return None
+
+
+def _model_class(vllm_config: Any) -> Any:
+    """The vLLM model class an engine with this config builds (None where it cannot be resolved)."""
+    model = vllm_config.model_config
+    try:
+        model_cls, _ = model.registry.resolve_model_cls(model.architectures, model)
+    except Exception:  # noqa: BLE001 - any failure to resolve is an unknown architecture
+        return None
+    return model_cls
+
+
+def site_refusals(vllm_config: Any) -> dict[str, str]:
+    """Sites this model cannot be steered at, with the reason: ``block`` where vLLM's decoder
+    layers follow a convention steerlab does not know (:mod:`steerlab.vllm.conventions`); ``mlp``
+    and ``attn`` on parallel blocks at tensor parallel > 1 (each rank holds a partial sum there)."""
+    from steerlab.vllm.conventions import PARALLEL_BLOCKS, model_convention, unknown_block
+
+    model_cls = _model_class(vllm_config)
+    if model_cls is None:
+        arch = getattr(vllm_config.model_config, "architectures", None) or ["?"]
+        return {"block": unknown_block(str(arch[0]))}
+    out: dict[str, str] = {}
+    if model_convention(model_cls) is None:
+        out["block"] = unknown_block(model_cls.__name__)
+    tp = int(getattr(vllm_config.parallel_config, "tensor_parallel_size", 1) or 1)
+    parallel = {n.replace("DecoderLayer", "").replace("Block", "") for n in PARALLEL_BLOCKS}
+    if tp > 1 and any(p and model_cls.__name__.startswith(p) for p in parallel):
+        for site in ("mlp", "attn"):
+            out[site] = (f"{model_cls.__name__} adds attention and MLP in one parallel block, reduced together across "
+                         f"tensor-parallel ranks (tensor_parallel_size={tp}); steer site 'block'")
+    return out
+
+
 SERVED: list[ServedModel] = []
-"""The models whose engines this process built (set by the plugin as vLLM builds each config);
-admission checks against the latest, the one a process serves."""
+"""The models whose engines this process admits requests for (set by the plugin as each frontend's
+input processor is built); admission checks against the latest, the one a process serves."""
+
+
+def served_from_config(vllm_config: Any) -> ServedModel:
+    """The :class:`ServedModel` of an engine's config, as every frontend builds it."""
+    model = vllm_config.model_config
+    name = model.served_model_name if isinstance(model.served_model_name, str) else str(model.model)
+    reason = unsteerable_reason(vllm_config)
+    return ServedModel(name, model.hf_text_config, str(model.model), compiled=is_compiled(vllm_config),
+                       unsteerable=reason, site_refusals={} if reason else site_refusals(vllm_config),
+                       speculative=vllm_config.speculative_config is not None,
+                       tensor_parallel=int(getattr(vllm_config.parallel_config, "tensor_parallel_size", 1) or 1))
 
 
 def is_compiled(config: Any) -> bool:
@@ -165,6 +280,9 @@ def request_steers(specs: list[SteerSpec], store: PluginStore, served: Any = Non
     worker's model view) — each steerer's own check of the artifact against the served model,
     its site ops, and whether they fit the graph's tables. ``compiled`` (default: the served
     model's mode) refuses methods that steer through decoder hooks alone."""
+    unsteerable = getattr(served, "unsteerable", None)
+    if specs and unsteerable:
+        raise SteerlabError(unsteerable)
     steers = []
     for spec in specs:
         art = store.get(spec.artifact)
@@ -178,17 +296,29 @@ def request_steers(specs: list[SteerSpec], store: PluginStore, served: Any = Non
     if served is None:
         return [RequestSteer(p, None) for p in steers]
     compiled = bool(getattr(served, "compiled", False)) if compiled is None else compiled
+    refusals: dict[str, str] = getattr(served, "site_refusals", {})
+    speculative = bool(getattr(served, "speculative", False))
     out, ops = [], []
     for p in steers:
         site_ops = p.steerer.site_ops(served, p.artifact, p.options)
         if site_ops is not None:
             ops += site_ops
+            for op in site_ops:
+                if op.site in refusals:
+                    raise SteerlabError(refusals[op.site])
+                if speculative and op.positions != "all":
+                    raise SteerlabError(f"position rule {op.positions!r} is not available with speculative decoding "
+                                        "(a step's draft tokens shift where a request's segments begin); use "
+                                        "positions 'all' or an engine without speculative decoding")
+        elif speculative:
+            raise SteerlabError(f"{p.artifact.name!r} ({p.steerer.name}) steers at the LM head, one row per request; "
+                                "speculative decoding scores several rows per request, so it is not available there")
         elif compiled and not p.steerer.head_only:
             raise SteerlabError(f"{p.artifact.name!r} ({p.steerer.name}) steers through decoder hooks, which "
                                 "do not run in vLLM's compiled graph; start the engine with "
                                 "enforce_eager=True (--enforce-eager) to use it")
         out.append(RequestSteer(p, site_ops))
-    from steerlab.vllm.graph import Capacity, check_program
+    from steerlab.vllm.capacity import Capacity, check_program
 
     check_program(ops, Capacity.from_env(requests=1, tokens=1))
     return out

@@ -7,8 +7,9 @@ length one: hooks get ``(T, 1, H)``, a steer's per-row strengths are per-token (
 its own request's strength), and the position tracker gives each row its absolute position and
 its request's prompt length. Two more differences are bridged by :class:`VllmHookSet`:
 
-- a vLLM decoder layer returns ``(hidden, residual)`` whose sum is the residual stream; a hook
-  sees that sum, and the layer returns ``(steered stream, 0)``, which the next layer's fused
+- a vLLM decoder layer returns ``(hidden, residual)`` whose sum is the residual stream (a ``pair``
+  layer) or the stream first (a ``first`` layer, :mod:`steerlab.vllm.conventions`); a hook sees the
+  stream, and a pair layer returns ``(steered stream, 0)``, which the next layer's fused
   add-and-norm reads exactly as it would the pair;
 - the LM head's input is only the rows vLLM samples from (one per request), computed in
   ``compute_logits``; :class:`HeadShim` is the module that call goes through, so a hook on
@@ -17,7 +18,7 @@ its request's prompt length. Two more differences are bridged by :class:`VllmHoo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,10 @@ from torch import Tensor, nn
 
 from steerlab.core.fingerprint import ModelFingerprint, config_hash, weights_hash
 from steerlab.core.hooks import HookSet
+from steerlab.errors import SteerlabError
 from steerlab.models.layout import guess_layout
 from steerlab.models.loading import LoadedModel
+from steerlab.vllm.conventions import Convention
 
 
 class HeadShim(nn.Module):
@@ -63,20 +66,33 @@ def _from_rows(x: Any) -> Any:
 
 
 class VllmHookSet(HookSet):
-    """A :class:`HookSet` whose hooks see vLLM's tensors in steerlab's shapes (module docstring)."""
+    """A :class:`HookSet` whose hooks see vLLM's tensors in steerlab's shapes (module docstring).
+    ``conventions`` (layer index -> ``pair`` / ``first``, :mod:`steerlab.vllm.conventions`) says
+    what each decoder layer returns; a hook on a layer without one is refused when installed."""
 
-    def __init__(self, layers: nn.ModuleList) -> None:
+    def __init__(self, layers: nn.ModuleList, conventions: Mapping[int, Convention]) -> None:
         super().__init__()
-        self._layers = {id(m) for m in layers}
+        self._layers = {id(m): i for i, m in enumerate(layers)}
+        self._conventions = dict(conventions)
         self.active = True
         """While False the hooks stay installed but change nothing (a set kept across decode steps
         is switched on only for the calls it was planned for)."""
 
     def forward_hook(self, module: nn.Module, fn: Callable[..., Any]) -> None:
         if id(module) in self._layers:
+            index = self._layers[id(module)]
+            convention = self._conventions.get(index)
+            if convention is None:
+                raise SteerlabError(f"decoder layer {index} of this vLLM model has no known output convention "
+                                    f"({type(module).__name__}), so a hook on it cannot be placed")
+
             def layer_hook(mod: nn.Module, args: Any, output: Any) -> Any:
                 if not self.active:
                     return None
+                if isinstance(output, Tensor):
+                    return _from_rows(fn(mod, args, _as_rows(output)))
+                if convention == "first":  # the first item is the stream; the rest pass through
+                    return (_from_rows(fn(mod, args, _as_rows(output[0]))), *output[1:])
                 hidden, residual = output  # (T, H) each; the stream is their sum
                 stream = hidden if residual is None else hidden + residual
                 new = _from_rows(fn(mod, args, _as_rows(stream)))

@@ -3,7 +3,7 @@
 :class:`SteeringWorkerExtension` is mixed into vLLM's worker class by the plugin. After the model
 loads — before vLLM compiles it or captures CUDA graphs — steering attaches to the model runner:
 
-- **In the graph** (:mod:`steerlab.vllm.graph`): every decoder site gets a table op, traced into
+- **In the graph** (:mod:`steerlab.vllm.tables`): every decoder site gets a table op, traced into
   vLLM's compiled forward. Methods that describe themselves as site ops
   (:meth:`~steerlab.core.steerer.Steerer.site_ops`: activation vectors, every site, operator and
   position rule) run there: a request's rows are written when it joins, and before each forward
@@ -33,9 +33,11 @@ from steerlab.core.positions import PositionTracker
 from steerlab.core.steerer import Application, Prepared, Steerer
 from steerlab.errors import SteerlabError
 from steerlab.models.loading import LoadedModel
-from steerlab.vllm.graph import Capacity, GraphTables, wrap_sites
-from steerlab.vllm.graph_rows import GraphPlanner
-from steerlab.vllm.requests import PluginStore, is_compiled, parse_steering, request_steers
+from steerlab.vllm.capacity import Capacity
+from steerlab.vllm.conventions import model_convention
+from steerlab.vllm.requests import PluginStore, is_compiled, parse_steering, request_steers, unsteerable_reason
+from steerlab.vllm.rows import RowPlanner, StepTokens
+from steerlab.vllm.tables import SteeringTables, wrap_sites
 from steerlab.vllm.view import VllmHookSet, VllmView, loaded_view
 
 log = logging.getLogger("steerlab.vllm")
@@ -56,11 +58,11 @@ class StepSteering:
         self.compiled = is_compiled(runner.vllm_config)
         dtype = next(self.view.parameters()).dtype
         cap = Capacity.from_env(requests=int(runner.max_num_reqs), tokens=int(runner.max_num_tokens))
-        self.tables = GraphTables(self.lm.num_layers, self.lm.hidden_size, cap, dtype, self.lm.device)
-        self.tables.fused = self.compiled
-        wrap_sites(self.tables, self.lm.site_module, self.lm.num_layers)
-        self.graph = GraphPlanner(self.tables)
+        self.tables = SteeringTables(self.lm.num_layers, self.lm.hidden_size, cap, dtype, self.lm.device)
+        wrap_sites(self.tables, self.lm.site_module, self.lm.num_layers, model_convention(type(model)))
+        self.rows = RowPlanner(self.tables)
         self._steers: dict[str, list[Prepared]] = {}  # request id -> its hook steers (prepared once)
+        self._states: dict[str, Any] = {}  # request id -> the runner's request state its steers came from
         self._last: tuple[list[tuple[Steerer, Application]], Tensor, Tensor] | None = None
         self._plan: tuple[tuple[str, ...], list[tuple[Steerer, Application]], Tensor] | None = None
         # (request ids, their plan, prompt lengths): decode steps repeat the same batch, so the
@@ -84,9 +86,10 @@ class StepSteering:
                 if rs.site_ops is None:
                     hit.append(p)
                 else:
-                    ops += [(p.artifact, op, p.strength) for op in rs.site_ops]
-            self.graph.join(req_id, ops, int(state.num_prompt_tokens))
+                    ops += [(op, float(p.strength)) for op in rs.site_ops]
+            self.rows.join(req_id, ops, int(state.num_prompt_tokens))
             self._steers[req_id] = hit
+            self._states[req_id] = state  # held, so identity tells a resubmitted id apart
         return hit
 
     def _batch(self) -> tuple[list[str], np.ndarray]:
@@ -96,14 +99,11 @@ class StepSteering:
         qsl = np.asarray(self.runner.query_start_loc.np[: n + 1], dtype=np.int64)
         return ids, qsl
 
-    def _fill_graph(self, ids: list[str], qsl: np.ndarray, positions: Tensor | None) -> None:
+    def _fill_rows(self, ids: list[str], qsl: np.ndarray, positions: Tensor | None) -> None:
         """Each token's table row for this step, from the runner's host arrays (no device sync)."""
-        counts = np.diff(qsl)  # (R,) tokens of each request this step
-        token_req = np.repeat(np.arange(len(ids)), counts)  # (T,)
         computed = self.runner.input_batch.num_computed_tokens_cpu[: len(ids)]  # (R,)
-        pos = computed[token_req] + (np.arange(token_req.shape[0]) - qsl[token_req])  # (T,) absolute positions
-        padded = int(positions.shape[0]) if positions is not None else int(token_req.shape[0])
-        self.graph.fill(ids, token_req, pos.astype(np.int64), padded)
+        padded = int(positions.shape[0]) if positions is not None else None
+        self.rows.fill(StepTokens.from_runner(ids, qsl, np.asarray(computed, dtype=np.int64), padded))
 
     def _drop_kept(self) -> None:
         if self._kept is not None:
@@ -115,20 +115,24 @@ class StepSteering:
         ids, qsl = self._batch()
         if not ids:
             self._drop_kept()
-            self.graph.fill([], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0)
+            self.rows.fill(StepTokens((), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0))
             return self._forward(*args, **kwargs)
         key = tuple(ids)
-        if self._plan is None or self._plan[0] != key:
+        # vLLM lets a client abort a request and submit a new one under the same id: the runner then
+        # holds a new request state, and the old one's steering must not carry over
+        reused = [r for r in ids if r in self._states and self.runner.requests.get(r) is not self._states[r]]
+        if self._plan is None or self._plan[0] != key or reused:
             self._drop_kept()
-            live = set(ids)
+            live = set(ids) - set(reused)
             for gone in [r for r in self._steers if r not in live]:
+                self._states.pop(gone, None)
                 del self._steers[gone]
-                self.graph.leave(gone)
+                self.rows.leave(gone)
             rows = [self.steers_of(r) for r in ids]
             prompt_lens = torch.tensor([self.runner.requests[r].num_prompt_tokens for r in ids])  # (R,)
             self._plan = (key, plan(rows) if any(rows) else [], prompt_lens)  # strengths per request (R,)
         _, planned, prompt_len = self._plan
-        self._fill_graph(ids, qsl, kwargs.get("positions"))
+        self._fill_rows(ids, qsl, kwargs.get("positions"))
         if not planned:
             return self._forward(*args, **kwargs)
         positions: Tensor = kwargs["positions"]  # (T,) absolute position of each token (T may be padded)
@@ -198,7 +202,7 @@ class StepSteering:
             tracker.index = tracker.index.to(device)
         if tracker.prompt_len is not None:
             tracker.prompt_len = tracker.prompt_len.to(device)
-        hooks = VllmHookSet(self.lm.layers)
+        hooks = VllmHookSet(self.lm.layers, self.tables.conventions)
         try:
             install_planned(self.lm, planned, hooks, tracker)
         except BaseException:
@@ -211,16 +215,29 @@ def _pad(x: Tensor, n: int, value: float = 0) -> Tensor:
     return torch.cat([x, x.new_full((n,), value)]) if n > 0 else x
 
 
-def attach(worker: Any) -> StepSteering:
-    """Steer ``worker``'s model runner (once; the plugin calls this after the model loads)."""
+def attach(worker: Any) -> StepSteering | None:
+    """Steer ``worker``'s model runner (once; the plugin calls this after the model loads).
+    Best-effort: where steering cannot attach (a pooling model, pipeline parallelism, micro-batching,
+    a model without ``compute_logits`` or decoder layers steerlab can find) the engine runs
+    unsteered, the reason is logged, and admission refuses steered requests with it."""
     runner = worker.model_runner
     steering: StepSteering | None = getattr(runner, "_steerlab", None)
-    if steering is not None:
+    if steering is not None or getattr(runner, "_steerlab_refused", None):
         return steering
-    if not hasattr(runner, "input_batch") or not hasattr(runner, "_model_forward"):
-        raise SteerlabError(f"steerlab steers vLLM's V1 model runner; this worker runs {type(runner).__name__} "
-                            "(set VLLM_USE_V2_MODEL_RUNNER=0)")
-    steering = runner._steerlab = StepSteering(runner, PluginStore())
+    reason = unsteerable_reason(runner.vllm_config) if hasattr(runner, "vllm_config") else None
+    if reason is None and (not hasattr(runner, "input_batch") or not hasattr(runner, "_model_forward")):
+        reason = (f"steerlab steers vLLM's V1 model runner; this worker runs {type(runner).__name__} "
+                  "(set VLLM_USE_V2_MODEL_RUNNER=0)")
+    if reason is None:
+        try:
+            steering = StepSteering(runner, PluginStore())
+        except Exception as e:  # noqa: BLE001 - an engine that cannot steer still serves
+            reason = f"steerlab could not attach to {type(getattr(runner, 'model', None)).__name__}: {e}"
+    if steering is None:
+        runner._steerlab_refused = reason
+        log.warning("steerlab: this engine runs unsteered: %s", reason)
+        return None
+    runner._steerlab = steering
     log.info("steerlab steering attached to %s (%d layers)", type(runner.model).__name__, steering.lm.num_layers)
     return steering
 
@@ -231,8 +248,7 @@ class SteeringWorkerExtension:
 
     def steerlab_attach(self) -> bool:
         """Attach steering now (the plugin does it after the model loads); True once attached."""
-        attach(self)
-        return True
+        return attach(self) is not None
 
     def steerlab_artifacts(self) -> list[str]:
         """Names the worker's store knows (after a re-scan of ``$STEERLAB_ARTIFACTS``)."""
