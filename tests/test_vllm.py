@@ -133,11 +133,13 @@ ENGINE = [  # through VllmEngine, steerlab.generate's contract: SteerLM's LoRA r
 ]
 
 
-def _run_driver(script: str, job: dict[str, Any], work: Path) -> dict[str, Any]:
+def _run_driver(script: str, job: dict[str, Any], work: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run a driver script in the vLLM environment (one process, vLLM's engine in it, unless
+    ``env`` sets ``VLLM_ENABLE_V1_MULTIPROCESSING`` back); its RESULT line as a dict."""
     (work / "job.json").write_text(json.dumps(job))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "HF_HUB_OFFLINE": "1",
            "VLLM_CACHE_ROOT": str(COMPILE_CACHE), "STEERLAB_ARTIFACTS": str(work / "artifacts"),
-           "TOKENIZERS_PARALLELISM": "false"}
+           "TOKENIZERS_PARALLELISM": "false", **(env or {})}
     proc = subprocess.run([str(VLLM_PY), str(ROOT / "tests" / script), str(work / "job.json")],
                           capture_output=True, text=True, env=env, timeout=900, cwd=work)
     lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]

@@ -228,3 +228,74 @@ def test_parallel_blocks_refuse_mlp_and_attn_at_tensor_parallel() -> None:
     assert set(refusals) == {"mlp", "attn"} and "tensor_parallel_size=2" in refusals["mlp"]
     assert site_refusals(_config(model_config__architectures=["CohereForCausalLM"])) == {}
     assert set(site_refusals(_config(model_config__architectures=["BrandNewForCausalLM"]))) == {"block"}
+
+
+# --- a failing step ---------------------------------------------------------------------------
+
+class _FakeCore:
+    """vLLM's engine as VllmServingEngine drives it: the first step raises; requests still inside
+    it then would fail every later step, as the real engine would schedule them again."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, int] = {}
+        self.aborted: list[str] = []
+        self.steps = 0
+
+    def add_request(self, rid: str, prompt: Any, params: Any, lora_request: Any = None) -> None:
+        self.requests[rid] = 0
+
+    def abort_request(self, ids: list[str]) -> None:
+        self.aborted += ids
+        for rid in ids:
+            self.requests.pop(rid, None)
+
+    def step(self) -> list[Any]:
+        self.steps += 1
+        if self.steps == 1 or "r0" in self.requests:  # r0 left inside vLLM would fail every step
+            raise RuntimeError("boom inside the step")
+        out = []
+        for rid in list(self.requests):
+            done = SimpleNamespace(text="x", token_ids=[1], finish_reason="length")
+            out.append(SimpleNamespace(request_id=rid, outputs=[done], finished=True, prompt_token_ids=[1, 2]))
+            del self.requests[rid]
+        return out
+
+
+def test_a_failing_step_fails_its_requests_inside_vllm_and_the_next_step_runs() -> None:
+    from steerlab.generation.jobs import Job, Stream
+    from steerlab.vllm.serving import VllmServingEngine
+
+    core = _FakeCore()
+    engine = VllmServingEngine(SimpleNamespace(llm=SimpleNamespace(llm_engine=core)))  # type: ignore[arg-type]
+    engine.start()
+    try:
+        first = [Stream(Job("a")), Stream(Job("b"))]
+        for i, s in enumerate(first):
+            engine._incoming.put((f"r{i}", s, {}, None, None))
+        engine._wake.set()
+        for s in first:
+            with pytest.raises(SteerlabError, match="the engine step failed: boom"):
+                s.result(timeout=10)
+        assert sorted(core.aborted) == ["r0", "r1"]  # gone from vLLM too, not rescheduled
+        later = Stream(Job("c"))
+        engine._incoming.put(("r2", later, {}, None, None))
+        engine._wake.set()
+        text, done = later.result(timeout=10)
+        assert text == "x" and done.finish_reason == "length"
+    finally:
+        engine.stop()
+
+
+# --- the vLLM internals the plugin touches ----------------------------------------------------
+
+def test_a_moved_internal_is_named() -> None:
+    from steerlab.vllm.contracts import Contract, check_runner, check_static
+
+    assert Contract("json", "dumps", ("obj",)).broken() is None
+    assert "json.nope is gone" in (Contract("json", "nope").broken() or "")
+    assert "no longer takes zzz" in (Contract("json", "dumps", ("obj", "zzz")).broken() or "")
+    with pytest.raises(SteerlabError, match="no_such_module cannot be imported"):
+        check_static([Contract("no_such_module", "x")])
+    runner = SimpleNamespace(input_batch=SimpleNamespace(req_ids=[], num_reqs=0))
+    with pytest.raises(SteerlabError, match="input_batch.num_computed_tokens_cpu"):
+        check_runner(runner)

@@ -31,7 +31,7 @@ import logging
 import os
 from typing import Any
 
-from steerlab.vllm.requests import SERVED, PluginStore, served_from_config, steering_digest
+from steerlab.vllm.requests import SERVED, UNFIT, PluginStore, served_from_config, steering_digest
 
 log = logging.getLogger("steerlab.vllm")
 EXTENSION = "steerlab.vllm.worker.SteeringWorkerExtension"
@@ -49,6 +49,19 @@ def register() -> None:
         log.warning("steerlab: VLLM_USE_AOT_COMPILE=%s is turned off: a restored graph would be bound to an earlier "
                     "run's steering tables and steer nothing", os.environ["VLLM_USE_AOT_COMPILE"])
     os.environ["VLLM_USE_AOT_COMPILE"] = "0"
+    from steerlab.errors import SteerlabError
+    from steerlab.vllm.contracts import check_static
+
+    try:
+        check_static()
+    except SteerlabError as e:  # vLLM runs as if steerlab were not installed; steered requests are refused
+        log.error("steerlab: %s; this engine runs unsteered", e)
+        UNFIT.append(str(e))
+        try:
+            _patch_input_processor()
+        except Exception:  # noqa: BLE001 - not even admission fits: vLLM runs as it is
+            pass
+        return
     _patch_load_model()
     _patch_block_hash()
     _patch_engine_config()

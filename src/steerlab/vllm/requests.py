@@ -186,9 +186,15 @@ class ServedModel:
         return LoadedModel.check_layers(self, layers)  # type: ignore[arg-type]
 
 
+UNFIT: list[str] = []
+"""Set by the plugin where this vLLM release moved an internal it touches (:mod:`steerlab.vllm.contracts`)."""
+
+
 def unsteerable_reason(vllm_config: Any) -> str | None:
     """Why an engine with this config cannot steer at all (None: it can). The worker then does not
     attach, and admission refuses every steered request with this reason."""
+    if UNFIT:
+        return UNFIT[0]
     model = vllm_config.model_config
     if getattr(model, "runner_type", "generate") != "generate":
         return f"this vLLM engine runs a {model.runner_type} model; steerlab steers text generation only"

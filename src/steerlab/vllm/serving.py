@@ -94,12 +94,16 @@ class VllmServingEngine(EngineThread):
             t0 = time.perf_counter()
             try:
                 outputs = core.step()
-            except Exception as e:  # noqa: BLE001 - fail the batch, keep serving
-                for s in self._live.values():
-                    s._emit(Event("error", error=e))
-                self.stats.jobs_failed += len(self._live)
-                self._live.clear()
-                self._counts.clear()
+            except Exception as e:  # noqa: BLE001 - fail the step's requests, keep serving
+                failed = list(self._live)
+                try:  # inside vLLM too, or the next step schedules them again and fails the same way
+                    core.abort_request(failed)
+                except Exception:  # noqa: BLE001 - already gone inside vLLM: nothing left to abort
+                    pass
+                for rid in failed:
+                    self._live.pop(rid)._emit(Event("error", error=SteerlabError(f"the engine step failed: {e}")))
+                    self._counts.pop(rid, None)
+                self.stats.jobs_failed += len(failed)
                 continue
             self.stats.steps += 1
             self.stats.step_seconds += time.perf_counter() - t0

@@ -34,6 +34,7 @@ from steerlab.core.steerer import Application, Prepared, Steerer
 from steerlab.errors import SteerlabError
 from steerlab.models.loading import LoadedModel
 from steerlab.vllm.capacity import Capacity
+from steerlab.vllm.contracts import check_runner
 from steerlab.vllm.conventions import model_convention
 from steerlab.vllm.requests import PluginStore, is_compiled, parse_steering, request_steers, unsteerable_reason
 from steerlab.vllm.rows import RowPlanner, StepTokens
@@ -230,6 +231,7 @@ def attach(worker: Any) -> StepSteering | None:
                   "(set VLLM_USE_V2_MODEL_RUNNER=0)")
     if reason is None:
         try:
+            check_runner(runner)
             steering = StepSteering(runner, PluginStore())
         except Exception as e:  # noqa: BLE001 - an engine that cannot steer still serves
             reason = f"steerlab could not attach to {type(getattr(runner, 'model', None)).__name__}: {e}"
