@@ -90,6 +90,7 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         if arch == "llama":
             refs["many"] = _hf_texts(lm, _many()[:4], store)
             refs["long_ids"] = lm.tokenizer(LONG)["input_ids"]
+            refs["mixed"] = _hf_texts(lm, MIXED, store)
     return {"work": work, "folders": folders, "refs": refs}
 
 
@@ -97,6 +98,9 @@ def _many() -> list[list[Any]]:
     return [[PROMPT, _steer(f"many-{i:02d}")] for i in range(MANY)]
 
 
+MIXED = [[PROMPT, None], [PROMPT, _steer("llama-vec", layers=[1])],
+         ["Today the weather", _steer("llama-vec", -2.0, layers=[1, 2], positions="generated")],
+         ["Today the weather", _steer("many-03", 1.0, operator="ablate")]]
 GOOD = [[PROMPT, None], ["Today the weather", _steer("llama-vec", -2.0, layers=[1])]]
 GEN = _steer("llama-vec", layers=[1, 2], positions="generated")
 OVER = [{"artifact": "llama-vec", "strength": 1.0, "layers": [1], "positions": k} for k in (2, 3, 4, 5)]
@@ -237,3 +241,17 @@ def test_every_vllm_internal_the_plugin_touches_is_where_it_expects() -> None:
     proc = subprocess.run([str(VLLM_PY), "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert int(proc.stdout.strip().splitlines()[-1]) >= 5
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_tensor_parallel_two_equals_steerlab_engine(tiny_world: dict[str, Any]) -> None:
+    """vLLM's CPU build at tensor_parallel_size=2 (two worker processes, each steering its own copy
+    of the all-reduced stream): a mixed steered batch equals steerlab's own engine (and so TP=1)."""
+    engines = [{"model": tiny_world["folders"]["llama"], "kwargs": {**ENGINE, "tensor_parallel_size": 2},
+                "runs": [{"kind": "generate", "items": MIXED}]}]
+    got = _run_driver("vllm_safety_driver.py", {"engines": engines}, tiny_world["work"],
+                      env={"VLLM_ENABLE_V1_MULTIPROCESSING": "1", "VLLM_CPU_OMP_THREADS_BIND": "0|1"})
+    texts = got["engines"][0][0]["texts"]
+    assert texts == tiny_world["refs"]["mixed"]
+    assert len(set(texts)) == len(texts)
