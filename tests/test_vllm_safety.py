@@ -299,3 +299,36 @@ def test_a_moved_internal_is_named() -> None:
     runner = SimpleNamespace(input_batch=SimpleNamespace(req_ids=[], num_reqs=0))
     with pytest.raises(SteerlabError, match="input_batch.num_computed_tokens_cpu"):
         check_runner(runner)
+
+
+# --- the GPU op benchmark's CPU mode ----------------------------------------------------------
+
+def _gpu_bench() -> Any:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_graph_op.py"
+    spec = importlib.util.spec_from_file_location("gpu_graph_op", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_op_benchmark_measures_the_plugins_own_op() -> None:
+    """benchmarks/gpu_graph_op.py's ``lean`` op is the plugin's (SteeringTables.steer, bit for bit on
+    the same tables), its ``factored`` op (the earlier form) computes the same steering, and its tiny
+    CPU mode runs end to end."""
+    bench = _gpu_bench()
+    L, V, T = 3, 9, 16  # noqa: N806
+    ops = bench.Ops(L, H, V, T, artifacts=5, projections=1, dtype=torch.float32, device=torch.device("cpu"))
+    tables = SteeringTables(L, H, Capacity(requests=2, segments=4, tokens=T, sites=("block",)), torch.float32,
+                            torch.device("cpu"))
+    for kind, value in ops.lean_t.items():
+        tables.table("block", kind).copy_(value)
+    tables.token_row.copy_(ops.token_row)
+    h = torch.randn(T, H)
+    for layer in range(L):
+        assert torch.equal(ops.lean(layer, h), tables.steer("block", layer, h))
+        assert torch.allclose(ops.factored(layer, h), ops.lean(layer, h), atol=1e-4)
+    result = bench.measure("tiny", [1, 4], 1, torch.device("cpu"), torch.float32, requests=2)
+    assert set(result["ratio_to_none"]["4"]) == {"none", "factored", "lean"}
