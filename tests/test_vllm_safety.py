@@ -332,3 +332,32 @@ def test_gpu_op_benchmark_measures_the_plugins_own_op() -> None:
         assert torch.allclose(ops.factored(layer, h), ops.lean(layer, h), atol=1e-4)
     result = bench.measure("tiny", [1, 4], 1, torch.device("cpu"), torch.float32, requests=2)
     assert set(result["ratio_to_none"]["4"]) == {"none", "factored", "lean"}
+
+
+def test_a_spec_is_parsed_and_validated_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Admission, the worker and every later request with the same steering share one preparation;
+    another strength or an artifact replaced on disk is prepared anew."""
+    import transformers
+
+    from steerlab.core.steerer import get_steerer
+    from steerlab.models.packaged import PACKAGED, converted_dir
+    from steerlab.service.spec import SteerSpec
+    from steerlab.vllm.requests import PluginStore, ServedModel, request_steers
+
+    folder = converted_dir(PACKAGED["smollm2-135m"])
+    served = ServedModel("smollm2-135m", transformers.AutoConfig.from_pretrained(folder), str(folder))
+    steerer = type(get_steerer("vectors"))
+    calls = {"parse": 0}
+    original = steerer.parse_options
+
+    def counting(self: Any, options: Any) -> Any:
+        calls["parse"] += 1
+        return original(self, options)
+
+    monkeypatch.setattr(steerer, "parse_options", counting)
+    store = PluginStore()
+    for _ in range(10):  # ten requests, each with its own freshly parsed spec objects
+        request_steers([SteerSpec("sentiment-vec", 3.0, {"layers": [9], "positions": "generated"})], store, served)
+    assert calls["parse"] == 1
+    request_steers([SteerSpec("sentiment-vec", 4.0, {"layers": [9], "positions": "generated"})], store, served)
+    assert calls["parse"] == 2

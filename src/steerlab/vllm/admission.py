@@ -13,16 +13,7 @@ import torch
 from vllm.v1.sample.logits_processor import LogitsProcessor
 
 from steerlab.errors import SteerlabError
-from steerlab.vllm.requests import SERVED, PluginStore, parse_steering, request_steers
-
-_STORE: PluginStore | None = None
-
-
-def _store() -> PluginStore:
-    global _STORE
-    if _STORE is None:
-        _STORE = PluginStore()
-    return _STORE
+from steerlab.vllm.requests import SERVED, parse_steering, request_steers, shared_store
 
 
 class SteeringAdmission(LogitsProcessor):
@@ -31,7 +22,7 @@ class SteeringAdmission(LogitsProcessor):
     @classmethod
     def validate_params(cls, sampling_params: Any) -> None:
         try:
-            steers = request_steers(parse_steering(getattr(sampling_params, "extra_args", None)), _store(),
+            steers = request_steers(parse_steering(getattr(sampling_params, "extra_args", None)), shared_store(),
                                     SERVED[-1] if SERVED else None)
             if getattr(sampling_params, "prompt_logprobs", None) is not None and any(
                     s.site_ops is None for s in steers):

@@ -31,7 +31,7 @@ import logging
 import os
 from typing import Any
 
-from steerlab.vllm.requests import SERVED, UNFIT, PluginStore, served_from_config, steering_digest
+from steerlab.vllm.requests import SERVED, UNFIT, served_from_config, shared_store, steering_digest
 
 log = logging.getLogger("steerlab.vllm")
 EXTENSION = "steerlab.vllm.worker.SteeringWorkerExtension"
@@ -131,16 +131,6 @@ def _patch_load_model() -> None:
     Worker.load_model = load_model
 
 
-_STORE: list[PluginStore] = []
-
-
-def _digest_store() -> PluginStore:
-    """The store the scheduler's process resolves artifact names with, for their content hashes."""
-    if not _STORE:
-        _STORE.append(PluginStore())
-    return _STORE[0]
-
-
 def _patch_block_hash() -> None:
     import importlib
 
@@ -157,7 +147,7 @@ def _patch_block_hash() -> None:
             return keys, next_mm
         params = getattr(request, "sampling_params", None)
         digest = steering_digest(getattr(params, "extra_args", None), getattr(request, "num_prompt_tokens", None),
-                                 _digest_store())
+                                 shared_store())
         if digest is None:
             return keys, next_mm
         return (*(keys or ()), ("steerlab", digest)), next_mm

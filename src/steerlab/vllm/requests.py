@@ -10,6 +10,7 @@ import json
 import os
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -90,11 +91,18 @@ class PluginStore:
     (the store keys its cache by the config's modification time). Requests never name a path."""
 
     def __init__(self, directory: str | Path | None = None) -> None:
-        env = os.environ.get(ARTIFACTS_ENV, "")
-        self.directories = [Path(directory)] if directory is not None else [Path(d) for d in env.split(os.pathsep) if d]
+        self._fixed = [Path(directory)] if directory is not None else None
         self._store = ArtifactStore(self._scan(), allow_paths=False)
         self._lock = threading.Lock()
         self._digests: dict[Path, tuple[tuple[Any, ...], str]] = {}
+
+    @property
+    def directories(self) -> list[Path]:
+        """The folders scanned: the one given, else ``$STEERLAB_ARTIFACTS`` as it is now (an engine
+        started later in the process may have added its own folder)."""
+        if self._fixed is not None:
+            return self._fixed
+        return [Path(d) for d in os.environ.get(ARTIFACTS_ENV, "").split(os.pathsep) if d]
 
     def _scan(self) -> dict[str, Path]:
         found: dict[str, Path] = {}
@@ -150,6 +158,17 @@ class PluginStore:
 def _stat(p: Path) -> tuple[int, int, int]:
     st = p.stat()
     return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+_SHARED: list[PluginStore] = []
+
+
+def shared_store() -> PluginStore:
+    """The process's one store: admission, the prefix-cache key and the worker resolve names (and
+    cache what they prepared) through it."""
+    if not _SHARED:
+        _SHARED.append(PluginStore())
+    return _SHARED[0]
 
 
 @dataclass
@@ -279,8 +298,34 @@ class RequestSteer:
     site_ops: list[SiteOp] | None
 
 
+_PREPARED: OrderedDict[tuple[Any, ...], tuple[list[Any], list[RequestSteer]]] = OrderedDict()
+_PREPARED_MAX = 1024
+_PREPARED_LOCK = threading.Lock()
+
+
 def request_steers(specs: list[SteerSpec], store: PluginStore, served: Any = None, *,
                    compiled: bool | None = None) -> list[RequestSteer]:
+    """:func:`prepare_request_steers`, once per distinct steering, artifact version and served model
+    in a process: admission, the worker and every later request with the same steering reuse it
+    (an artifact reloaded from disk is a new object, so a new entry). Refusals are not cached."""
+    arts = [store.get(s.artifact) for s in specs]
+    key = (tuple((s.artifact, float(s.strength), json.dumps(dict(s.options), sort_keys=True, default=repr))
+                 for s in specs), tuple(id(a) for a in arts), id(served), compiled)
+    with _PREPARED_LOCK:
+        hit = _PREPARED.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], [*arts, served])):
+            _PREPARED.move_to_end(key)
+            return list(hit[1])
+    out = prepare_request_steers(specs, store, served, compiled=compiled)
+    with _PREPARED_LOCK:
+        _PREPARED[key] = ([*arts, served], out)  # held, so the ids in the key stay theirs
+        while len(_PREPARED) > _PREPARED_MAX:
+            _PREPARED.popitem(last=False)
+    return list(out)
+
+
+def prepare_request_steers(specs: list[SteerSpec], store: PluginStore, served: Any = None, *,
+                           compiled: bool | None = None) -> list[RequestSteer]:
     """Steers for one request, checked: known artifacts, a method that runs inside vLLM (steering
     through hooks alone), valid options, and — given ``served`` (a :class:`ServedModel` or the
     worker's model view) — each steerer's own check of the artifact against the served model,

@@ -36,7 +36,14 @@ from steerlab.models.loading import LoadedModel
 from steerlab.vllm.capacity import Capacity
 from steerlab.vllm.contracts import check_runner
 from steerlab.vllm.conventions import model_convention
-from steerlab.vllm.requests import PluginStore, is_compiled, parse_steering, request_steers, unsteerable_reason
+from steerlab.vllm.requests import (
+    PluginStore,
+    is_compiled,
+    parse_steering,
+    request_steers,
+    shared_store,
+    unsteerable_reason,
+)
 from steerlab.vllm.rows import RowPlanner, StepTokens
 from steerlab.vllm.tables import SteeringTables, wrap_sites
 from steerlab.vllm.view import VllmHookSet, VllmView, loaded_view
@@ -232,7 +239,7 @@ def attach(worker: Any) -> StepSteering | None:
     if reason is None:
         try:
             check_runner(runner)
-            steering = StepSteering(runner, PluginStore())
+            steering = StepSteering(runner, shared_store())
         except Exception as e:  # noqa: BLE001 - an engine that cannot steer still serves
             reason = f"steerlab could not attach to {type(getattr(runner, 'model', None)).__name__}: {e}"
     if steering is None:
@@ -255,5 +262,5 @@ class SteeringWorkerExtension:
     def steerlab_artifacts(self) -> list[str]:
         """Names the worker's store knows (after a re-scan of ``$STEERLAB_ARTIFACTS``)."""
         steering: StepSteering | None = getattr(self.model_runner, "_steerlab", None)  # type: ignore[attr-defined]
-        store = steering.store if steering is not None else PluginStore()
+        store = steering.store if steering is not None else shared_store()
         return store.names()
