@@ -9,6 +9,7 @@ process layout (the engine core in its own process).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -255,3 +256,59 @@ def test_tensor_parallel_two_equals_steerlab_engine(tiny_world: dict[str, Any]) 
     texts = got["engines"][0][0]["texts"]
     assert texts == tiny_world["refs"]["mixed"]
     assert len(set(texts)) == len(texts)
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_a_pooling_model_runs_as_without_steerlab(tiny_world: dict[str, Any]) -> None:
+    """A tiny BERT embedding model with the plugin installed: the same embeddings as with vLLM's
+    plugins off (``VLLM_PLUGINS=none``); the plugin does not attach."""
+    import transformers as tf
+
+    folder = tiny_world["work"] / "bert"
+    if not folder.exists():
+        tok = tf.AutoTokenizer.from_pretrained(tiny_world["folders"]["llama"])
+        config = tf.BertConfig(vocab_size=len(tok), hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
+                               intermediate_size=256, max_position_embeddings=512, pad_token_id=0)
+        torch.manual_seed(0)
+        tf.BertModel(config).save_pretrained(folder, safe_serialization=True)
+        tok.save_pretrained(folder)
+    job = {"engines": [{"model": str(folder), "kwargs": {"runner": "pooling", "enforce_eager": True,
+                                                         "max_model_len": 256, "kv_cache_memory_bytes": 1 << 27},
+                        "runs": [{"kind": "embed", "prompts": [PROMPT, "Today the weather"]}]}]}
+    got = [_run_driver("vllm_safety_driver.py", job, tiny_world["work"], env=env)["engines"][0][0]["embeddings"]
+           for env in ({}, {"VLLM_PLUGINS": "none"})]
+    assert got[0] == got[1] and len(got[0][0]) == 128
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_prompt_logprobs_beside_an_lm_steer_steer_is_refused_at_admission() -> None:
+    """vLLM's admission hook, as every frontend calls it: LM-Steer steers the sampled rows only, so
+    prompt logprobs beside it are refused; beside a vector they are fine."""
+    import subprocess
+
+    from tests.test_vllm import VLLM_PY
+
+    code = """
+import transformers
+from types import SimpleNamespace
+from steerlab.models.packaged import PACKAGED, converted_dir
+from steerlab.vllm.admission import SteeringAdmission
+from steerlab.vllm.requests import SERVED, ServedModel
+folder = converted_dir(PACKAGED["smollm2-135m"])
+SERVED.append(ServedModel("smol", transformers.AutoConfig.from_pretrained(folder), str(folder)))
+vec = SimpleNamespace(extra_args={"steering": [{"artifact": "sentiment-vec", "strength": 2, "layers": [9]}]},
+                      prompt_logprobs=1)
+SteeringAdmission.validate_params(vec)
+head = SimpleNamespace(extra_args={"steering": [{"artifact": "lmsteer-sentiment", "strength": 2}]}, prompt_logprobs=1)
+try:
+    SteeringAdmission.validate_params(head)
+    print("ADMITTED")
+except ValueError as e:
+    print("REFUSED", e)
+"""
+    proc = subprocess.run([str(VLLM_PY), "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "REFUSED steering: prompt_logprobs" in proc.stdout

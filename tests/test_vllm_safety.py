@@ -361,3 +361,52 @@ def test_a_spec_is_parsed_and_validated_once_per_process(monkeypatch: pytest.Mon
     assert calls["parse"] == 1
     request_steers([SteerSpec("sentiment-vec", 4.0, {"layers": [9], "positions": "generated"})], store, served)
     assert calls["parse"] == 2
+
+
+# --- attaching is best-effort -----------------------------------------------------------------
+
+class _PPMissingLayer(nn.Module):
+    """What vLLM puts where a pipeline-parallel rank holds no module."""
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return args[0] if args else next(iter(kwargs.values()))
+
+
+@pytest.mark.parametrize("setting,value,words", [
+    ("parallel_config__pipeline_parallel_size", 2, "pipeline parallel"),
+    ("model_config__runner_type", "pooling", "pooling model"),
+])
+def test_a_worker_that_cannot_steer_runs_unsteered_and_untouched(setting: str, value: Any, words: str) -> None:
+    """A later pipeline-parallel rank (its embedding a PPMissingLayer) or a pooling model: the plugin
+    does not attach, leaves the runner's forward and the model as they were, and says why."""
+    from steerlab.vllm.worker import attach
+
+    model = nn.Module()
+    model.model = nn.Module()
+    model.model.embed_tokens = _PPMissingLayer()
+    model.model.layers = nn.ModuleList([nn.Linear(H, H)])
+    model.compute_logits = lambda h: h
+
+    def forward(*args: Any, **kwargs: Any) -> str:
+        return "vllm's own"
+
+    runner = SimpleNamespace(model=model, vllm_config=_config(**{setting: value}), input_batch=SimpleNamespace(),
+                             _model_forward=forward)
+    assert attach(SimpleNamespace(model_runner=runner)) is None
+    assert words in runner._steerlab_refused
+    assert runner._model_forward is forward and not hasattr(runner, "_steerlab")
+    assert attach(SimpleNamespace(model_runner=runner)) is None  # once: not tried again
+
+
+def test_an_attach_that_fails_leaves_the_engine_serving() -> None:
+    """A runner without the arrays steering reads (a vLLM release that moved them): refused with
+    what moved, the forward untouched."""
+    from steerlab.vllm.worker import attach
+
+    def forward(*args: Any, **kwargs: Any) -> str:
+        return "vllm's own"
+
+    runner = SimpleNamespace(model=nn.Linear(2, 2), vllm_config=_config(), input_batch=SimpleNamespace(),
+                             _model_forward=forward)
+    assert attach(SimpleNamespace(model_runner=runner)) is None
+    assert "input_batch.req_ids" in runner._steerlab_refused and runner._model_forward is forward

@@ -19,6 +19,7 @@ Engines are built one after another in this process (each deleted before the nex
   ``{"ids": [...]}`` or ``{"error": message}``;
 - ``{"kind": "replay", "engine": E, "run": R, "field": F, "steering": S, "max_tokens": N}``: generate
   from the token ids an earlier engine's run returned in ``F``. Result: ``{"ids": [...]}``;
+- ``{"kind": "embed", "prompts": [...]}``: a pooling engine's embeddings. Result: ``{"embeddings": [[...], ...]}``;
 - ``{"kind": "env", "names": [...]}``: those environment variables as this process sees them now.
 """
 
@@ -46,7 +47,7 @@ def main() -> None:
     out: list[list[Any]] = []
     for spec in job["engines"]:
         llm = LLM(model=spec["model"], dtype="float32", seed=0, **spec.get("kwargs", {}))
-        engine = llm.llm_engine
+        engine = llm.llm_engine if spec.get("kwargs", {}).get("runner") != "pooling" else None
         results: list[Any] = []
         for run in spec["runs"]:
             kind, n = run["kind"], run.get("max_tokens", 8)
@@ -96,6 +97,9 @@ def main() -> None:
                 prompt = out[run["engine"]][run["run"]][run["field"]]
                 o = llm.generate([_prompt(prompt)], [params(run["steering"], n)], use_tqdm=False)[0]
                 results.append({"ids": list(o.outputs[0].token_ids)})
+            elif kind == "embed":
+                outs = llm.embed(run["prompts"], use_tqdm=False)
+                results.append({"embeddings": [list(map(float, o.outputs.embedding)) for o in outs]})
             elif kind == "env":
                 results.append({k: os.environ.get(k) for k in run["names"]})
             else:
