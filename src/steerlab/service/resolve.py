@@ -103,7 +103,7 @@ class ArtifactStore:
         return self._load(path)
 
     def _load(self, path: Path) -> Artifact:
-        stamp = _stamp(path)
+        stamp = artifact_stamp(path)
         with self._lock:
             hit = self._cache.get(path.resolve())
         if hit is not None and hit[0] == stamp:
@@ -114,7 +114,7 @@ class ArtifactStore:
         return art
 
 
-def _stamp(path: Path) -> tuple[Any, ...]:
+def artifact_stamp(path: Path) -> tuple[Any, ...]:
     """What a cached artifact is valid for: every file's name, size, modification time and inode
     (a folder replaced by a copy keeps the copied files' times, but not their inodes)."""
     if not path.is_dir():

@@ -94,10 +94,11 @@ FIRST_MODELS = frozenset({
 """vLLM model classes whose decoder layers are ``first`` layers."""
 
 
-PARALLEL_BLOCKS = frozenset({"CohereDecoderLayer", "Cohere2MoeDecoderLayer", "CohereCompassDecoderLayer",
-                             "GPTJBlock"})
-"""Layers whose attention and MLP outputs are all-reduced together at tensor parallel > 1, so each
-rank's ``mlp`` / ``attn`` output is a partial sum: a vector added there would be added once per rank."""
+PARALLEL_MODELS = frozenset({"CohereForCausalLM", "Cohere2MoeForCausalLM", "EagleCohereForCausalLM",
+                             "GPTJForCausalLM"})
+"""Model classes whose layers add attention and MLP outputs in one parallel block, all-reduced
+together at tensor parallel > 1, so each rank's ``mlp`` / ``attn`` output is a partial sum: a vector
+added there would be added once per rank."""
 
 
 def model_convention(model_cls: type) -> Convention | None:
@@ -109,6 +110,11 @@ def model_convention(model_cls: type) -> Convention | None:
         if klass.__name__ in FIRST_MODELS:
             return "first"
     return None
+
+
+def parallel_block(model_cls: type) -> bool:
+    """Whether a vLLM model class (or its nearest listed base) is in :data:`PARALLEL_MODELS`."""
+    return any(klass.__name__ in PARALLEL_MODELS for klass in model_cls.__mro__)
 
 
 def unknown_block(model_name: str) -> str:

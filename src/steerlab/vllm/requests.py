@@ -23,7 +23,7 @@ from steerlab.core.site_ops import SiteOp
 from steerlab.core.steerer import Prepared, Steer, get_steerer
 from steerlab.errors import SteerlabError
 from steerlab.models.loading import LoadedModel
-from steerlab.service.resolve import ArtifactStore
+from steerlab.service.resolve import ArtifactStore, artifact_stamp
 from steerlab.service.spec import SteerSpec
 
 STEERING_KEY = "steering"
@@ -137,27 +137,21 @@ class PluginStore:
         if name not in self._store.names():
             self.refresh()
         path = self._store.path(name)
-        files = sorted(p for p in path.rglob("*") if p.is_file())
-        stamp = tuple((str(p.relative_to(path)), *_stat(p)) for p in files)
+        stamp = artifact_stamp(path)  # (relative name, size, mtime, inode) per file, sorted
         with self._lock:
             hit = self._digests.get(path)
         if hit is not None and hit[0] == stamp:
             return hit[1]
         h = hashlib.sha256()
-        for p in files:
-            h.update(str(p.relative_to(path)).encode() + b"\0")
-            with open(p, "rb") as f:
+        for rel, *_ in stamp:
+            h.update(rel.encode() + b"\0")
+            with open(path / rel, "rb") as f:
                 for chunk in iter(lambda: f.read(1 << 20), b""):
                     h.update(chunk)
         value = h.hexdigest()[:32]
         with self._lock:
             self._digests[path] = (stamp, value)
         return value
-
-
-def _stat(p: Path) -> tuple[int, int, int]:
-    st = p.stat()
-    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 _SHARED: list[PluginStore] = []
@@ -185,7 +179,6 @@ class ServedModel:
     unsteerable: str | None = None  # why this engine steers nothing (every steered request is refused)
     site_refusals: dict[str, str] = field(default_factory=dict)  # site -> why it cannot be steered here
     speculative: bool = False  # speculative decoding: position rules and head hooks are refused
-    tensor_parallel: int = 1
 
     @property
     def num_layers(self) -> int:
@@ -248,7 +241,7 @@ def site_refusals(vllm_config: Any) -> dict[str, str]:
     """Sites this model cannot be steered at, with the reason: ``block`` where vLLM's decoder
     layers follow a convention steerlab does not know (:mod:`steerlab.vllm.conventions`); ``mlp``
     and ``attn`` on parallel blocks at tensor parallel > 1 (each rank holds a partial sum there)."""
-    from steerlab.vllm.conventions import PARALLEL_BLOCKS, model_convention, unknown_block
+    from steerlab.vllm.conventions import model_convention, parallel_block, unknown_block
 
     model_cls = _model_class(vllm_config)
     if model_cls is None:
@@ -258,8 +251,7 @@ def site_refusals(vllm_config: Any) -> dict[str, str]:
     if model_convention(model_cls) is None:
         out["block"] = unknown_block(model_cls.__name__)
     tp = int(getattr(vllm_config.parallel_config, "tensor_parallel_size", 1) or 1)
-    parallel = {n.replace("DecoderLayer", "").replace("Block", "") for n in PARALLEL_BLOCKS}
-    if tp > 1 and any(p and model_cls.__name__.startswith(p) for p in parallel):
+    if tp > 1 and parallel_block(model_cls):
         for site in ("mlp", "attn"):
             out[site] = (f"{model_cls.__name__} adds attention and MLP in one parallel block, reduced together across "
                          f"tensor-parallel ranks (tensor_parallel_size={tp}); steer site 'block'")
@@ -278,8 +270,7 @@ def served_from_config(vllm_config: Any) -> ServedModel:
     reason = unsteerable_reason(vllm_config)
     return ServedModel(name, model.hf_text_config, str(model.model), compiled=is_compiled(vllm_config),
                        unsteerable=reason, site_refusals={} if reason else site_refusals(vllm_config),
-                       speculative=vllm_config.speculative_config is not None,
-                       tensor_parallel=int(getattr(vllm_config.parallel_config, "tensor_parallel_size", 1) or 1))
+                       speculative=vllm_config.speculative_config is not None)
 
 
 def is_compiled(config: Any) -> bool:
