@@ -3,13 +3,15 @@ row builder, the engine's admission, prefill and every re-install as rows join a
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from typing import Any
 
 import pytest
+import torch
 
 import steerlab
-from steerlab.core.steerer import Steerer
+from steerlab.core.steerer import Steerer, get_steerer
 from steerlab.generation.engine import Engine
 from steerlab.methods.steerlm.schema import AttributeSchema
 from steerlab.methods.steerlm.sft import train_sft
@@ -76,3 +78,29 @@ def test_generate_parses_each_distinct_steer_once(tiny_llama, counts) -> None:
     steerlab.generate(tiny_llama, ["a", "b", "c", "d", "e"], [steer, None, steer, steer, None],
                       max_new_tokens=3, batch_size=2, progress=False)  # three batches
     assert counts == {"parse": 1, "validate": 1}
+
+
+def test_steers_prepared_apart_with_equal_options_share_one_application(tiny_llama) -> None:
+    """Each request prepares its own steer; rows of one artifact with equal options must still be one
+    application (a method's hooks run once per step, not once per distinct strength), with each
+    row's own strength, and the steered logits equal those of one shared steer at those strengths."""
+    from steerlab.core.plan import plan
+
+    lm = tiny_llama
+    vec = steerlab.extract(lm, PAIRS, layers=[1, 2])
+    steerer = get_steerer(vec.method)
+    rows = [[steerer.prepare(lm, steerlab.Steer(vec, s, {"layers": [1]}))] for s in (1.0, 2.0, -3.0)]
+    rows.append([steerer.prepare(lm, steerlab.Steer(vec, 5.0, {"layers": [2]}))])  # other options
+    rows.append([])
+    planned = plan(rows)
+    assert len(planned) == 2
+    assert planned[0][1].strengths.tolist() == [1.0, 2.0, -3.0, 0.0, 0.0]
+    assert planned[1][1].strengths.tolist() == [0.0, 0.0, 0.0, 5.0, 0.0]
+    ids = lm.tokenizer(["The movie was"] * 5, return_tensors="pt").input_ids
+    with steerlab.patch(lm, rows, batch_size=5):
+        grouped = lm.model(ids).logits
+    shared = steerlab.Steer(vec, 1.0, {"layers": [1]})
+    one = [[dataclasses.replace(shared, strength=s)] for s in (1.0, 2.0, -3.0)]
+    with steerlab.patch(lm, [*one, [steerlab.Steer(vec, 5.0, {"layers": [2]})], None], batch_size=5):
+        plain = lm.model(ids).logits
+    torch.testing.assert_close(grouped, plain, rtol=0, atol=0)

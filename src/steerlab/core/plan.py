@@ -100,6 +100,16 @@ def route_options(artifacts: Sequence[Artifact], options: Mapping[str, Any]) -> 
     return routed
 
 
+def _options_key(options: Any) -> Any:
+    """Options compared by value where their text says all of them (a method's options dataclass of
+    plain values), else by identity (a tensor's text is abridged, so two tensors could print alike)."""
+    if dataclasses.is_dataclass(options):
+        text = repr(options)
+        if "tensor(" not in text and " object at 0x" not in text:
+            return ("r", type(options), text)
+    return ("i", id(options))
+
+
 def plan(rows: Sequence[Sequence[RowEntry]]) -> list[tuple[Steerer[Any, Any], Application]]:
     """Group per-row steers into one :class:`Application` per distinct (artifact, options).
 
@@ -112,7 +122,10 @@ def plan(rows: Sequence[Sequence[RowEntry]]) -> list[tuple[Steerer[Any, Any], Ap
     for b, entries in enumerate(rows):
         for entry in entries:
             if isinstance(entry, Prepared):
-                key: tuple[Any, ...] = ("p", id(entry.artifact), id(entry.options))
+                # steers prepared apart (one per request, say) with equal options share one
+                # application: a method's hooks then run once per step, not once per strength
+                key: tuple[Any, ...] = ("p", id(entry.artifact), entry.model_id, entry.allow_mismatch,
+                                        _options_key(entry.options))
                 steerer, strength = entry.steerer, entry.strength
             else:
                 key = ("s", id(entry.artifact), repr(sorted(entry.options.items())))

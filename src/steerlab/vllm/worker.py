@@ -9,33 +9,29 @@ loads — before vLLM compiles it or captures CUDA graphs — steering attaches 
   position rule) run there: a request's rows are written when it joins, and before each forward
   ``_model_forward`` writes each token's row from the runner's host arrays. The same path runs in
   eager mode, so both modes give the same results.
-- **At the head**: methods whose hooks act on the LM head alone (LM-Steer) keep hooks on
-  ``compute_logits``, which vLLM runs outside the compiled graph; their strengths are spread per
-  request (``query_start_loc`` gives each one's tokens) and the hooks are kept across the decode
-  steps of an unchanged batch. In eager mode any other hook method runs the same way; in compiled
-  mode it is refused at admission (its hooks would not run).
+- **As hooks** (:mod:`steerlab.vllm.hookpath`): methods whose hooks act on the LM head alone
+  (LM-Steer) run in ``compute_logits``, outside the compiled graph; in eager mode any other hook
+  method runs the same way (in compiled mode it is refused at admission: its hooks would not run).
+
+:class:`StepSteering` is the step driver between the two: it tells which requests joined, left or
+were resubmitted, and writes each token's table row before vLLM's forward.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from steerlab.core.apply import install_planned
-from steerlab.core.plan import plan
-from steerlab.core.positions import PositionTracker
-from steerlab.core.steerer import Application, Prepared, Steerer
-from steerlab.errors import SteerlabError
+from steerlab.core.steerer import Prepared
 from steerlab.models.loading import LoadedModel
 from steerlab.vllm.capacity import Capacity
 from steerlab.vllm.contracts import check_runner
 from steerlab.vllm.conventions import model_convention
+from steerlab.vllm.hookpath import HookPath
 from steerlab.vllm.requests import (
     PluginStore,
     is_compiled,
@@ -46,21 +42,23 @@ from steerlab.vllm.requests import (
 )
 from steerlab.vllm.rows import RowPlanner, StepTokens
 from steerlab.vllm.tables import SteeringTables, wrap_sites
-from steerlab.vllm.view import VllmHookSet, VllmView, loaded_view
+from steerlab.vllm.view import VllmView, loaded_view
 
 log = logging.getLogger("steerlab.vllm")
 
 
 class StepSteering:
-    """Per-step steering for one model runner (see the module docstring)."""
+    """The step driver of one model runner: before each forward, the batch's requests are joined
+    (their site ops written to the tables, their hook steers handed to the :class:`HookPath`) or
+    left, and each token's table row is written from the runner's host arrays."""
 
     def __init__(self, runner: Any, store: PluginStore) -> None:
         self.runner = runner
         self.store = store
         model = runner.model
         self._forward = runner._model_forward
-        self._compute_logits = model.compute_logits
-        self.view = VllmView(model, self._compute_logits)
+        compute_logits = model.compute_logits
+        self.view = VllmView(model, compute_logits)
         config = runner.vllm_config.model_config
         self.lm: LoadedModel = loaded_view(self.view, str(config.served_model_name or config.model), str(config.model))
         self.compiled = is_compiled(runner.vllm_config)
@@ -69,16 +67,11 @@ class StepSteering:
         self.tables = SteeringTables(self.lm.num_layers, self.lm.hidden_size, cap, dtype, self.lm.device)
         wrap_sites(self.tables, self.lm.site_module, self.lm.num_layers, model_convention(type(model)))
         self.rows = RowPlanner(self.tables)
+        self.hooks = HookPath(self.lm, self.view.lm_head, compute_logits, self.tables.conventions)
         self._steers: dict[str, list[Prepared]] = {}  # request id -> its hook steers (prepared once)
         self._states: dict[str, Any] = {}  # request id -> the runner's request state its steers came from
-        self._last: tuple[list[tuple[Steerer, Application]], Tensor, Tensor] | None = None
-        self._plan: tuple[tuple[str, ...], list[tuple[Steerer, Application]], Tensor] | None = None
-        # (request ids, their plan, prompt lengths): decode steps repeat the same batch, so the
-        # grouping and option parsing are reused until a request joins or leaves
-        self._kept: tuple[tuple[str, ...], VllmHookSet, PositionTracker] | None = None
-        # hooks planned per request, kept across decode steps of the same batch
         runner._model_forward = self.forward
-        model.compute_logits = self.logits
+        model.compute_logits = self.hooks.logits
 
     def steers_of(self, req_id: str) -> list[Prepared]:
         """The request's hook steers; its site-op steers are written into the graph tables here,
@@ -100,127 +93,29 @@ class StepSteering:
             self._states[req_id] = state  # held, so identity tells a resubmitted id apart
         return hit
 
-    def _batch(self) -> tuple[list[str], np.ndarray]:
-        batch = self.runner.input_batch
-        n = batch.num_reqs
-        ids = list(batch.req_ids[:n])
-        qsl = np.asarray(self.runner.query_start_loc.np[: n + 1], dtype=np.int64)
-        return ids, qsl
-
-    def _fill_rows(self, ids: list[str], qsl: np.ndarray, positions: Tensor | None) -> None:
-        """Each token's table row for this step, from the runner's host arrays (no device sync)."""
-        computed = self.runner.input_batch.num_computed_tokens_cpu[: len(ids)]  # (R,)
-        padded = int(positions.shape[0]) if positions is not None else None
-        self.rows.fill(StepTokens.from_runner(ids, qsl, np.asarray(computed, dtype=np.int64), padded))
-
-    def _drop_kept(self) -> None:
-        if self._kept is not None:
-            self._kept[1].remove()
-            self._kept = None
-
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        self._last = None
-        ids, qsl = self._batch()
-        if not ids:
-            self._drop_kept()
-            self.rows.fill(StepTokens((), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0))
-            return self._forward(*args, **kwargs)
+        """vLLM's ``_model_forward`` for this step's batch, steered."""
+        batch = self.runner.input_batch
+        ids = list(batch.req_ids[: batch.num_reqs])
+        qsl = np.asarray(self.runner.query_start_loc.np[: len(ids) + 1], dtype=np.int64)  # (R+1,)
+        positions: Tensor | None = kwargs.get("positions")  # (T,) absolute position of each token
         key = tuple(ids)
         # vLLM lets a client abort a request and submit a new one under the same id: the runner then
         # holds a new request state, and the old one's steering must not carry over
         reused = [r for r in ids if r in self._states and self.runner.requests.get(r) is not self._states[r]]
-        if self._plan is None or self._plan[0] != key or reused:
-            self._drop_kept()
+        if self.hooks.batch != key or reused:
             live = set(ids) - set(reused)
             for gone in [r for r in self._steers if r not in live]:
                 self._states.pop(gone, None)
                 del self._steers[gone]
                 self.rows.leave(gone)
-            rows = [self.steers_of(r) for r in ids]
-            prompt_lens = torch.tensor([self.runner.requests[r].num_prompt_tokens for r in ids])  # (R,)
-            self._plan = (key, plan(rows) if any(rows) else [], prompt_lens)  # strengths per request (R,)
-        _, planned, prompt_len = self._plan
-        self._fill_rows(ids, qsl, kwargs.get("positions"))
-        if not planned:
-            return self._forward(*args, **kwargs)
-        positions: Tensor = kwargs["positions"]  # (T,) absolute position of each token (T may be padded)
-        if positions.shape[0] == len(ids) and int(qsl[-1]) == len(ids):  # a decode step: token i = request i
-            if self._kept is not None and self._kept[1].owner != threading.get_ident():
-                self._drop_kept()  # hooks act only in the thread that installed them
-            if self._kept is None:
-                tracker = PositionTracker()
-                tracker.prompt_len = prompt_len
-                tracker.index = positions[:, None]
-                hooks = self._install(planned, tracker)
-                self._kept = (key, hooks, tracker)
-            _, hooks, tracker = self._kept
-            tracker.index = positions[:, None].to(self.lm.device)  # (R, 1)
-            hooks.active = True
-            try:
-                return self._forward(*args, **kwargs)
-            finally:
-                hooks.active = False
-        self._drop_kept()
-        counts = torch.from_numpy(np.diff(qsl))  # (R,) tokens of each request this step
-        token_req = torch.repeat_interleave(torch.arange(len(ids)), counts)  # (T_real,)
-        last = torch.from_numpy(qsl[1:] - 1)  # (R,) each request's last token this step
-        self._last = (planned, positions[last].cpu(), prompt_len)
-        pad = positions.shape[0] - token_req.shape[0]
-        token_planned = [(s, Application(a.artifact, a.options, _pad(a.strengths[token_req], pad)))
-                         for s, a in planned]
-        tracker = PositionTracker()
-        tracker.index = _pad(positions[: token_req.shape[0]].cpu(), pad, -1)[:, None]  # (T, 1)
-        tracker.prompt_len = _pad(prompt_len[token_req], pad)  # (T,)
-        hooks = self._install(token_planned, tracker)
-        try:
-            return self._forward(*args, **kwargs)
-        finally:
-            hooks.remove()
-
-    def logits(self, hidden: Tensor) -> Any:
-        """``compute_logits`` with each sampled row steered by its request (see the docstring)."""
-        if self._kept is not None and self._plan is not None and self._kept[0] == self._plan[0]:
-            kept = self._kept[1]  # the decode step's own hooks: its rows are the requests
-            if hidden.shape[0] != len(self._kept[0]):
-                raise SteerlabError("steering inside vLLM samples one row per request; speculative decoding "
-                                    f"({hidden.shape[0]} rows for {len(self._kept[0])} requests) is not supported")
-            kept.active = True
-            try:
-                return self.view.lm_head(hidden)
-            finally:
-                kept.active = False
-        if self._last is None:
-            return self._compute_logits(hidden)
-        planned, positions, prompt_len = self._last
-        if hidden.shape[0] != positions.shape[0]:
-            raise SteerlabError("steering inside vLLM samples one row per request; speculative decoding "
-                                f"({hidden.shape[0]} rows for {positions.shape[0]} requests) is not supported")
-        tracker = PositionTracker()
-        tracker.index = positions[:, None]  # (R, 1)
-        tracker.prompt_len = prompt_len
-        hooks = self._install(planned, tracker)
-        try:
-            return self.view.lm_head(hidden)
-        finally:
-            hooks.remove()
-
-    def _install(self, planned: Sequence[tuple[Steerer, Application]], tracker: PositionTracker) -> VllmHookSet:
-        device = self.lm.device
-        if tracker.index is not None:
-            tracker.index = tracker.index.to(device)
-        if tracker.prompt_len is not None:
-            tracker.prompt_len = tracker.prompt_len.to(device)
-        hooks = VllmHookSet(self.lm.layers, self.tables.conventions)
-        try:
-            install_planned(self.lm, planned, hooks, tracker)
-        except BaseException:
-            hooks.remove()
-            raise
-        return hooks
-
-
-def _pad(x: Tensor, n: int, value: float = 0) -> Tensor:
-    return torch.cat([x, x.new_full((n,), value)]) if n > 0 else x
+            steers = [self.steers_of(r) for r in ids]
+            prompt_len = torch.tensor([self.runner.requests[r].num_prompt_tokens for r in ids], dtype=torch.long)
+            self.hooks.replan(key, steers, prompt_len)  # (R,) prompt lengths
+        computed = np.asarray(batch.num_computed_tokens_cpu[: len(ids)], dtype=np.int64)  # (R,)
+        padded = int(positions.shape[0]) if positions is not None else None
+        self.rows.fill(StepTokens.from_runner(ids, qsl, computed, padded))  # no device sync
+        return self.hooks.forward(lambda: self._forward(*args, **kwargs), qsl, positions)
 
 
 def attach(worker: Any) -> StepSteering | None:
