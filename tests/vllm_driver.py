@@ -85,11 +85,11 @@ def serve(engine: Any, model: str, bodies: list[dict[str, Any]], max_tokens: int
         return []
     from fastapi.testclient import TestClient
 
-    from steerlab.models.loading import load_model
+    from steerlab.models.weightless import load_weightless
     from steerlab.server import create_app
     from steerlab.vllm.serving import VllmServingEngine
 
-    app = create_app(load_model(model), engine=VllmServingEngine(engine))
+    app = create_app(load_weightless(model), engine=VllmServingEngine(engine))  # as serve --engine vllm
     out: list[Any] = []
     with TestClient(app) as client:
         for body in bodies:

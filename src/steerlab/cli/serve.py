@@ -71,15 +71,20 @@ def serve(
     from steerlab.server.lifecycle import bind, graceful_server
 
     sock = bind(host, port)  # a port in use is reported now, not after the model has loaded
-    lm = load(model)
     gen_engine = None
     if engine == "vllm":
+        from steerlab.models.weightless import load_weightless
+
+        lm = load_weightless(model)  # vLLM holds the weights; steerlab formats, tokenises and checks
+
         from steerlab.vllm.engine import VllmEngine
         from steerlab.vllm.serving import VllmServingEngine
 
         with console.status("starting vLLM"):
             gen_engine = VllmServingEngine(VllmEngine(model, dtype="float32", enable_lora=True, max_num_seqs=max_batch,
                                                       enforce_eager=vllm_eager or None), max_queue=max_queue)
+    else:
+        lm = load(model)
     app = create_app(lm, config=config, store=store, engine=gen_engine)
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         console.print("[yellow]warning: listening beyond this machine without --api-key[/yellow]")

@@ -85,6 +85,7 @@ class Engine(EngineThread):
     def __init__(self, lm: LoadedModel, *, max_batch: int = 32, max_queue: int = 256,
                  allow_mismatch: bool = False) -> None:
         super().__init__()
+        lm.require_weights("steerlab's own engine")
         self.lm = lm
         self.max_batch = positive_int("max_batch", max_batch)
         self.max_queue = positive_int("max_queue", max_queue)

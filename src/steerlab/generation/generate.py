@@ -96,6 +96,7 @@ def generate(
         raise SteerlabError("guidance_reference (--guidance-attr) needs guidance != 1 (1 = no guidance)")
     if guidance_reference is not None and reference is not None:
         raise SteerlabError("give guidance_reference (attributes) or reference (steering), not both")
+    lm.require_weights("generate()")
     with lm.lock:  # one generation at a time on a shared model (hooks are per thread too)
         return _generate(lm, prompt_list, steering, single=single, batch_size=batch_size,
                          max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,

@@ -149,5 +149,8 @@ def _user_text(item: Input) -> str:
 def _soft_prompt(lm: LoadedModel, prompt: str, steering: Sequence[Prepared]) -> Tensor | None:
     """The row's soft prompt (k, hidden): its steers' soft prompts for the user's ``prompt``, in
     steering order, concatenated; None where no steer makes one."""
+    for p in steering:
+        if p.steerer.makes_soft_prompts:
+            lm.require_weights(f"{p.artifact.name!r} ({p.steerer.name}: soft prompts)")
     parts = [sp for p in steering if (sp := p.soft_prompt(lm, prompt)) is not None]
     return torch.cat(parts, dim=0) if parts else None

@@ -62,6 +62,19 @@ class LoadedModel:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def has_weights(self) -> bool:
+        """False for a model loaded without its weights (:func:`~steerlab.models.weightless.load_weightless`:
+        another engine runs it), which can format, tokenise and check artifacts but not run."""
+        return bool(self.info.get("weights", True))
+
+    def require_weights(self, what: str) -> None:
+        """Refuse ``what`` (e.g. "explaining text") on a model loaded without its weights."""
+        if not self.has_weights:
+            raise SteerlabError(f"{what} needs the model's weights in this process; {self.name} is served by "
+                                "another engine (steerlab serve --engine vllm) and only its config and tokenizer "
+                                "are loaded here: use steerlab's own engine (--engine hf) for it")
+
     @cached_property
     def base(self) -> nn.Module:
         """The module that owns the decoder layers (receives the KV cache)."""
@@ -150,26 +163,7 @@ def load_model(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     start = time.perf_counter()
-    path = Path(name_or_path).expanduser()
-    gguf_file: str | None = None
-    if name_or_path in PACKAGED:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        first = not _is_converted(name_or_path)
-        source = str(converted_dir(PACKAGED[name_or_path]))
-        info = {"packaged": True, "first_load": first}
-    elif path.is_file() and path.suffix == ".gguf":
-        source, gguf_file, info = str(path.parent), path.name, {"gguf": True}
-    elif path.is_dir():
-        source, info = str(path), {}
-    elif _looks_like_hub_id(name_or_path):
-        source, info = name_or_path, {"hub": True}
-    else:
-        close = difflib.get_close_matches(name_or_path, list(PACKAGED), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ModelNotFoundError(
-            f"unknown model {name_or_path!r}: not a packaged model, directory, .gguf file or hub id."
-            f"{hint} Packaged: {', '.join(PACKAGED)}."
-        )
+    source, gguf_file, info = resolve_source(name_or_path)
     try:
         kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
@@ -184,6 +178,28 @@ def load_model(
     lm.source, lm.info = source, info
     lm.load_seconds = time.perf_counter() - start
     return lm
+
+
+def resolve_source(name_or_path: str) -> tuple[str, str | None, dict[str, Any]]:
+    """Where a model name points: (folder or hub id for ``from_pretrained``, GGUF file name in it or
+    None, facts for :attr:`LoadedModel.info`). Unknown names are refused with the packaged ones listed."""
+    path = Path(name_or_path).expanduser()
+    if name_or_path in PACKAGED:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        first = not _is_converted(name_or_path)
+        return str(converted_dir(PACKAGED[name_or_path])), None, {"packaged": True, "first_load": first}
+    if path.is_file() and path.suffix == ".gguf":
+        return str(path.parent), path.name, {"gguf": True}
+    if path.is_dir():
+        return str(path), None, {}
+    if _looks_like_hub_id(name_or_path):
+        return name_or_path, None, {"hub": True}
+    close = difflib.get_close_matches(name_or_path, list(PACKAGED), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ModelNotFoundError(
+        f"unknown model {name_or_path!r}: not a packaged model, directory, .gguf file or hub id."
+        f"{hint} Packaged: {', '.join(PACKAGED)}."
+    )
 
 
 def _is_converted(name: str) -> bool:

@@ -215,5 +215,6 @@ def explain(lm: Any, spec: SteerSpec, text: str, store: ArtifactStore | None = N
     if not steerer.explains:
         raise SteerlabError(f"{spec.artifact!r} is a {art.method!r} artifact, which does not explain text")
     ready = steerer.prepare(lm, Steer(art, spec.strength, dict(spec.options)))
+    lm.require_weights("explaining text")
     with lm.lock:
         return steerer.explain(lm, art, text, spec.strength, ready.options)

@@ -190,7 +190,7 @@ class ServedModel:
 
     @cached_property
     def fingerprint(self) -> ModelFingerprint:
-        from steerlab.vllm.view import fingerprint_from_checkpoint
+        from steerlab.models.weightless import fingerprint_from_checkpoint
 
         return fingerprint_from_checkpoint(self.name, self.config, self.model_dir)
 

@@ -19,17 +19,17 @@ its request's prompt length. Two more differences are bridged by :class:`VllmHoo
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from steerlab.core.fingerprint import ModelFingerprint, config_hash, weights_hash
+from steerlab.core.fingerprint import ModelFingerprint
 from steerlab.core.hooks import HookSet
 from steerlab.errors import SteerlabError
 from steerlab.models.layout import guess_layout
 from steerlab.models.loading import LoadedModel
+from steerlab.models.weightless import fingerprint_from_checkpoint
 from steerlab.vllm.conventions import Convention
 
 
@@ -121,31 +121,6 @@ class VllmHookSet(HookSet):
         super().forward_pre_hook(module, pre_hook)
 
 
-def fingerprint_from_checkpoint(name: str, config: Any, model_dir: str | None,
-                                fallback: Tensor | None = None) -> ModelFingerprint:
-    """The served model's fingerprint, equal to the one steerlab computes when it loads the same
-    checkpoint with transformers: the token embedding is read from the checkpoint's safetensors
-    (vLLM's copy may be in another dtype, padded, or sharded across tensor-parallel ranks).
-    ``fallback`` (V, H) stands in when the folder holds no such tensor; without either, the
-    weights hash is empty and only shape checks can pass (artifacts need allow_mismatch)."""
-    embed = None
-    if model_dir:
-        for key in ("model.embed_tokens.weight", "embed_tokens.weight", "transformer.wte.weight"):
-            embed = _checkpoint_tensor(model_dir, key)
-            if embed is not None:
-                break
-    if embed is None:
-        embed = fallback
-    digest = ""
-    if embed is not None:
-        holder = nn.Embedding(1, 1)
-        holder.weight = nn.Parameter(embed.detach(), requires_grad=False)
-        digest = weights_hash(holder)
-    return ModelFingerprint(name=name, model_type=str(config.model_type), hidden_size=int(config.hidden_size),
-                            num_layers=int(config.num_hidden_layers), vocab_size=int(config.vocab_size),
-                            config_hash=config_hash(config), weights_hash=digest)
-
-
 def served_fingerprint(view: VllmView, name: str, model_dir: str | None) -> ModelFingerprint:
     """:func:`fingerprint_from_checkpoint`, the view's embedding (unpadded rows) as the fallback."""
     layout = guess_layout(view)
@@ -153,19 +128,6 @@ def served_fingerprint(view: VllmView, name: str, model_dir: str | None) -> Mode
     vocab = int(view.config.vocab_size)
     fallback = weight[:vocab] if weight.shape[0] >= vocab else None
     return fingerprint_from_checkpoint(name, view.config, model_dir, fallback)
-
-
-def _checkpoint_tensor(model_dir: str, key: str) -> Tensor | None:
-    from safetensors import safe_open
-
-    folder = Path(model_dir)
-    if not folder.is_dir():
-        return None
-    for path in sorted(folder.glob("*.safetensors")):
-        with safe_open(str(path), framework="pt") as f:
-            if key in f.keys():
-                return f.get_tensor(key)
-    return None
 
 
 def loaded_view(view: VllmView, name: str, model_dir: str | None) -> LoadedModel:
