@@ -110,3 +110,23 @@ def test_inspect_reads_the_card_per_task_not_as_a_raw_dict(capsys) -> None:
     code, out, err = run(["inspect", str(shipped()["lmsteer-sentiment"].path)], capsys)
     assert code == 0, err
     assert "eval card: sentiment-negative:" in out and "{'task'" not in out
+
+
+def test_the_list_is_one_line_per_artifact_at_80_columns_and_a_name_shows_its_card(capsys, monkeypatch) -> None:
+    from steerlab.cli.common import out
+
+    monkeypatch.setattr(out, "_width", 80)
+    code, text, err = run(["artifacts"], capsys)
+    assert code == 0, err
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    for name, entry in shipped().items():  # one line each: name, method, model, the setting to start from
+        (line,) = [ln for ln in lines if ln.startswith(name + " ")]
+        assert entry.config()["method"] in line and f"x{float(entry.recommended.get('strength', 1)):g}" in line
+    code, text, err = run(["artifacts", "sentiment-vec"], capsys)
+    assert code == 0, err
+    assert "method=vectors" in text and "eval card: sentiment-positive" in text
+    code, same, err = run(["inspect", "sentiment-vec"], capsys)  # inspect takes a shipped name too
+    assert code == 0 and same == text
+    code, _, err = run(["artifacts", "no-such-thing"], capsys)
+    assert code != 0 and "shipped:" in err

@@ -51,7 +51,6 @@ class NoOptions:
 class SoftSteerer(Steerer[SoftPrompt, NoOptions]):
     name = "toy_soft"
     options_cls = NoOptions
-    makes_soft_prompts = True
 
     def fit(self, lm: LoadedModel, data: Any, **config: Any) -> SoftPrompt:
         raise NotImplementedError

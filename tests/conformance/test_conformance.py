@@ -114,3 +114,24 @@ def test_prompt_steering_methods_are_refused_by_bare_apply(tiny, steer) -> None:
     assert not torch.equal(logits(tiny), base)  # it steers
     handle.remove()
     assert hook_count(tiny.model) == hooks and torch.equal(logits(tiny), base)
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_capability_flags_say_what_the_methods_override(name: str) -> None:
+    from steerlab.core.steerer import Steerer
+
+    cls = steerlab.METHODS.get(name).steerer_cls
+    own = {m: getattr(cls, m) is not getattr(Steerer, m)
+           for m in ("rewrite_prompt", "rewrite_formatted", "soft_prompt", "explain")}
+    assert cls.steers_prompt == (own["rewrite_prompt"] or own["rewrite_formatted"] or own["soft_prompt"])
+    assert cls.makes_soft_prompts == own["soft_prompt"]
+    assert cls.explains == own["explain"]
+
+
+def test_a_flag_declared_against_the_methods_is_refused_at_definition() -> None:
+    from steerlab.core.steerer import Steerer
+
+    with pytest.raises(TypeError, match="explains = True contradicts"):
+        class Liar(Steerer):  # noqa: F841 - defining it is the test
+            name = "liar"
+            explains = True  # but no explain()

@@ -11,11 +11,14 @@ from rich.table import Table
 from steerlab.cli.common import out, print_json
 
 
-def inspect(path: Path = typer.Argument(..., help="Artifact directory."),
+def inspect(path: Path = typer.Argument(..., help="Artifact directory, or a shipped artifact's name."),
             json_out: bool = typer.Option(False, "--json", help="Print the full config as JSON.")) -> None:
     """Show an artifact's config and per-layer statistics."""
-    from steerlab.artifacts import cards, training
+    from steerlab.artifacts import cards, shipped_path, training
     from steerlab.core.artifact import load_artifact, read_config
+
+    if not path.exists():
+        path = shipped_path(str(path)) or path  # a shipped name; else the loader names the missing folder
 
     doc = read_config(path)
     art = load_artifact(path)  # also verifies the weights file

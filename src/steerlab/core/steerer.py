@@ -82,9 +82,26 @@ class Steerer(ABC, Generic[A, O]):
     steers_prompt: ClassVar[bool] = False
     """True for methods that steer through the prompt — its text (:meth:`rewrite_prompt` /
     :meth:`rewrite_formatted`) or soft prompts (:meth:`soft_prompt`) — so their hooks alone are not
-    the method (see :func:`patch`)."""
+    the method (see :func:`patch`). Derived from the overrides, like :attr:`makes_soft_prompts` and
+    :attr:`explains` (:meth:`__init_subclass__`): a flag cannot contradict the code."""
     suggested_strengths: ClassVar[tuple[float, ...]] = (0.5, 1.0, 2.0, 4.0)
     """Magnitudes the evaluation harness sweeps by default (signed by the task's goal)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Set the capability flags that restate which methods a subclass overrides; a subclass that
+        declares one against its own methods is refused when it is defined."""
+        super().__init_subclass__(**kwargs)
+        derived = {"steers_prompt": any(_overrides(cls, m) for m in ("rewrite_prompt", "rewrite_formatted",
+                                                                     "soft_prompt")),
+                   "makes_soft_prompts": _overrides(cls, "soft_prompt"),
+                   "explains": _overrides(cls, "explain")}
+        for flag, value in derived.items():
+            declared = cls.__dict__.get(flag)
+            if declared is not None and bool(declared) != value:
+                raise TypeError(f"{cls.__name__}.{flag} = {declared!r} contradicts its methods: it is derived "
+                                "from which of rewrite_prompt / rewrite_formatted / soft_prompt / explain the "
+                                "class overrides; drop the declaration")
+            setattr(cls, flag, value)
 
     @abstractmethod
     def fit(self, lm: LoadedModel, data: Any, **config: Any) -> A:
@@ -112,8 +129,8 @@ class Steerer(ABC, Generic[A, O]):
         return text
 
     makes_soft_prompts: ClassVar[bool] = False
-    """True for methods whose :meth:`soft_prompt` returns vectors (DGLM): engines that cannot feed
-    input embeddings refuse them by this flag."""
+    """True for methods that override :meth:`soft_prompt` (DGLM): engines that cannot feed input
+    embeddings refuse them by this flag. Derived, never declared."""
 
     def soft_prompt(self, lm: LoadedModel, artifact: A, prompt: str, strength: float, options: O) -> Tensor | None:
         """Vectors (k, hidden) to place before the row's prompt tokens in the input embeddings
@@ -140,7 +157,8 @@ class Steerer(ABC, Generic[A, O]):
         return None
 
     explains: ClassVar[bool] = False
-    """True for methods whose :meth:`explain` scores the tokens of a text (LM-Steer)."""
+    """True for methods that override :meth:`explain` to score the tokens of a text (LM-Steer).
+    Derived, never declared."""
 
     def explain(self, lm: LoadedModel, artifact: A, text: str, strength: float, options: O) -> list[tuple[str, float]]:
         """Per token of ``text``: how much the steer at ``+strength`` rather than ``-strength``
@@ -186,8 +204,8 @@ class Prepared:
     """A steer made ready for one model by :meth:`Steerer.prepare`: what every stage of a request
     reads instead of parsing and validating again. Passing a prepared steer to
     :func:`~steerlab.core.apply.patch` also says the caller applied its prompt stages
-    (:meth:`rewrite_prompt`, :meth:`rewrite_formatted`, :meth:`soft_prompt`). Compared by
-    identity: rows that share one prepared steer are grouped into one application."""
+    (:meth:`rewrite_prompt`, :meth:`rewrite_formatted`, :meth:`soft_prompt`). Rows whose
+    prepared steers share an artifact and equal options are grouped into one application."""
 
     steer: Steer
     steerer: Steerer[Any, Any]
@@ -231,3 +249,8 @@ class Prepared:
 def get_steerer(method: str) -> Steerer[Any, Any]:
     """An instance of the steerer of the registered method called ``method``."""
     return get_method(method).steerer_cls()
+
+
+def _overrides(cls: type, name: str) -> bool:
+    """Whether ``cls`` (a :class:`Steerer` subclass) has its own ``name``, not the base's."""
+    return getattr(cls, name) is not getattr(Steerer, name)

@@ -79,8 +79,6 @@ class DGLMSteerer(Steerer[DGLMArtifact, DGLMOptions]):
     name = "dglm"
     options_cls = DGLMOptions
     suggested_strengths = (1.0, 2.0, 4.0)
-    steers_prompt = True  # through soft prompts: hooks alone (bare apply/patch) would drop them
-    makes_soft_prompts = True
 
     adapter_follows_strength = False  # the LoRA is on for every steered row; the strength steers the proposal
 

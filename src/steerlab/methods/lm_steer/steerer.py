@@ -53,7 +53,6 @@ class LMSteerSteerer(Steerer[LMSteer, LMSteerOptions]):
     name = "lm_steer"
     options_cls = LMSteerOptions
     suggested_strengths = (1.0, 2.0, 4.0, 6.0)  # the paper steers with values around ±5
-    explains = True
     head_only = True
 
     def explain(self, lm: LoadedModel, artifact: LMSteer, text: str, strength: float,

@@ -44,7 +44,6 @@ class SteerLMSteerer(Steerer[SteerLMAdapter, SteerLMOptions]):
 
     name = "steerlm"
     options_cls = SteerLMOptions
-    steers_prompt = True
     suggested_strengths = (1.0,)
 
     def fit(self, lm: LoadedModel, data: Any, **config: Any) -> SteerLMAdapter:
