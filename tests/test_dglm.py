@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from steerlab.errors import DataError, SteerlabError
+from steerlab.generation.decoding import Decoding
 from steerlab.methods.dglm.data import Pair, PairSet, cut_pairs, load_pairs, save_pairs
 from steerlab.methods.dglm.diffusion import (
     Denoiser,
@@ -319,7 +320,7 @@ def test_dglm_rows_mix_with_other_rows_and_match_their_solo_runs(tiny_llama) -> 
     engine = Engine(lm).start()
     try:
         ready = [pair.row for pair in build_rows(lm, prompts, list(rows))]
-        got = [engine.submit(Job(r.text, r.steering, max_new_tokens=5, soft_prompt=r.soft_prompt))
+        got = [engine.submit(Job(r.text, r.steering, soft_prompt=r.soft_prompt, decoding=Decoding(max_new_tokens=5)))
                .result(timeout=60)[0] for r in ready]
     finally:
         engine.stop()

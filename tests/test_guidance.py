@@ -8,6 +8,7 @@ import torch
 
 import steerlab
 from steerlab.generation.decode import decode
+from steerlab.generation.decoding import Decoding
 from steerlab.generation.guidance import guided_log_probs, guided_merge
 from steerlab.methods.vectors import SteeringVector
 from tests.helpers import hook_count
@@ -24,7 +25,7 @@ def _guided(lm, prompts, steer, scale, n=6, ref=None):
     ready = [steerlab.prepare(lm, steer)] * len(prompts) + [r and steerlab.prepare(lm, r) for r in ref]
     handle = steerlab.patch(lm, ready, batch_size=2 * len(prompts))
     try:
-        return decode(lm, list(prompts) * 2, max_new_tokens=n, branches=2, merge=guided_merge(scale))
+        return decode(lm, list(prompts) * 2, Decoding(max_new_tokens=n), branches=2, merge=guided_merge(scale))
     finally:
         handle.remove()
 

@@ -12,6 +12,7 @@ import torch
 
 import steerlab
 from steerlab.core.steerer import Steerer, get_steerer
+from steerlab.generation.decoding import Decoding
 from steerlab.generation.engine import Engine
 from steerlab.methods.steerlm.schema import AttributeSchema
 from steerlab.methods.steerlm.sft import train_sft
@@ -54,7 +55,7 @@ def test_options_are_parsed_and_validated_once_per_request(tiny_llama, tmp_path,
                            "adapter": adapter.save(tmp_path / "a")}, allow_paths=False, shipped=False)
     request = GenerationRequest(["The movie was", "Tell me a joke"],
                                 [SteerSpec("vec", 4.0, {"layers": [1]}), SteerSpec("adapter", 1.0)],
-                                attributes="humor:4", max_new_tokens=6, chat=False, model=lm.name)
+                                attributes="humor:4", chat=False, model=lm.name, decoding=Decoding(max_new_tokens=6))
     engine = Engine(lm, max_batch=8).start()
     try:
         resolved = resolve(request, store)

@@ -18,6 +18,7 @@ import pytest
 
 import steerlab
 from steerlab.errors import SteerlabError
+from steerlab.generation.decoding import Decoding
 from steerlab.server import ServerConfig, create_app
 from steerlab.service.resolve import ArtifactStore
 from tests.helpers import KEY, PAIRS, Live, wait_until
@@ -109,10 +110,11 @@ def test_engine_fails_only_the_job_that_raised(srv) -> None:
     prompts = ["The movie was", "hey send me the report", "I walked into the room", "Numbers like"]
     want = steerlab.generate(lm, prompts, max_new_tokens=5, progress=False)
     engine = Engine(lm, max_batch=8)
-    good = [engine.submit(Job(p, max_new_tokens=5)) for p in prompts[:2]]
-    bad_text = engine.submit(Job("abc \ud800", max_new_tokens=5))
-    bad_soft = engine.submit(Job("A quick", max_new_tokens=5, soft_prompt=torch.zeros(2, lm.hidden_size + 1)))
-    good += [engine.submit(Job(p, max_new_tokens=5)) for p in prompts[2:]]
+    good = [engine.submit(Job(p, decoding=Decoding(max_new_tokens=5))) for p in prompts[:2]]
+    bad_text = engine.submit(Job("abc \ud800", decoding=Decoding(max_new_tokens=5)))
+    bad_soft = engine.submit(Job("A quick", soft_prompt=torch.zeros(2, lm.hidden_size + 1),
+                                 decoding=Decoding(max_new_tokens=5)))
+    good += [engine.submit(Job(p, decoding=Decoding(max_new_tokens=5))) for p in prompts[2:]]
     engine.start()  # all six are waiting: one admission step takes them together
     try:
         assert [s.result(timeout=60)[0] for s in good] == want
@@ -129,9 +131,9 @@ def test_job_refuses_a_seed_torch_cannot_take() -> None:
     from steerlab.generation.jobs import Job
 
     with pytest.raises(SteerlabError, match="seed"):
-        Job("hi", seed=2**64)
-    Job("hi", seed=2**64 - 1)
-    Job("hi", seed=-(2**63))
+        Job("hi", decoding=Decoding(seed=2**64))
+    Job("hi", decoding=Decoding(seed=2**64 - 1))
+    Job("hi", decoding=Decoding(seed=-(2**63)))
 
 
 # -- stop strings -------------------------------------------------------------------------------

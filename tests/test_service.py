@@ -10,6 +10,7 @@ import pytest
 
 import steerlab
 from steerlab.errors import SteerlabError
+from steerlab.generation.decoding import Decoding
 from steerlab.service import ArtifactStore, GenerationRequest, SteerSpec, resolve, run
 from tests.helpers import ADAPTER, PAIRS
 
@@ -49,10 +50,10 @@ def test_bad_requests_are_refused_before_anything_loads(doc, match: str) -> None
 
 
 def test_resolve_equals_direct_generate(tiny_llama, vec_dir: Path) -> None:
-    req = GenerationRequest(["The movie was", "hey"], [SteerSpec(str(vec_dir), 6.0, {"layers": [1]})],
-                            max_new_tokens=6, model="tiny")
+    req = GenerationRequest(["The movie was", "hey"], [SteerSpec(str(vec_dir), 6.0, {"layers": [1]})], model="tiny",
+                            decoding=Decoding(max_new_tokens=6))
     resolved = resolve(req)
-    assert resolved.model == "tiny" and resolved.generate_kwargs["chat"] is False
+    assert resolved.model == "tiny" and resolved.chat is False
     direct = steerlab.generate(tiny_llama, ["The movie was", "hey"],
                                steerlab.Steer(steerlab.load_artifact(vec_dir), 6.0, {"layers": [1]}),
                                max_new_tokens=6, progress=False)
@@ -78,6 +79,6 @@ def test_chat_default_comes_from_artifact_metadata() -> None:
     req = GenerationRequest(["Tell me about cats"], [SteerSpec(str(ADAPTER), 1.0)],
                             attributes={"humor": 4})
     resolved = resolve(req)
-    assert resolved.generate_kwargs["chat"] is True and resolved.model == "smollm2-135m"
+    assert resolved.chat is True and resolved.model == "smollm2-135m"
     assert resolve(GenerationRequest(["x"], [SteerSpec(str(ADAPTER))], chat=False)
-                   ).generate_kwargs["chat"] is False
+                   ).chat is False

@@ -22,6 +22,7 @@ from steerlab.core.positions import PositionTracker
 from steerlab.core.steerer import Application, Steer, Steerer
 from steerlab.errors import SteerlabError
 from steerlab.generation.decode import decode
+from steerlab.generation.decoding import Decoding
 from steerlab.generation.engine import Engine, Job
 from steerlab.models.loading import LoadedModel
 
@@ -94,17 +95,17 @@ def test_decode_with_soft_prompts_matches_recomputation_and_solo_rows(tiny_llama
     art = _soft(lm)
     texts = ["The movie was", "hey send me the report asap and also", "A"]
     soft = [art.vectors[:3], None, art.vectors[:1]]
-    batch = decode(lm, texts, max_new_tokens=5, ignore_eos=True, soft_prompts=soft)
+    batch = decode(lm, texts, Decoding(max_new_tokens=5, ignore_eos=True), soft_prompts=soft)
     for r, (text, sp) in enumerate(zip(texts, soft)):
-        solo = decode(lm, [text], max_new_tokens=5, ignore_eos=True, soft_prompts=[sp])
+        solo = decode(lm, [text], Decoding(max_new_tokens=5, ignore_eos=True), soft_prompts=[sp])
         assert batch[r].tolist() == solo[0].tolist()
         if sp is not None:
             assert solo[0].tolist() == _greedy_without_cache(lm, text, sp, 5)
-    plain = decode(lm, texts[1:2], max_new_tokens=5, ignore_eos=True)
+    plain = decode(lm, texts[1:2], Decoding(max_new_tokens=5, ignore_eos=True))
     assert batch[1].tolist() == plain[0].tolist()  # a row without a soft prompt is unchanged
-    assert batch[0].tolist() != decode(lm, texts[:1], max_new_tokens=5, ignore_eos=True)[0].tolist()
+    assert batch[0].tolist() != decode(lm, texts[:1], Decoding(max_new_tokens=5, ignore_eos=True))[0].tolist()
     with pytest.raises(SteerlabError, match="soft prompt"):
-        decode(lm, texts[:1], max_new_tokens=2, soft_prompts=[torch.zeros(2, 3)])
+        decode(lm, texts[:1], Decoding(max_new_tokens=2), soft_prompts=[torch.zeros(2, 3)])
 
 
 def test_generate_engine_and_service_agree_on_soft_prompts(tiny_llama) -> None:
@@ -120,7 +121,8 @@ def test_generate_engine_and_service_agree_on_soft_prompts(tiny_llama) -> None:
 
     engine = Engine(lm, max_batch=4).start()
     try:
-        streams = [engine.submit(Job(p.row.text, p.row.steering, max_new_tokens=6, soft_prompt=p.row.soft_prompt))
+        streams = [engine.submit(Job(p.row.text, p.row.steering, soft_prompt=p.row.soft_prompt,
+                                     decoding=Decoding(max_new_tokens=6)))
                    for p in build_rows(lm, prompts, steer)]
         got = [s.result(timeout=60)[0] for s in streams]
     finally:

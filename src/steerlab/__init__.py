@@ -31,7 +31,8 @@ _LAZY = {
     "patch": "steerlab.core.apply", "prepare": "steerlab.core.apply", "Prepared": "steerlab.core.steerer",
     "ContrastSet": "steerlab.data.pairs", "as_contrast": "steerlab.data.pairs",
     "load_contrast": "steerlab.data.pairs", "load_prompts": "steerlab.data.pairs",
-    "generate": "steerlab.generation.generate", "SteeringVector": "steerlab.methods.vectors",
+    "generate": "steerlab.generation.generate", "Decoding": "steerlab.generation.decoding",
+    "SteeringVector": "steerlab.methods.vectors",
     "export_gguf": "steerlab.methods.vectors", "extract": "steerlab.methods.vectors",
     "distil": "steerlab.methods.vectors",
     "import_gguf": "steerlab.methods.vectors", "sweep_layers": "steerlab.methods.vectors",
@@ -40,7 +41,8 @@ _LAZY = {
 }
 
 __all__ = [
-    "METHODS", "Application", "Artifact", "ContrastSet", "Layout", "LoadedModel", "MethodSpec", "ModelFingerprint",
+    "METHODS", "Application", "Artifact", "ContrastSet", "Decoding", "Layout", "LoadedModel", "MethodSpec",
+    "ModelFingerprint",
     "Prepared", "Steer", "Steerer", "SteeringVector", "SteerlabError", "__version__", "apply", "as_contrast",
     "distil", "export_gguf", "extract", "generate", "get_steerer", "import_gguf", "load_artifact",
     "load_contrast", "load_model", "load_prompts", "patch", "prepare", "register_method", "save_artifact",
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
     from steerlab.core.methods import METHODS, MethodSpec, register_method
     from steerlab.core.steerer import Application, Prepared, Steer, Steerer, get_steerer
     from steerlab.data.pairs import ContrastSet, as_contrast, load_contrast, load_prompts
+    from steerlab.generation.decoding import Decoding
     from steerlab.generation.generate import generate
     from steerlab.methods.vectors import SteeringVector, distil, export_gguf, extract, import_gguf, sweep_layers
     from steerlab.models import Layout, LoadedModel, load_model, wrap_model

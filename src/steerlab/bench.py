@@ -36,6 +36,7 @@ from steerlab.core.apply import patch
 from steerlab.core.plan import per_row, with_option
 from steerlab.core.steerer import Steer
 from steerlab.generation.decode import decode
+from steerlab.generation.decoding import Decoding
 from steerlab.generation.generate import generate
 from steerlab.generation.rows import build_rows
 from steerlab.methods.vectors.vector import SteeringVector
@@ -68,7 +69,7 @@ def _timed(fn: Callable[[], int]) -> float:
 
 def _loop(lm: LoadedModel, prompts: list[str], steering: Any, new_tokens: int) -> int:
     with patch(lm, steering, batch_size=len(prompts) if isinstance(steering, list) else 1):
-        decode(lm, prompts, max_new_tokens=new_tokens, ignore_eos=True)
+        decode(lm, prompts, Decoding(max_new_tokens=new_tokens, ignore_eos=True))
     return len(prompts) * new_tokens
 
 
@@ -141,7 +142,7 @@ def bench_steering(lm: LoadedModel, vec: SteeringVector, *, new_tokens: int = 32
         texts = [p.row.text for p in build_rows(lm, prompts_b, rows, chat=True)]  # what steerlm_rows decodes
 
         def steerlm_prompts_unsteered() -> int:
-            decode(lm, texts, max_new_tokens=new_tokens, ignore_eos=True, add_special_tokens=False)
+            decode(lm, texts, Decoding(max_new_tokens=new_tokens, ignore_eos=True), add_special_tokens=False)
             return batch * new_tokens
 
         cases["bB_steerlm_per_row"] = steerlm_rows

@@ -32,7 +32,9 @@ def generate(
     max_new_tokens: int = typer.Option(48, help="Tokens to generate."),
     temperature: float = typer.Option(0.0, help="0 = greedy."),
     top_p: float = typer.Option(1.0, help="Nucleus sampling mass."),
+    top_k: int = typer.Option(0, help="Sample from the k most likely tokens (0 = off)."),
     seed: int | None = typer.Option(None, help="Random seed for sampling."),
+    stop: list[str] = typer.Option([], "--stop", help="End a completion at this text, cut from it (repeatable)."),
     chat: bool | None = typer.Option(None, "--chat/--no-chat",
                                      help="Wrap each prompt in the chat template (default: if an artifact was "
                                           "trained on chat turns, e.g. SteerLM)."),
@@ -43,6 +45,7 @@ def generate(
     """Generate text, steered by --vector artifacts at --strength."""
     from steerlab.core.plan import route_options
     from steerlab.data.pairs import load_prompts
+    from steerlab.generation.decoding import Decoding
     from steerlab.service import ArtifactStore, GenerationRequest, SteerSpec, resolve, run
 
     prompts = list(prompt) + (load_prompts(str(prompts_file)) if prompts_file else [])
@@ -67,8 +70,9 @@ def generate(
     request = GenerationRequest(
         prompts, [SteerSpec(str(v), s, o) for v, s, o in zip(vector, strengths, routed)],
         attributes=parse_attrs(attr), guidance=guidance, guidance_reference=reference,
-        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, chat=chat,
-        model=model or None)
+        decoding=Decoding(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                          seed=seed, stop=tuple(stop)),
+        chat=chat, model=model or None)
     resolved = resolve(request, store)  # every option and number is checked before the model loads
     lm = load(resolved.model)
     texts = run(lm, request, resolved, allow_mismatch=allow_mismatch)

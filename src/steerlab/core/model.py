@@ -47,3 +47,6 @@ class LoadedModel(Protocol):
     def check_layers(self, layers: Any) -> list[int]: ...
 
     def site_module(self, layer: int, site: str) -> nn.Module: ...
+
+    def require_weights(self, what: str) -> None:
+        """Refuse ``what`` where the model was loaded without its weights (another engine runs it)."""

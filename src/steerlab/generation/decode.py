@@ -24,6 +24,7 @@ from torch import Tensor
 
 from steerlab.core.model import LoadedModel
 from steerlab.errors import SteerlabError
+from steerlab.generation.decoding import Decoding
 from steerlab.generation.finite import check_finite_logits
 from steerlab.generation.sampling import choose, warpers
 from steerlab.generation.stops import StopScanner
@@ -66,26 +67,22 @@ def prefill_kwargs(lm: LoadedModel) -> dict[str, Any]:
 def decode(
     lm: LoadedModel,
     texts: Sequence[str],
+    decoding: Decoding,
     *,
-    max_new_tokens: int,
-    temperature: float = 0.0,
-    top_p: float = 1.0,
-    top_k: int = 0,
-    stop: Sequence[str] | None = None,
     add_special_tokens: bool = True,
     branches: int = 1,
     merge: Merge | None = None,
     processors: Sequence[LogitsHook] = (),
     on_step: OnStep | None = None,
-    ignore_eos: bool = False,
     soft_prompts: Sequence[Tensor | None] | None = None,
 ) -> Tensor:
     """New token ids (B, ≤ max_new_tokens) for ``texts`` (branches·B model rows, branch-major:
     rows 0..B-1 are branch 0); finished rows are padded with the pad id.
 
     The caller installs the steering for all model rows. Sampling (``temperature > 0``) uses the
-    global torch RNG, like ``model.generate``; greedy otherwise. ``ignore_eos`` decodes exactly
-    ``max_new_tokens`` per row (benchmarks; stop strings still apply).
+    global torch RNG, like ``model.generate`` (``decoding.seed`` is the caller's to apply); greedy
+    otherwise. ``ignore_eos`` decodes exactly ``max_new_tokens`` per row (benchmarks; stop strings
+    still apply).
 
     ``soft_prompts`` (one per model row, or None) are vectors (k, H) placed before that row's
     prompt tokens in the input embeddings (DGLM's soft prompts): the prefill then runs on
@@ -108,7 +105,8 @@ def decode(
     pos = (mask.long().cumsum(-1) - 1).clamp(min=0)  # (R, T)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     eos = torch.tensor(eos_ids(lm), device=lm.device, dtype=torch.long)
-    warp = warpers(temperature, top_p, top_k)
+    temperature, max_new_tokens, stop = decoding.temperature, decoding.max_new_tokens, decoding.stop
+    warp = warpers(temperature, decoding.top_p, decoding.top_k)
     scanners = [StopScanner(stop) for _ in range(n)] if stop else None  # as the serving engine scans
     seq = enc["input_ids"][:n]  # (B, T + t): branch 0's rows so far, for processors
     done = torch.zeros(n, dtype=torch.bool, device=lm.device)
@@ -129,7 +127,7 @@ def decode(
             nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
             new.append(nxt)
             seq = torch.cat([seq, nxt[:, None]], dim=1)
-            if eos.numel() and not ignore_eos:
+            if eos.numel() and not decoding.ignore_eos:
                 done |= torch.isin(nxt, eos)
             if scanners is not None:  # a stop string anywhere in a row's new text ends it
                 texts = tok.batch_decode(torch.stack(new, dim=1), skip_special_tokens=True)

@@ -220,7 +220,7 @@ class Engine(EngineThread):
             ids = [list(tok(t, add_special_tokens=job.add_special_tokens)["input_ids"]) for t in texts]
             if not all(ids):
                 raise SteerlabError("a prompt has no tokens: give some text to continue")
-            seed = job.seed if job.seed is not None else next(self._seeds)
+            seed = job.decoding.seed if job.decoding.seed is not None else next(self._seeds)
             gen = torch.Generator(device=self.lm.device).manual_seed(int(seed))
         except Exception as exc:  # noqa: BLE001 - the job fails alone
             self.stats.jobs_failed += 1
@@ -228,7 +228,7 @@ class Engine(EngineThread):
             return None
         steering = [self._prepared(job.steering), self._prepared(job.reference_steering)][:len(ids)]
         soft = [job.soft_prompt, job.reference_soft_prompt][:len(ids)]
-        seq = _Seq(stream, gen, prompt_tokens=len(ids[0]), text=TextStream(job.stop))
+        seq = _Seq(stream, gen, prompt_tokens=len(ids[0]), text=TextStream(job.decoding.stop))
         return _Admitted(stream, seq, ids, steering, soft)
 
     def _prefill(self, items: list[_Admitted]) -> None:
@@ -340,18 +340,18 @@ class Engine(EngineThread):
         return feed
 
     def _sample(self, scores: Tensor, seq: _Seq) -> int:
-        job = seq.stream.job
+        decoding = seq.stream.job.decoding
         if seq.warpers is None:
-            seq.warpers = warpers(job.temperature, job.top_p, job.top_k)
-        return int(choose(scores, job.temperature, seq.warpers, generator=seq.gen)[0])
+            seq.warpers = warpers(decoding.temperature, decoding.top_p, decoding.top_k)
+        return int(choose(scores, decoding.temperature, seq.warpers, generator=seq.gen)[0])
 
     def _accept(self, seq: _Seq, token: int) -> None:
-        job = seq.stream.job
+        decoding = seq.stream.job.decoding
         seq.tokens.append(token)
         self.stats.tokens += 1
-        is_eos = token in self._eos and not job.ignore_eos
+        is_eos = token in self._eos and not decoding.ignore_eos
         text = self.lm.tokenizer.decode(seq.tokens if not is_eos else seq.tokens[:-1], skip_special_tokens=True)
-        reason = "stop" if is_eos else "length" if len(seq.tokens) >= job.max_new_tokens else None
+        reason = "stop" if is_eos else "length" if len(seq.tokens) >= decoding.max_new_tokens else None
         delta, stopped = seq.text.feed(text, final=reason is not None)
         if delta:
             seq.stream._emit(Event("token", text=delta, ids=(token,)))

@@ -17,12 +17,12 @@ import torch
 from steerlab.core.apply import patch
 from steerlab.core.model import LoadedModel
 from steerlab.core.plan import per_row, with_option
-from steerlab.core.validate import offset_seed, positive_int, seed_value
+from steerlab.core.validate import offset_seed, positive_int
 from steerlab.errors import SteerlabError
 from steerlab.generation.decode import decode
+from steerlab.generation.decoding import Decoding
 from steerlab.generation.guidance import check_scale, guided_merge
-from steerlab.generation.rows import Row, build_rows, format_prompt
-from steerlab.generation.sampling import check_sampling
+from steerlab.generation.rows import Input, Row, build_rows, check_messages, format_prompt
 from steerlab.generation.stops import cut_at_stop
 from steerlab.progress import maybe_bar
 
@@ -42,14 +42,15 @@ __all__ = ["TextEngine", "format_prompt", "generate"]
 
 def generate(
     lm: LoadedModel,
-    prompts: str | Sequence[str],
+    prompts: str | Sequence[Input],
     steering: Any = None,
     *,
-    max_new_tokens: int = 64,
-    temperature: float = 0.0,
-    top_p: float = 1.0,
-    top_k: int = 0,
+    max_new_tokens: int | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    top_k: int | None = None,
     seed: int | None = None,
+    decoding: Decoding | None = None,
     chat: bool = False,
     system: str | None = None,
     stop: Sequence[str] | None = None,
@@ -62,10 +63,15 @@ def generate(
     ignore_eos: bool = False,
     reference: Any = None,
 ) -> list[str]:
-    """Continue each prompt; returns the new text of each row (prompt excluded).
+    """Continue each prompt; returns the new text of each row (prompt excluded). A prompt may be
+    a conversation (a list of ``{"role", "content"}`` messages): the model answers its last turn,
+    through the chat template.
 
-    ``temperature=0`` is greedy decoding; otherwise sampling with ``top_p`` / ``top_k``
-    (0 disables top-k) from ``seed``. ``stop`` strings end a row and are cut from its text.
+    Decoding settings come as keywords or as one :class:`~steerlab.generation.decoding.Decoding`
+    (``decoding=``; then no keyword): ``max_new_tokens`` (default 64), ``temperature=0`` greedy
+    (the default), otherwise sampling with ``top_p`` / ``top_k`` (0 disables top-k) from ``seed``;
+    ``stop`` strings end a row and are cut from its text; ``ignore_eos`` generates exactly
+    ``max_new_tokens`` per row (benchmarks).
     ``attributes`` (e.g. ``{"humor": 4, "toxicity": 0}``, or a list with one entry per prompt) sets
     the ``attributes`` option of every steer in the row whose method has attribute knobs (SteerLM).
     ``batch_size`` rows are decoded together (default: ``$STEERLAB_GEN_BATCH`` or 32; a GPU wants
@@ -76,21 +82,22 @@ def generate(
     ``guidance_reference`` is given, the row's steering with its ``attributes`` option set to
     that reference (``{}`` = every knob at its default; per row as a list), or, when ``reference``
     is given, that steering (as ``steering``). It costs a second batch row per prompt.
-    ``ignore_eos`` generates exactly ``max_new_tokens`` per row (benchmarks).
     """
     single = isinstance(prompts, str)
     batch_size = positive_int("batch_size", batch_size or _env_batch())
-    prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
+    prompt_list: list[Input] = [prompts] if isinstance(prompts, str) else list(prompts)
     if not prompt_list:
         return []
     for i, p in enumerate(prompt_list):
-        if not isinstance(p, str):
-            raise SteerlabError(f"prompt {i} must be a string, got {type(p).__name__}")
-        if not chat and not p:
-            raise SteerlabError(f"prompt {i} is empty: give some text to continue (or generate with chat=True)")
-    positive_int("max_new_tokens", max_new_tokens)
-    check_sampling(temperature, top_p, top_k)
-    seed_value("seed", seed)
+        if isinstance(p, str):
+            if not chat and not p:
+                raise SteerlabError(f"prompt {i} is empty: give some text to continue (or generate with chat=True)")
+        elif isinstance(p, Sequence):
+            prompt_list[i] = check_messages(p)  # a conversation: the chat template, the model answers it
+        else:
+            raise SteerlabError(f"prompt {i} must be a string or a conversation, got {type(p).__name__}")
+    decoding = Decoding.of_call(decoding, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                top_k=top_k, seed=seed, stop=stop, ignore_eos=ignore_eos)  # checked once, here
     scale = check_scale(guidance)
     if (guidance_reference is not None or reference is not None) and scale == 1.0:
         raise SteerlabError("guidance_reference (--guidance-attr) needs guidance != 1 (1 = no guidance)")
@@ -98,11 +105,9 @@ def generate(
         raise SteerlabError("give guidance_reference (attributes) or reference (steering), not both")
     lm.require_weights("generate()")
     with lm.lock:  # one generation at a time on a shared model (hooks are per thread too)
-        return _generate(lm, prompt_list, steering, single=single, batch_size=batch_size,
-                         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-                         seed=seed, chat=chat, system=system, stop=stop, allow_mismatch=allow_mismatch,
-                         progress=progress, attributes=attributes, scale=scale,
-                         guidance_reference=guidance_reference, ignore_eos=ignore_eos, reference=reference)
+        return _generate(lm, prompt_list, steering, decoding, single=single, batch_size=batch_size, chat=chat,
+                         system=system, allow_mismatch=allow_mismatch, progress=progress, attributes=attributes,
+                         scale=scale, guidance_reference=guidance_reference, reference=reference)
 
 
 def _env_batch() -> int:
@@ -113,11 +118,9 @@ def _env_batch() -> int:
         raise SteerlabError(f"STEERLAB_GEN_BATCH must be an integer, got {raw!r}") from None
 
 
-def _generate(lm: LoadedModel, prompt_list: list[str], steering: Any, *, single: bool, batch_size: int,
-              max_new_tokens: int, temperature: float, top_p: float, top_k: int, seed: int | None, chat: bool,
-              system: str | None, stop: Sequence[str] | None, allow_mismatch: bool, progress: bool,
-              attributes: Any, scale: float, guidance_reference: Any, ignore_eos: bool,
-              reference: Any) -> list[str]:
+def _generate(lm: LoadedModel, prompt_list: list[Input], steering: Any, decoding: Decoding, *, single: bool,
+              batch_size: int, chat: bool, system: str | None, allow_mismatch: bool, progress: bool,
+              attributes: Any, scale: float, guidance_reference: Any, reference: Any) -> list[str]:
     rows = per_row(steering, len(prompt_list))
     if guidance_reference is not None:  # the reference row: the same steers, other attributes
         reference = with_option(rows, "attributes", guidance_reference)
@@ -133,27 +136,24 @@ def _generate(lm: LoadedModel, prompt_list: list[str], steering: Any, *, single:
             first = model_rows[0].steering
             shared = all(len(r.steering) == len(first) and all(a is b for a, b in zip(r.steering, first))
                          for r in model_rows)
-            if seed is not None:
-                torch.manual_seed(offset_seed(seed, start))
+            if decoding.seed is not None:
+                torch.manual_seed(offset_seed(decoding.seed, start))
             handle = patch(lm, first if shared else [r.steering for r in model_rows],
                            batch_size=1 if shared else len(model_rows), allow_mismatch=allow_mismatch)
             try:
-                outputs += _generate_chunk(lm, model_rows, guided=scale != 1.0, scale=scale,
-                                           max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                           top_k=top_k, stop=stop, ignore_eos=ignore_eos)
+                outputs += _generate_chunk(lm, model_rows, decoding, guided=scale != 1.0, scale=scale)
             finally:
                 handle.remove()
             advance(len(chunk))
     return outputs[:1] if single else outputs
 
 
-def _generate_chunk(lm: LoadedModel, rows: list[Row], *, guided: bool, scale: float, max_new_tokens: int,
-                    temperature: float, top_p: float, top_k: int, stop: Sequence[str] | None,
-                    ignore_eos: bool) -> list[str]:
+def _generate_chunk(lm: LoadedModel, rows: list[Row], decoding: Decoding, *, guided: bool,
+                    scale: float) -> list[str]:
     """One batch through the decode loop; with ``guided``, the second half of ``rows`` are the
     first half's references, merged by guidance."""
-    ids = decode(lm, [r.text for r in rows], max_new_tokens=max_new_tokens, temperature=temperature,
-                 top_p=top_p, top_k=top_k, stop=stop, add_special_tokens=rows[0].add_special_tokens,
-                 ignore_eos=ignore_eos, branches=2 if guided else 1, merge=guided_merge(scale) if guided else None,
+    ids = decode(lm, [r.text for r in rows], decoding, add_special_tokens=rows[0].add_special_tokens,
+                 branches=2 if guided else 1, merge=guided_merge(scale) if guided else None,
                  soft_prompts=[r.soft_prompt for r in rows])
-    return [cut_at_stop(t, stop) for t in lm.tokenizer.batch_decode(ids, skip_special_tokens=True)]  # ids: (B, t)
+    texts = lm.tokenizer.batch_decode(ids, skip_special_tokens=True)  # ids: (B, t)
+    return [cut_at_stop(t, decoding.stop) for t in texts]

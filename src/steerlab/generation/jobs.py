@@ -8,21 +8,22 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from torch import Tensor
 
 from steerlab.core.plan import RowEntry
-from steerlab.core.validate import finite, positive_int, seed_value
+from steerlab.core.validate import finite
 from steerlab.errors import SteerlabError
-from steerlab.generation.sampling import check_sampling
+from steerlab.generation.decoding import Decoding
 
 
 @dataclass
 class Job:
-    """One completion: the exact text the model continues and how to decode it.
+    """One completion: the exact text the model continues and how to decode it (one checked
+    :class:`~steerlab.generation.decoding.Decoding`).
 
     ``text`` is already conditioned (chat template, prompt-steering rewrites:
     :func:`~steerlab.generation.rows.build_rows`); ``steering`` is the row's steering, best
@@ -33,14 +34,8 @@ class Job:
 
     text: str
     steering: tuple[RowEntry, ...] = ()
-    max_new_tokens: int = 64
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 0
-    seed: int | None = None
-    stop: Sequence[str] = ()
+    decoding: Decoding = Decoding()
     add_special_tokens: bool = True
-    ignore_eos: bool = False
     guidance: float = 1.0
     reference_text: str | None = None
     reference_steering: tuple[RowEntry, ...] = ()
@@ -48,11 +43,9 @@ class Job:
     reference_soft_prompt: Tensor | None = None
 
     def __post_init__(self) -> None:
-        positive_int("max_new_tokens", self.max_new_tokens)
-        check_sampling(self.temperature, self.top_p, self.top_k)
+        if not isinstance(self.decoding, Decoding):
+            raise SteerlabError(f"a job's decoding must be a Decoding, got {type(self.decoding).__name__}")
         finite("guidance", self.guidance, max_abs=1e3)
-        seed_value("seed", self.seed)
-        self.stop = tuple(s for s in self.stop if s)
 
 
 @dataclass

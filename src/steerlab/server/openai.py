@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from steerlab.core.model import LoadedModel
 from steerlab.errors import SteerlabError
+from steerlab.generation.decoding import Decoding
 from steerlab.generation.jobs import Event, Job, QueueFull, ServingEngine, Stream
 from steerlab.generation.rows import check_messages
 from steerlab.server.config import ServerConfig
@@ -91,16 +92,16 @@ async def _serve(srv: ServerState, request: Request, body: Any, inputs: list[Any
         steering = (list(config.default_steering) if "steering" not in body.model_fields_set
                     else None if body.steering is None else [SteerSpec.from_dict(s) for s in body.steering])
         spec = GenerationRequest(
-            # a conversation's prompt is its last user turn (the text steering rewrites); the turns
-            # themselves go to the row builder beside the request
-            prompts=[x if isinstance(x, str) else x[-1]["content"] for x in inputs], steering=steering,
+            prompts=inputs, steering=steering,
             attributes=body.attributes, guidance=body.guidance, guidance_reference=body.guidance_reference,
-            max_new_tokens=max_tokens, temperature=1.0 if body.temperature is None else body.temperature,
-            top_p=1.0 if body.top_p is None else body.top_p, top_k=body.top_k, seed=body.seed,
-            stop=body.stop, chat=chat, model=lm.name)
+            decoding=Decoding(max_new_tokens=max_tokens,
+                              temperature=1.0 if body.temperature is None else body.temperature,  # OpenAI's default
+                              top_p=1.0 if body.top_p is None else body.top_p, top_k=body.top_k, seed=body.seed,
+                              stop=tuple(stops)),
+            chat=chat, model=lm.name)
         resolved = await asyncio.to_thread(resolve, spec, store)
         # off the event loop: soft prompts (DGLM) run an encoder and a diffusion sampler
-        jobs = await asyncio.to_thread(build_jobs, lm, resolved, inputs, n=body.n)
+        jobs = await asyncio.to_thread(build_jobs, lm, resolved, spec.prompts, n=body.n)
     except SteerlabError as exc:
         raise ApiError(400, str(exc), param=_param_of(exc)) from None
     prompt_tokens = _check_lengths(lm, jobs, config, max_tokens)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from steerlab.core.model import LoadedModel
-from steerlab.core.validate import offset_seed
 from steerlab.generation.jobs import Job
 from steerlab.generation.rows import Input, Message, build_rows, check_messages
 from steerlab.service.resolve import Resolved
@@ -19,23 +18,19 @@ from steerlab.service.resolve import Resolved
 __all__ = ["Message", "build_jobs", "check_messages"]
 
 
-def build_jobs(lm: LoadedModel, resolved: Resolved, inputs: Sequence[Input], *, n: int = 1,
-               ignore_eos: bool = False) -> list[Job]:
+def build_jobs(lm: LoadedModel, resolved: Resolved, inputs: Sequence[Input], *, n: int = 1) -> list[Job]:
     """One job per input and choice (``n`` per input, input-major). A string input is a prompt
     (chat template if the request resolved to chat); a list is a conversation. With a seed,
     choice ``i`` samples from ``seed + i`` so the choices differ."""
-    kw = resolved.generate_kwargs
-    scale = float(kw.get("guidance", 1.0))
-    pairs = build_rows(lm, inputs, tuple(resolved.steering), chat=bool(kw.get("chat")), system=kw.get("system"),
-                       guidance=scale, reference=tuple(resolved.reference) if resolved.reference else None)
+    pairs = build_rows(lm, inputs, tuple(resolved.steering), chat=resolved.chat, system=resolved.system,
+                       guidance=resolved.guidance,
+                       reference=tuple(resolved.reference) if resolved.reference else None)
     jobs = []
     for pair in pairs:
         row, ref = pair.row, pair.reference
         for i in range(n):
-            jobs.append(Job(row.text, row.steering, max_new_tokens=kw["max_new_tokens"],
-                            temperature=kw["temperature"], top_p=kw["top_p"], top_k=kw["top_k"],
-                            seed=offset_seed(kw.get("seed"), i), stop=tuple(kw.get("stop") or ()),
-                            add_special_tokens=row.add_special_tokens, ignore_eos=ignore_eos, guidance=scale,
+            jobs.append(Job(row.text, row.steering, resolved.decoding.for_row(i),
+                            add_special_tokens=row.add_special_tokens, guidance=resolved.guidance,
                             reference_text=ref.text if ref else None,
                             reference_steering=ref.steering if ref else (), soft_prompt=row.soft_prompt,
                             reference_soft_prompt=ref.soft_prompt if ref else None))

@@ -20,6 +20,7 @@ from steerlab.core.plan import RowEntry, with_option
 from steerlab.core.steerer import Prepared, Steer, get_steerer
 from steerlab.defaults import DEFAULT_MODEL
 from steerlab.errors import SteerlabError
+from steerlab.generation.decoding import Decoding
 from steerlab.service.spec import GenerationRequest, SteerSpec
 
 
@@ -131,11 +132,15 @@ def artifact_stamp(path: Path) -> tuple[Any, ...]:
 class Resolved:
     """What :func:`run` needs: the model to load, the steers (parsed once, into their methods'
     typed options: the request's ``attributes`` are an option of the steer that takes them),
-    the guidance reference row's steers, and keyword arguments for ``generate``."""
+    how rows are formed (chat template, system message, guidance and its reference row's steers)
+    and how they are decoded."""
 
     model: str
     steering: tuple[Prepared, ...]
-    generate_kwargs: dict[str, Any]
+    decoding: Decoding
+    chat: bool = False
+    system: str | None = None
+    guidance: float = 1.0
     reference: tuple[Prepared, ...] | None = None  # None: the reference row is unsteered
 
 
@@ -181,12 +186,8 @@ def resolve(request: GenerationRequest, store: ArtifactStore | None = None) -> R
         steers = with_option([steers], "attributes", request.attributes)[0]
     steering = _parsed(steers)  # unknown names and bad values fail here, before any model loads
     chat = request.chat if request.chat is not None else any(a.prefers_chat for a in artifacts)
-    kwargs: dict[str, Any] = {
-        "max_new_tokens": request.max_new_tokens, "temperature": request.temperature, "top_p": request.top_p,
-        "top_k": request.top_k, "seed": request.seed, "stop": request.stop, "chat": chat,
-        "system": request.system, "guidance": request.guidance,
-    }
-    return Resolved(model_for(request.model, artifacts), steering, kwargs, reference)
+    return Resolved(model_for(request.model, artifacts), steering, request.decoding, chat=chat,
+                    system=request.system, guidance=request.guidance, reference=reference)
 
 
 def _parsed(steers: Sequence[RowEntry]) -> tuple[Prepared, ...]:
@@ -201,7 +202,8 @@ def run(lm: Any, request: GenerationRequest, resolved: Resolved | None = None, *
 
     resolved = resolved or resolve(request)
     return generate(lm, list(request.prompts), resolved.steering or None, reference=resolved.reference,
-                    **resolved.generate_kwargs, **extra)
+                    decoding=resolved.decoding, chat=resolved.chat, system=resolved.system,
+                    guidance=resolved.guidance, **extra)
 
 
 def explain(lm: Any, spec: SteerSpec, text: str, store: ArtifactStore | None = None) -> list[tuple[str, float]]:

@@ -21,9 +21,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from steerlab.core.validate import finite, positive_int, seed_value
+from steerlab.core.validate import finite
 from steerlab.errors import SteerlabError
-from steerlab.generation.sampling import check_sampling
+from steerlab.generation.decoding import NAMES as DECODING_NAMES
+from steerlab.generation.decoding import Decoding
+from steerlab.generation.rows import Input, check_messages
 
 _STEER_KEYS = ("artifact", "strength", "options")
 
@@ -69,20 +71,15 @@ class SteerSpec:
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """Prompts, their steering and decoding settings. ``steering`` applies to every prompt;
-    ``None`` (or ``[]``) is unsteered."""
+    """Prompts, their steering and decoding settings (one :class:`Decoding`). ``steering`` applies
+    to every prompt; ``None`` (or ``[]``) is unsteered."""
 
-    prompts: Sequence[str]
+    prompts: Sequence[Input]  # texts to continue, or conversations (lists of {role, content}) to answer
     steering: Sequence[SteerSpec] | None = None
     attributes: Mapping[str, Any] | str | None = None
     guidance: float = 1.0
     guidance_reference: Mapping[str, Any] | str | None = None
-    max_new_tokens: int = 48
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 0
-    seed: int | None = None
-    stop: Sequence[str] | None = None
+    decoding: Decoding = Decoding()  # flat in the JSON: "max_new_tokens", "temperature", ...
     chat: bool | None = None
     system: str | None = None
     model: str | None = None
@@ -90,9 +87,16 @@ class GenerationRequest:
     def __post_init__(self) -> None:
         if isinstance(self.prompts, str) or not isinstance(self.prompts, Sequence) or not self.prompts:
             raise SteerlabError("prompts must be a non-empty list of strings", param="prompt")
-        if not all(isinstance(p, str) for p in self.prompts):
-            raise SteerlabError("every prompt must be a string", param="prompt")
-        object.__setattr__(self, "prompts", list(self.prompts))
+        inputs: list[Input] = []
+        for p in self.prompts:
+            if isinstance(p, str):
+                inputs.append(p)
+            elif isinstance(p, Sequence):  # a conversation: the model answers its last user turn
+                inputs.append(check_messages(p))
+            else:
+                raise SteerlabError("every prompt must be a string (or a conversation: a list of "
+                                    "{role, content} messages)", param="prompt")
+        object.__setattr__(self, "prompts", inputs)
         steering = [] if self.steering is None else self.steering
         if isinstance(steering, (str, Mapping)) or not isinstance(steering, Sequence):
             raise SteerlabError("steering must be a list of steers (or null)", param="steering")
@@ -104,14 +108,8 @@ class GenerationRequest:
                 raise SteerlabError(f"{name} must be an object like {{'humor': 3}} or a string like 'humor:3'",
                                     param=name)
         finite("guidance", self.guidance, max_abs=1e3)
-        positive_int("max_new_tokens", self.max_new_tokens)
-        check_sampling(self.temperature, self.top_p, self.top_k)
-        seed_value("seed", self.seed)
-        if self.stop is not None:
-            if isinstance(self.stop, str):
-                object.__setattr__(self, "stop", [self.stop])
-            elif not all(isinstance(s, str) and s for s in self.stop):
-                raise SteerlabError("stop must be a list of non-empty strings", param="stop")
+        if not isinstance(self.decoding, Decoding):
+            raise SteerlabError(f"decoding must be a Decoding, got {type(self.decoding).__name__}")
         for name in ("chat",):
             value = getattr(self, name)
             if value is not None and not isinstance(value, bool):
@@ -126,14 +124,18 @@ class GenerationRequest:
         """Build from JSON, refusing unknown fields with the list of known ones."""
         if not isinstance(d, Mapping):
             raise SteerlabError(f"a request must be an object, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
+        known = ({f.name for f in fields(cls)} - {"decoding"}) | DECODING_NAMES
         unknown = sorted(set(d) - known)
         if unknown:
             raise SteerlabError(f"unknown request field(s) {unknown}; known: {', '.join(sorted(known))}")
-        return cls(**d)
+        decoding, rest = Decoding.pick(d)
+        return cls(**rest, decoding=decoding)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON, decoding settings flat (``from_dict`` reads it back exactly)."""
         out = asdict(self)
+        del out["decoding"]
+        out.update(self.decoding.to_dict())
         out["steering"] = [s.to_dict() for s in (self.steering or [])]
         for key in ("attributes", "guidance_reference"):
             if isinstance(out[key], Mapping):

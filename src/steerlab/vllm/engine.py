@@ -36,9 +36,9 @@ from safetensors.torch import save_file
 from steerlab.core.artifact import Artifact
 from steerlab.core.plan import per_row, with_option
 from steerlab.core.steerer import Prepared
-from steerlab.core.validate import offset_seed
 from steerlab.defaults import DEFAULT_MODEL
 from steerlab.errors import SteerlabError
+from steerlab.generation.decoding import Decoding
 from steerlab.generation.rows import build_rows
 from steerlab.models.layout import Layout
 from steerlab.models.loading import LoadedModel
@@ -110,13 +110,15 @@ class VllmEngine:
             self._loras[key] = LoRARequest(folder.name, len(self._loras) + 1, str(folder))
         return self._loras[key]
 
-    def generate(self, prompts: str | Sequence[str], steering: Any = None, *, max_new_tokens: int = 64,
-                 temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, seed: int | None = None,
-                 chat: bool = False, system: str | None = None, stop: Sequence[str] | None = None,
-                 attributes: Any = None, guidance: float = 1.0, guidance_reference: Any = None,
-                 ignore_eos: bool = False, allow_mismatch: bool = False, progress: bool = True,
-                 batch_size: int | None = None) -> Any:
+    def generate(self, prompts: str | Sequence[str], steering: Any = None, *, max_new_tokens: int | None = None,
+                 temperature: float | None = None, top_p: float | None = None, top_k: int | None = None,
+                 seed: int | None = None, decoding: Decoding | None = None, chat: bool = False,
+                 system: str | None = None, stop: Sequence[str] | None = None, attributes: Any = None,
+                 guidance: float = 1.0, guidance_reference: Any = None, ignore_eos: bool = False,
+                 allow_mismatch: bool = False, progress: bool = True, batch_size: int | None = None) -> Any:
         """As :func:`steerlab.generate` (``batch_size`` is vLLM's business and ignored)."""
+        decoding = Decoding.of_call(decoding, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                    top_k=top_k, seed=seed, stop=stop, ignore_eos=ignore_eos)
         if guidance != 1.0 or guidance_reference is not None:
             raise SteerlabError("classifier-free guidance (guidance != 1) is not available on the vLLM engine")
         if allow_mismatch:
@@ -133,8 +135,7 @@ class VllmEngine:
         for i, pair in enumerate(pairs):
             hooked, lora = self.split(pair.row.steering)
             requests.append({"prompt_token_ids": self.tokenize(pair.row.text, pair.row.add_special_tokens)})
-            params.append(self.sampling_params(max_new_tokens, temperature, top_p, top_k,
-                                               offset_seed(seed, i), stop, ignore_eos, hooked))
+            params.append(self.sampling_params(decoding.for_row(i), hooked))
             loras.append(lora)
         outs = self.llm.generate(requests, params, lora_request=loras if any(loras) else None, use_tqdm=progress)
         texts_out = [o.outputs[0].text for o in outs]
@@ -145,13 +146,13 @@ class VllmEngine:
         return list(self._text_lm.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
 
     @staticmethod
-    def sampling_params(max_new_tokens: int, temperature: float, top_p: float, top_k: int, seed: int | None,
-                        stop: Sequence[str] | None, ignore_eos: bool, hooked: list[dict[str, Any]]) -> Any:
+    def sampling_params(decoding: Decoding, hooked: list[dict[str, Any]]) -> Any:
         """vLLM's sampling parameters for one row, its hook steering in ``extra_args``."""
         from vllm import SamplingParams
 
-        return SamplingParams(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-                              seed=seed, stop=list(stop) if stop else None, ignore_eos=ignore_eos,
+        d = decoding
+        return SamplingParams(max_tokens=d.max_new_tokens, temperature=d.temperature, top_p=d.top_p, top_k=d.top_k,
+                              seed=d.seed, stop=list(d.stop) or None, ignore_eos=d.ignore_eos,
                               extra_args={"steering": hooked} if hooked else None)
 
     def split(self, steers: Sequence[Prepared]) -> tuple[list[dict[str, Any]], Any]:

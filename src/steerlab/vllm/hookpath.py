@@ -18,7 +18,7 @@ Two shapes of step:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,11 +42,11 @@ class HookPath:
     """The hooks of one model runner's batch (see the module docstring)."""
 
     def __init__(self, lm: LoadedModel, lm_head: Callable[[Tensor], Any], compute_logits: Callable[[Tensor], Any],
-                 conventions: Sequence[Convention | None]) -> None:
+                 conventions: Mapping[int, Convention]) -> None:
         self.lm = lm
         self._head = lm_head  # the head with hooks honoured (hooks on the view's head module)
         self._compute_logits = compute_logits  # vLLM's own, untouched
-        self._conventions = conventions
+        self._conventions = conventions  # layer -> what its decoder layer returns
         self.batch: tuple[str, ...] | None = None  # the request ids the plan is for
         self._planned: Planned = []
         self._prompt_len = torch.zeros(0, dtype=torch.long)  # (R,)

@@ -51,8 +51,7 @@ class VllmServingEngine(EngineThread):
             raise SteerlabError("soft prompts (DGLM) are not available on the vLLM engine: vLLM 0.32 cannot combine "
                                 "prompt embeddings with the LoRA they come with")
         hooked, lora = self.engine.split([prepare(None, st) for st in job.steering])  # parsed once
-        params = self.engine.sampling_params(job.max_new_tokens, job.temperature, job.top_p, job.top_k, job.seed,
-                                             job.stop, job.ignore_eos, hooked)
+        params = self.engine.sampling_params(job.decoding, hooked)
         params.output_kind = RequestOutputKind.DELTA
         try:
             SteeringAdmission.validate_params(params)
