@@ -50,10 +50,6 @@ class Decoding:
         if not isinstance(self.ignore_eos, bool):
             raise SteerlabError(f"ignore_eos must be true or false, got {self.ignore_eos!r}", param="ignore_eos")
 
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0
-
     def for_row(self, i: int) -> Decoding:
         """The settings of row (or choice) ``i`` of a call: with a seed, row ``i`` samples from
         ``seed + i`` so rows differ; otherwise unchanged."""
@@ -81,8 +77,7 @@ class Decoding:
     @classmethod
     def pick(cls, d: Mapping[str, Any]) -> tuple[Decoding, dict[str, Any]]:
         """Split a flat mapping (a request's JSON) into its decoding settings and the rest."""
-        names = NAMES
-        return cls(**{k: v for k, v in d.items() if k in names}), {k: v for k, v in d.items() if k not in names}
+        return cls(**{k: v for k, v in d.items() if k in NAMES}), {k: v for k, v in d.items() if k not in NAMES}
 
 
 NAMES: frozenset[str] = frozenset(f.name for f in fields(Decoding))
