@@ -88,9 +88,9 @@ def test_generation_batch_size_comes_from_the_environment(tiny_llama, monkeypatc
     sizes: list[int] = []
     real = gen._generate_chunk
 
-    def spy(lm, rows, **kw):  # type: ignore[no-untyped-def]
+    def spy(lm, rows, *args, **kw):  # type: ignore[no-untyped-def]
         sizes.append(len(rows))
-        return real(lm, rows, **kw)
+        return real(lm, rows, *args, **kw)
 
     monkeypatch.setattr(gen, "_generate_chunk", spy)
     monkeypatch.setenv("STEERLAB_GEN_BATCH", "2")
