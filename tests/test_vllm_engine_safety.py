@@ -107,6 +107,12 @@ GEN = _steer("llama-vec", layers=[1, 2], positions="generated")
 OVER = [{"artifact": "llama-vec", "strength": 1.0, "layers": [1], "positions": k} for k in (2, 3, 4, 5)]
 
 
+SPEC = {"method": "ngram", "num_speculative_tokens": 3, "prompt_lookup_max": 3}
+"""vLLM's CPU build runs ngram speculation: each step scores several draft tokens per request."""
+_REPEATED = "The cat sat on the mat. The cat sat on the mat. The cat sat on the"  # n-grams to propose drafts from
+REPEATS = [[_REPEATED, None], [_REPEATED, _steer("llama-vec", -2.0, layers=[1])]]
+
+
 def _llama_engines(folder: str, long_ids: list[int], first: int, *, full: bool) -> list[dict[str, Any]]:
     """Engine 0 (prefix caching on) runs turn 2 of a chat steered on generated tokens and unsteered;
     engine 1 (caching off) replays both B prompts; ``first`` is engine 0's index in the job.
@@ -134,6 +140,9 @@ def one_process(tiny_world: dict[str, Any]) -> list[list[Any]]:
     engines = [{"model": f[arch], "kwargs": {**ENGINE, "enforce_eager": eager}, "runs": [
         {"kind": "generate", "items": _items(arch)}]} for eager in (True, False) for arch in ("stablelm", "cohere")]
     engines += _llama_engines(f["llama"], tiny_world["refs"]["long_ids"], len(engines), full=True)
+    engines[-1]["runs"].append({"kind": "generate", "items": REPEATS})  # the same rows without speculation
+    engines.append({"model": f["llama"], "kwargs": {**ENGINE, "enforce_eager": True, "speculative_config": SPEC},
+                    "runs": [{"kind": "admit", "items": [[p, s, None] for p, s in REPEATS] + [[PROMPT, GEN, None]]}]})
     return list(_run_driver("vllm_safety_driver.py", {"engines": engines}, tiny_world["work"],
                             env={"VLLM_USE_AOT_COMPILE": "1"})["engines"])
 
@@ -209,6 +218,20 @@ def test_a_request_past_the_tables_is_refused_alone_at_admission(one_process: li
     good_a, good_b, bad = admit["items"]
     assert bad and "STEERLAB_VLLM_GRAPH_SEGMENTS" in bad["error"]
     assert [good_a["ids"], good_b["ids"]] == after["ids"]
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_speculative_decoding_steers_every_token_and_refuses_position_rules(one_process: list[list[Any]]) -> None:
+    """With ngram speculation a step holds several tokens per request: steering with positions
+    "all" gives the tokens the same engine gives without speculation; a "generated" rule (whose
+    segment starts the drafts would shift) is refused at admission, alone."""
+    admit = one_process[6][0]
+    assert "step_error" not in admit
+    plain, steered, refused = admit["items"]
+    assert refused and "speculative decoding" in refused["error"]
+    assert [plain["ids"], steered["ids"]] == one_process[5][-1]["ids"]  # the same rows, no speculation
+    assert plain["ids"] != steered["ids"]  # the steer changed the text
 
 
 @pytest.mark.slow
