@@ -4,6 +4,8 @@ and every path that would run the model refused by name."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import steerlab
@@ -12,7 +14,7 @@ from steerlab.core.artifact import load_artifact
 from steerlab.core.fingerprint import ModelFingerprint
 from steerlab.core.steerer import Steer, get_steerer
 from steerlab.defaults import DEFAULT_MODEL
-from steerlab.errors import ModelMismatchError, SteerlabError
+from steerlab.errors import ModelMismatchError, ModelNotFoundError, SteerlabError
 from steerlab.generation.engine import Engine
 from steerlab.generation.rows import build_rows
 from steerlab.models.loading import LoadedModel
@@ -60,3 +62,22 @@ def test_what_would_run_the_model_is_refused_by_name(shell) -> None:
     dglm = load_artifact(shipped()["dglm-smollm2"].path)
     with pytest.raises(SteerlabError, match="soft prompts"):
         build_rows(shell, ["The movie was"], Steer(dglm, 1.0))
+
+
+def test_a_hub_model_is_read_from_the_cache_the_engine_filled(shell, tmp_path, monkeypatch) -> None:
+    """``serve --engine vllm --model org/name``: vLLM downloads the model first; the weightless model
+    then reads the cached snapshot (and never downloads)."""
+    import huggingface_hub.constants as hub
+
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ModelNotFoundError, match="not in the Hugging Face cache"):
+        load_weightless("some-org/some-model")
+    repo = tmp_path / "models--some-org--some-model"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    snapshot = repo / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    for f in Path(shell.source).iterdir():
+        (snapshot / f.name).symlink_to(f)
+    hub_lm = load_weightless("some-org/some-model")
+    assert hub_lm.fingerprint.weights_hash == shell.fingerprint.weights_hash and not hub_lm.has_weights

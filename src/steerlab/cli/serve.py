@@ -74,15 +74,13 @@ def serve(
     gen_engine = None
     if engine == "vllm":
         from steerlab.models.weightless import load_weightless
-
-        lm = load_weightless(model)  # vLLM holds the weights; steerlab formats, tokenises and checks
-
         from steerlab.vllm.engine import VllmEngine
         from steerlab.vllm.serving import VllmServingEngine
 
-        with console.status("starting vLLM"):
+        with console.status("starting vLLM"):  # first: a hub model is downloaded here
             gen_engine = VllmServingEngine(VllmEngine(model, dtype="float32", enable_lora=True, max_num_seqs=max_batch,
                                                       enforce_eager=vllm_eager or None), max_queue=max_queue)
+        lm = load_weightless(model)  # vLLM holds the weights; steerlab formats, tokenises and checks
     else:
         lm = load(model)
     app = create_app(lm, config=config, store=store, engine=gen_engine)

@@ -33,15 +33,18 @@ def load_weightless(name_or_path: str, *, layout: Layout | None = None) -> Loade
 
     The fingerprint equals :func:`~steerlab.models.loading.load_model`'s for the same checkpoint,
     so artifacts are checked exactly as on a loaded model. Needs a local folder (or a packaged
-    model) of safetensors: a GGUF file or a hub id would have to be read in full for its embedding."""
+    model, or a hub model already in the Hugging Face cache) of safetensors: a GGUF file would have to
+    be read in full for its embedding."""
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     start = time.perf_counter()
     source, gguf_file, info = resolve_source(name_or_path)
+    if info.get("hub"):  # the engine beside this one has downloaded it: read the cached snapshot
+        source = _cached_snapshot(source)
     if gguf_file is not None or not Path(source).is_dir():
         raise SteerlabError(f"{name_or_path!r}: a model loaded without weights needs a folder of safetensors "
-                            "(a packaged model or a local checkpoint), not a GGUF file or a hub id")
+                            "(a packaged model, a local checkpoint or a downloaded hub model), not a GGUF file")
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         config = AutoConfig.from_pretrained(source)
@@ -54,6 +57,17 @@ def load_weightless(name_or_path: str, *, layout: Layout | None = None) -> Loade
     lm.__dict__["fingerprint"] = fingerprint_from_checkpoint(name_or_path, config, source)
     lm.load_seconds = time.perf_counter() - start
     return lm
+
+
+def _cached_snapshot(repo_id: str) -> str:
+    """The local folder of a hub model already in the Hugging Face cache (nothing is downloaded)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return str(snapshot_download(repo_id, local_files_only=True))
+    except Exception as e:  # noqa: BLE001 - any miss is the same answer to the user
+        raise ModelNotFoundError(f"{repo_id!r} is not in the Hugging Face cache yet ({type(e).__name__}); "
+                                 "the serving engine downloads it first") from None
 
 
 def fingerprint_from_checkpoint(name: str, config: Any, model_dir: str | None,
