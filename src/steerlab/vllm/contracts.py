@@ -1,8 +1,8 @@
 """Every vLLM internal the plugin touches, checked by name, so a vLLM upgrade that moves one is
 refused when the plugin loads or attaches — naming what moved — instead of steering wrongly.
 
-The tested range is pinned in ``pyproject.toml`` (``vllm>=0.32,<0.33``); ``docs/vllm.md`` has the
-same table. :func:`check_static` runs in every vLLM process as the plugin registers (module-level
+The tested range is pinned in ``pyproject.toml`` (``vllm>=0.32,<0.33``); ``docs/vllm-internals.md``
+has the same table. :func:`check_static` runs in every vLLM process as the plugin registers (module-level
 classes and signatures); :func:`check_runner` when the worker attaches (the model runner's arrays).
 """
 
