@@ -113,11 +113,13 @@ _REPEATED = "The cat sat on the mat. The cat sat on the mat. The cat sat on the"
 REPEATS = [[_REPEATED, None], [_REPEATED, _steer("llama-vec", -2.0, layers=[1])]]
 
 
-def _llama_engines(folder: str, long_ids: list[int], first: int, *, full: bool) -> list[dict[str, Any]]:
-    """Engine 0 (prefix caching on) runs turn 2 of a chat steered on generated tokens and unsteered;
-    engine 1 (caching off) replays both B prompts; ``first`` is engine 0's index in the job.
-    ``full`` adds request-id reuse, capacity and admission cases to engine 0."""
-    runs: list[dict[str, Any]] = [{"kind": "turn2", "prompt": long_ids, "steering": GEN, "max_tokens": 32},
+def _turn_two_engines(folder: str, arch: str, long_ids: list[int], first: int, *,
+                      full: bool) -> list[dict[str, Any]]:
+    """Engine 0 (prefix caching on) runs turn 2 of a chat steered on generated tokens (by ``arch``'s
+    vector) and unsteered; engine 1 (caching off) replays both B prompts; ``first`` is engine 0's
+    index in the job. ``full`` (Llama) adds request-id reuse, capacity and admission cases to engine 0."""
+    gen = _steer(f"{arch}-vec", layers=[1, 2], positions="generated")
+    runs: list[dict[str, Any]] = [{"kind": "turn2", "prompt": long_ids, "steering": gen, "max_tokens": 32},
                                   {"kind": "turn2", "prompt": long_ids, "steering": None, "max_tokens": 32}]
     if full:
         runs += [{"kind": "reuse", "prompt": PROMPT, "first": GEN, "second": GOOD[1][1], "steps": 3},
@@ -127,7 +129,7 @@ def _llama_engines(folder: str, long_ids: list[int], first: int, *, full: bool) 
                  {"kind": "generate", "items": GOOD},
                  {"kind": "env", "names": ["VLLM_USE_AOT_COMPILE"]}]
     replay = [{"kind": "replay", "engine": first, "run": r, "field": "b_prompt", "steering": s, "max_tokens": 32}
-              for r, s in ((0, GEN), (1, None))]
+              for r, s in ((0, gen), (1, None))]
     return [{"model": folder, "kwargs": {**ENGINE, "enable_prefix_caching": True}, "runs": runs},
             {"model": folder, "kwargs": {**ENGINE, "enable_prefix_caching": False}, "runs": replay}]
 
@@ -139,7 +141,7 @@ def one_process(tiny_world: dict[str, Any]) -> list[list[Any]]:
     f = tiny_world["folders"]
     engines = [{"model": f[arch], "kwargs": {**ENGINE, "enforce_eager": eager}, "runs": [
         {"kind": "generate", "items": _items(arch)}]} for eager in (True, False) for arch in ("stablelm", "cohere")]
-    engines += _llama_engines(f["llama"], tiny_world["refs"]["long_ids"], len(engines), full=True)
+    engines += _turn_two_engines(f["llama"], "llama", tiny_world["refs"]["long_ids"], len(engines), full=True)
     engines[-1]["runs"].append({"kind": "generate", "items": REPEATS})  # the same rows without speculation
     engines.append({"model": f["llama"], "kwargs": {**ENGINE, "enforce_eager": True, "speculative_config": SPEC},
                     "runs": [{"kind": "admit", "items": [[p, s, None] for p, s in REPEATS] + [[PROMPT, GEN, None]]}]})
@@ -150,10 +152,10 @@ def one_process(tiny_world: dict[str, Any]) -> list[list[Any]]:
 @pytest.fixture(scope="module")
 def default_layout(tiny_world: dict[str, Any]) -> list[list[Any]]:
     """vLLM's default process layout (the engine core in its own process): StableLM's parity and
-    the prefix-cache case."""
+    the prefix-cache case across two turns, on StableLM (whose layers return the stream first)."""
     f = tiny_world["folders"]
     engines = [{"model": f["stablelm"], "kwargs": ENGINE, "runs": [{"kind": "generate", "items": _items("stablelm")}]}]
-    engines += _llama_engines(f["llama"], tiny_world["refs"]["long_ids"], len(engines), full=False)
+    engines += _turn_two_engines(f["stablelm"], "stablelm", tiny_world["refs"]["long_ids"], len(engines), full=False)
     return list(_run_driver("vllm_safety_driver.py", {"engines": engines}, tiny_world["work"],
                             env={"VLLM_ENABLE_V1_MULTIPROCESSING": "1"})["engines"])
 
