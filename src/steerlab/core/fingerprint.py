@@ -88,8 +88,9 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()
 
 
-def weights_hash(embedding: nn.Module) -> str:
-    """sha256 of the token-embedding matrix as float32 bytes (cheap, and unique per checkpoint)."""
-    weight: torch.Tensor = embedding.weight  # type: ignore[assignment]
+def weights_hash(embedding: nn.Module | torch.Tensor) -> str:
+    """sha256 of the token-embedding matrix (V, H) — a module's ``weight`` or the tensor itself, as
+    read from a checkpoint — as float32 bytes (cheap, and unique per checkpoint)."""
+    weight: torch.Tensor = embedding if isinstance(embedding, torch.Tensor) else embedding.weight  # type: ignore[assignment]
     w = weight.detach().to(torch.float32).contiguous().cpu()  # (V, H)
     return hashlib.sha256(w.numpy().tobytes()).hexdigest()

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from steerlab.core.fingerprint import ModelFingerprint, config_hash, weights_hash
 from steerlab.errors import ModelNotFoundError, SteerlabError
@@ -77,26 +77,18 @@ def fingerprint_from_checkpoint(name: str, config: Any, model_dir: str | None,
     when the folder holds no such tensor (an engine's own copy: it may be in another dtype, padded
     or sharded); without either, the weights hash is empty and only shape checks can pass
     (artifacts then need ``allow_mismatch``)."""
-    embed = None
-    if model_dir:
-        for key in EMBEDDING_KEYS:
-            embed = checkpoint_tensor(model_dir, key)
-            if embed is not None:
-                break
+    embed = checkpoint_tensor(model_dir, EMBEDDING_KEYS) if model_dir else None
     if embed is None:
         embed = fallback
-    digest = ""
-    if embed is not None:
-        holder = nn.Embedding(1, 1)
-        holder.weight = nn.Parameter(embed.detach(), requires_grad=False)
-        digest = weights_hash(holder)
+    digest = weights_hash(embed) if embed is not None else ""
     return ModelFingerprint(name=name, model_type=str(config.model_type), hidden_size=int(config.hidden_size),
                             num_layers=int(config.num_hidden_layers), vocab_size=int(config.vocab_size),
                             config_hash=config_hash(config), weights_hash=digest)
 
 
-def checkpoint_tensor(model_dir: str, key: str) -> Tensor | None:
-    """One tensor of a folder's safetensors files (read alone, memory-mapped), or None."""
+def checkpoint_tensor(model_dir: str, keys: tuple[str, ...]) -> Tensor | None:
+    """The first of ``keys`` found in a folder's safetensors files (each file's header read once;
+    the tensor read alone), or None."""
     from safetensors import safe_open
 
     folder = Path(model_dir)
@@ -104,6 +96,8 @@ def checkpoint_tensor(model_dir: str, key: str) -> Tensor | None:
         return None
     for path in sorted(folder.glob("*.safetensors")):
         with safe_open(str(path), framework="pt") as f:
-            if key in f.keys():
-                return f.get_tensor(key)
+            held = set(f.keys())
+            for key in keys:
+                if key in held:
+                    return f.get_tensor(key)
     return None

@@ -44,6 +44,7 @@ class HookPath:
     def __init__(self, lm: LoadedModel, lm_head: Callable[[Tensor], Any], compute_logits: Callable[[Tensor], Any],
                  conventions: Mapping[int, Convention]) -> None:
         self.lm = lm
+        self._device = lm.device  # read once: each decode step moves its positions here
         self._head = lm_head  # the head with hooks honoured (hooks on the view's head module)
         self._compute_logits = compute_logits  # vLLM's own, untouched
         self._conventions = conventions  # layer -> what its decoder layer returns
@@ -104,7 +105,7 @@ class HookPath:
             self._kept_tracker.prompt_len = self._prompt_len
             self._kept_tracker.index = positions[:, None]
             self._kept = self._install(self._planned, self._kept_tracker)
-        self._kept_tracker.index = positions[:, None].to(self.lm.device)  # (R, 1)
+        self._kept_tracker.index = positions[:, None].to(self._device)  # (R, 1)
         self._kept.active = True
         try:
             return run()
@@ -142,7 +143,7 @@ class HookPath:
                                 f"({hidden.shape[0]} rows for {requests} requests) is not supported")
 
     def _install(self, planned: Planned, tracker: PositionTracker) -> VllmHookSet:
-        device = self.lm.device
+        device = self._device
         if tracker.index is not None:
             tracker.index = tracker.index.to(device)
         if tracker.prompt_len is not None:
